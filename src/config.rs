@@ -1,0 +1,416 @@
+//! The YAML configuration: its types, defaults, loading, and the checks `--check-config` runs.
+//!
+//! Parsing is strict (`deny_unknown_fields`): a misspelt key is an error naming the key and its line, never a
+//! silently ignored setting. After parsing, every semantic problem (bad address, bad URL, impossible limit) is
+//! collected with its line, so one run of `--check-config` lists them all.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Reactor threads; 0 means one per core.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    pub proxies: Vec<ProxyConfig>,
+}
+
+/// Which Stratum dialect a proxy entry speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolKind {
+    /// Bitcoin Stratum V1 (SHA256d) with its extensions.
+    Stratum,
+    /// Equihash stratum (ZIP 301).
+    Equihash,
+}
+
+/// One proxy: listeners, the pools it serves them from, and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub name: String,
+    pub protocol: ProtocolKind,
+    pub listen: Vec<ListenConfig>,
+    /// Bytes of extranonce2 each miner keeps at least.
+    #[serde(default = "default_min_extranonce2_size")]
+    pub min_extranonce2_size: usize,
+    /// Pools in priority order.
+    pub pools: Vec<PoolConfig>,
+    /// Longest line accepted from a miner or a pool, in bytes.
+    #[serde(default = "default_max_line_length")]
+    pub max_line_length: usize,
+    /// Shares a miner may have waiting for the pool's verdict; more are answered with an error.
+    #[serde(default = "default_max_pending_shares")]
+    pub max_pending_shares: u32,
+    /// Bytes queued for a miner that does not read before it is disconnected.
+    #[serde(default = "default_max_write_buffer")]
+    pub max_write_buffer: usize,
+    /// Seconds a connection may stay without subscribing and authorizing.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: f64,
+    /// Seconds to wait for the pool's verdict on a share before answering the miner with an error.
+    #[serde(default = "default_share_timeout")]
+    pub share_timeout: f64,
+    /// Seconds a miner's subscribe may wait for a pool connection before it gets an error.
+    #[serde(default = "default_pool_wait")]
+    pub pool_wait_timeout: f64,
+    /// Seconds before the first reconnect to a pool; doubles per failure up to `retry_max`.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial: f64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max: f64,
+    /// Failed attempts on one pool before moving down the list.
+    #[serde(default = "default_failover_after")]
+    pub failover_after: u32,
+    /// Return to a higher-priority pool when it is healthy again.
+    #[serde(default = "default_true")]
+    pub failback: bool,
+    /// Seconds between checks of a higher-priority pool while on a backup.
+    #[serde(default = "default_failback_interval")]
+    pub failback_interval: f64,
+    /// Follow a pool's `client.reconnect` to another host/port (otherwise reconnect to the same pool).
+    #[serde(default)]
+    pub allow_reconnect_redirect: bool,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub address: Spanned<String>,
+}
+
+/// One pool account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    pub url: Spanned<String>,
+    pub user: String,
+    #[serde(default = "default_password")]
+    pub password: String,
+}
+
+fn default_threads() -> usize {
+    1
+}
+fn default_min_extranonce2_size() -> usize {
+    4
+}
+fn default_max_line_length() -> usize {
+    16 * 1024
+}
+fn default_max_pending_shares() -> u32 {
+    64
+}
+fn default_max_write_buffer() -> usize {
+    256 * 1024
+}
+fn default_idle_timeout() -> f64 {
+    60.0
+}
+fn default_share_timeout() -> f64 {
+    30.0
+}
+fn default_pool_wait() -> f64 {
+    30.0
+}
+fn default_retry_initial() -> f64 {
+    0.5
+}
+fn default_retry_max() -> f64 {
+    30.0
+}
+fn default_failover_after() -> u32 {
+    2
+}
+fn default_failback_interval() -> f64 {
+    30.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_password() -> String {
+    "x".to_string()
+}
+
+/// A pool address from a `stratum+tcp://host:port` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl PoolUrl {
+    /// Parses `stratum+tcp://host:port` (also `tcp://` and a bare `host:port`).
+    pub fn parse(url: &str) -> Result<PoolUrl, String> {
+        let rest = if let Some((scheme, rest)) = url.split_once("://") {
+            match scheme {
+                "stratum+tcp" | "tcp" => rest,
+                "stratum+ssl" | "stratum+tls" | "ssl" | "tls" => {
+                    return Err(format!("TLS pool URLs ({scheme}://) are not supported yet"))
+                }
+                _ => return Err(format!("unknown URL scheme '{scheme}' (use stratum+tcp://)")),
+            }
+        } else {
+            url
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("'{url}' has no port (stratum+tcp://host:port)"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("'{url}' has no host"));
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("'{url}' has an invalid port '{port}'"))?;
+        if port == 0 {
+            return Err(format!("'{url}' has port 0"));
+        }
+        Ok(PoolUrl {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and checks a config text; every problem found is returned.
+    pub fn from_yaml(text: &str) -> Result<Config, Vec<Problem>> {
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+            vec![Problem {
+                line: e.location().map(|l| l.line()),
+                message: first_line(&e.to_string()),
+            }]
+        })?;
+        let problems = config.check();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Reads and checks a config file.
+    pub fn load(path: &std::path::Path) -> Result<Config, Vec<Problem>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Problem {
+                line: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            }]
+        })?;
+        Config::from_yaml(&text)
+    }
+
+    /// The semantic checks that serde cannot do.
+    pub fn check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut p = |line: Option<u64>, message: String| problems.push(Problem { line, message });
+        if self.proxies.is_empty() {
+            p(None, "no proxies configured".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for proxy in &self.proxies {
+            let n = &proxy.name;
+            if !names.insert(n.clone()) {
+                p(None, format!("proxy name '{n}' is used twice"));
+            }
+            if proxy.listen.is_empty() {
+                p(None, format!("proxy '{n}': no listen address"));
+            }
+            for l in &proxy.listen {
+                if l.address.value.parse::<SocketAddr>().is_err() {
+                    p(
+                        Some(l.address.referenced.line()),
+                        format!(
+                            "proxy '{n}': listen address '{}' is not IP:PORT",
+                            l.address.value
+                        ),
+                    );
+                }
+            }
+            if proxy.pools.is_empty() {
+                p(None, format!("proxy '{n}': no pools"));
+            }
+            for pool in &proxy.pools {
+                if let Err(e) = PoolUrl::parse(&pool.url.value) {
+                    p(
+                        Some(pool.url.referenced.line()),
+                        format!("proxy '{n}': pool url: {e}"),
+                    );
+                }
+            }
+            if proxy.protocol == ProtocolKind::Equihash {
+                p(
+                    None,
+                    format!("proxy '{n}': protocol 'equihash' is not supported by this build yet"),
+                );
+            }
+            if !(1..=8).contains(&proxy.min_extranonce2_size) {
+                p(
+                    None,
+                    format!("proxy '{n}': min_extranonce2_size must be 1..=8"),
+                );
+            }
+            if proxy.max_line_length < 512 {
+                p(
+                    None,
+                    format!("proxy '{n}': max_line_length must be at least 512"),
+                );
+            }
+            if proxy.max_pending_shares == 0 {
+                p(
+                    None,
+                    format!("proxy '{n}': max_pending_shares must be at least 1"),
+                );
+            }
+            if proxy.max_write_buffer < 4096 {
+                p(
+                    None,
+                    format!("proxy '{n}': max_write_buffer must be at least 4096"),
+                );
+            }
+            for (key, v) in [
+                ("idle_timeout", proxy.idle_timeout),
+                ("share_timeout", proxy.share_timeout),
+                ("pool_wait_timeout", proxy.pool_wait_timeout),
+                ("retry_initial", proxy.retry_initial),
+                ("retry_max", proxy.retry_max),
+                ("failback_interval", proxy.failback_interval),
+            ] {
+                if !(v.is_finite() && v > 0.0 && v < 1e7) {
+                    p(
+                        None,
+                        format!("proxy '{n}': {key} must be a positive number of seconds"),
+                    );
+                }
+            }
+            if proxy.failover_after == 0 {
+                p(
+                    None,
+                    format!("proxy '{n}': failover_after must be at least 1"),
+                );
+            }
+        }
+        problems
+    }
+}
+
+impl ProxyConfig {
+    /// A duration setting in seconds as a `Duration`.
+    pub fn secs(v: f64) -> Duration {
+        Duration::from_secs_f64(v.clamp(0.0, 1e7))
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+/// The commented template that `--generate-config` prints.
+pub fn template(pool_url: &str, user: &str) -> String {
+    format!(
+        r#"# fastproxy configuration. Check it with: fastproxy --check-config -c proxy.yaml
+# Durations are in seconds (fractions allowed). Unknown keys are errors.
+
+threads: 1                    # reactor threads (0 = one per core)
+
+proxies:
+  - name: btc-farm
+    protocol: stratum         # stratum (Bitcoin Stratum V1) | equihash (ZIP 301)
+    listen:
+      - address: 0.0.0.0:3333 # miners connect here
+    # Each miner keeps at least this many bytes of extranonce2; with the pool's extranonce2_size this sets how
+    # many miners share one pool connection (8 from the pool and 4 here: 65,536 miners per connection).
+    min_extranonce2_size: 4
+    pools:                    # in priority order; the first healthy one is used
+      - url: {pool_url}
+        user: {user}
+        password: x
+      # - url: stratum+tcp://backup.example.com:3333
+      #   user: account.farm1
+      #   password: x
+    # Limits (defaults shown):
+    # max_line_length: 16384        # bytes per JSON line from a miner or pool
+    # max_pending_shares: 64        # shares per miner waiting for the pool's verdict
+    # max_write_buffer: 262144      # bytes queued for a miner that does not read
+    # idle_timeout: 60              # a connection must subscribe and authorize within this
+    # share_timeout: 30             # the miner gets an error if the pool has not answered by then
+    # pool_wait_timeout: 30         # a subscribe waits this long for a pool connection
+    # Pool failover (defaults shown):
+    # retry_initial: 0.5            # first reconnect delay, doubling per failure
+    # retry_max: 30
+    # failover_after: 2             # failed attempts before moving down the pool list
+    # failback: true                # go back to a higher-priority pool when it is healthy
+    # failback_interval: 30
+    # allow_reconnect_redirect: false  # follow client.reconnect to another host
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_and_checks() {
+        let c = Config::from_yaml(&template("stratum+tcp://127.0.0.1:3334", "acct.w")).unwrap();
+        assert_eq!(c.proxies.len(), 1);
+        assert_eq!(c.proxies[0].min_extranonce2_size, 4);
+        assert_eq!(c.proxies[0].pools[0].password, "x");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let y = "proxies:\n  - name: a\n    protocol: stratum\n    listen: [{address: 127.0.0.1:1}]\n    pools: []\n    min_extranonce_size: 4\n";
+        let e = Config::from_yaml(y).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line, Some(6), "{e:?}");
+        assert!(e[0].message.contains("min_extranonce_size"), "{e:?}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_listed_with_lines() {
+        let y = "proxies:\n  - name: a\n    protocol: stratum\n    listen:\n      - address: nothere\n    pools:\n      - url: http://x:1\n        user: u\n      - url: stratum+tcp://host\n        user: u\n";
+        let e = Config::from_yaml(y).unwrap_err();
+        let lines: Vec<_> = e.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![Some(5), Some(7), Some(9)], "{e:?}");
+    }
+
+    #[test]
+    fn pool_url_forms() {
+        assert_eq!(
+            PoolUrl::parse("stratum+tcp://pool.example.com:3333").unwrap(),
+            PoolUrl {
+                host: "pool.example.com".into(),
+                port: 3333
+            }
+        );
+        assert!(PoolUrl::parse("stratum+tcp://h:0").is_err());
+        assert!(PoolUrl::parse("stratum+tcp://h:x").is_err());
+        assert!(PoolUrl::parse("ftp://h:1").is_err());
+    }
+}

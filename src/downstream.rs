@@ -1,0 +1,531 @@
+//! Miners: accepting them, their requests (configure, subscribe, authorize, submit, ...), and their end.
+//!
+//! A miner is attached to one upstream (a pool session) from its first mining request; it gets a nonce prefix
+//! from that upstream when its subscribe is answered, which may wait until the pool connection is ready.
+
+use crate::io::Io;
+use crate::protocol::json::{self, IdBuf, Msg, Scalar};
+use crate::protocol::stratum::{self, ConfigureRequest};
+use crate::protocol::Dialect;
+use crate::reactor::{Conn, Reactor};
+use crate::stats::ProxyStats;
+use mio::{Interest, Token};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+/// Invalid lines a miner may send before it is disconnected.
+const MAX_BAD_LINES: u32 = 8;
+
+/// Longest worker name kept.
+const MAX_WORKER_NAME: usize = 128;
+
+/// One miner connection.
+#[derive(Debug)]
+pub(crate) struct Miner {
+    pub io: Io,
+    pub addr: SocketAddr,
+    /// Tells this miner from an earlier one in the same slot.
+    pub gen: u64,
+    pub proxy: usize,
+    /// The upstream it is attached to, and its index in that upstream's miner list.
+    pub upstream: Option<usize>,
+    pub slot_in_upstream: usize,
+    /// Its nonce prefix, once its subscribe is answered.
+    pub prefix: Option<u64>,
+    /// Its subscribe has been answered.
+    pub subscribed: bool,
+    pub authorized: bool,
+    pub extranonce_subscribed: bool,
+    /// The version-rolling mask agreed with it.
+    pub version_mask: Option<u32>,
+    /// Requests waiting for the upstream to be ready.
+    pub deferred_configure: Option<(IdBuf, ConfigureRequest)>,
+    pub deferred_subscribe: Option<IdBuf>,
+    pub waiting_since: Option<Instant>,
+    pub worker: Box<str>,
+    /// Shares sent upstream and not yet answered.
+    pub pending_shares: u32,
+    pub connected_at: Instant,
+    pub bad_lines: u32,
+    /// It closed its sending side; it is closed once its pending shares are answered.
+    pub read_closed: bool,
+}
+
+impl Miner {
+    /// Subscribed and authorized: it gets jobs.
+    pub fn gets_jobs(&self) -> bool {
+        self.subscribed && self.authorized
+    }
+}
+
+impl Reactor {
+    /// Accepts every waiting connection on listener `t`.
+    pub(crate) fn accept(&mut self, t: usize) {
+        loop {
+            let Some(Conn::Listener { listener, proxy }) = self.conns.get(t) else {
+                return;
+            };
+            let proxy = *proxy;
+            let (mut socket, addr) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!(
+                        "[{}] accept failed: {e}",
+                        self.proxies[proxy].cfg.name
+                    );
+                    return;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut socket, Token(key), Interest::READABLE)
+            {
+                log::warn!("cannot register miner {addr}: {e}");
+                continue;
+            }
+            let p = &self.proxies[proxy];
+            let gen = self.next_gen;
+            self.next_gen += 1;
+            entry.insert(Conn::Miner(Miner {
+                io: Io::new(socket, p.cfg.max_write_buffer),
+                addr,
+                gen,
+                proxy,
+                upstream: None,
+                slot_in_upstream: 0,
+                prefix: None,
+                subscribed: false,
+                authorized: false,
+                extranonce_subscribed: false,
+                version_mask: None,
+                deferred_configure: None,
+                deferred_subscribe: None,
+                waiting_since: None,
+                worker: "".into(),
+                pending_shares: 0,
+                connected_at: Instant::now(),
+                bad_lines: 0,
+                read_closed: false,
+            }));
+            ProxyStats::inc(&p.stats.miners_connected);
+            ProxyStats::inc(&p.stats.miners_total);
+            log::debug!("[{}] miner {addr} connected", p.cfg.name);
+        }
+    }
+
+    /// A readiness event on miner `t`.
+    pub(crate) fn on_miner_event(&mut self, t: usize, readable: bool, writable: bool) {
+        if writable {
+            self.flush(t);
+        }
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return;
+        };
+        if !readable || m.read_closed {
+            return;
+        }
+        let max_line = self.proxies[m.proxy].cfg.max_line_length;
+        let reason = self.read_lines(t, max_line, Reactor::on_miner_line);
+        let Some(reason) = reason else {
+            return;
+        };
+        // A miner that closed its sending side still gets the replies to the shares it sent.
+        if reason == "connection closed by peer" {
+            if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+                if m.pending_shares > 0 {
+                    m.read_closed = true;
+                    return;
+                }
+            }
+        }
+        self.close_miner(t, &reason);
+    }
+
+    /// After `t`'s output queue drained: a half-closed miner with nothing pending is done.
+    pub(crate) fn after_drain(&mut self, t: usize) {
+        if let Some(Conn::Miner(m)) = self.conns.get(t) {
+            if m.read_closed && m.pending_shares == 0 {
+                self.close_miner(t, "connection closed by peer");
+            }
+        }
+    }
+
+    /// One line from miner `t`.
+    pub(crate) fn on_miner_line(&mut self, t: usize, line: &mut [u8]) -> ControlFlow<()> {
+        let mut parser = std::mem::take(&mut self.parser);
+        let flow = parser.parse(line, |msg| match msg {
+            Ok(msg) => self.on_miner_msg(t, &msg),
+            Err(e) => self.bad_miner_line(t, &IdBuf::null(), e.text()),
+        });
+        self.parser = parser;
+        flow
+    }
+
+    /// Answers a bad request with an error; disconnects after too many.
+    fn bad_miner_line(&mut self, t: usize, id: &IdBuf, why: &str) -> ControlFlow<()> {
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return ControlFlow::Break(());
+        };
+        m.bad_lines += 1;
+        let bad = m.bad_lines;
+        let (addr, proxy) = (m.addr, m.proxy);
+        let mut out = Vec::with_capacity(96);
+        json::write_error(&mut out, id.as_bytes(), 20, why);
+        if !self.queue(t, &out) {
+            return ControlFlow::Break(());
+        }
+        if bad > MAX_BAD_LINES {
+            log::warn!(
+                "[{}] miner {addr}: {bad} bad requests (last: {why}), disconnecting",
+                self.proxies[proxy].cfg.name
+            );
+            ProxyStats::inc(&self.proxies[proxy].stats.miners_kicked);
+            self.close_reason = Some(format!("too many bad requests ({why})"));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_miner_msg(&mut self, t: usize, msg: &Msg<'_>) -> ControlFlow<()> {
+        let Some(method) = msg.method else {
+            // A reply from the miner (to client.get_version, say): nothing waits for it.
+            if msg.is_reply {
+                return ControlFlow::Continue(());
+            }
+            return self.bad_miner_line(t, &msg.id, "request has no method");
+        };
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return ControlFlow::Break(());
+        };
+        match self.proxies[m.proxy].dialect {
+            Dialect::Stratum => self.on_stratum_request(t, method, msg),
+        }
+    }
+
+    fn on_stratum_request(&mut self, t: usize, method: &str, msg: &Msg<'_>) -> ControlFlow<()> {
+        match method {
+            "mining.submit" => self.miner_submit(t, msg),
+            "mining.subscribe" => self.miner_subscribe(t, msg),
+            "mining.authorize" => self.miner_authorize(t, msg),
+            "mining.configure" => self.miner_configure(t, msg),
+            "mining.extranonce.subscribe" => {
+                if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+                    m.extranonce_subscribed = true;
+                }
+                self.reply_result(t, &msg.id, b"true")
+            }
+            "mining.suggest_difficulty" | "mining.suggest_target" => {
+                // The pool sets one difficulty for the whole upstream; acknowledged, not forwarded.
+                self.reply_result(t, &msg.id, b"true")
+            }
+            "mining.ping" => self.reply_result(t, &msg.id, b"\"pong\""),
+            "mining.get_transactions" | "mining.multi_version" => {
+                self.reply_error(t, &msg.id, 20, "not supported by this proxy")
+            }
+            _ => self.bad_miner_line(t, &msg.id, "unknown method"),
+        }
+    }
+
+    /// Queues `{"id":ID,"result":RESULT,"error":null}` unless the request was a notification.
+    pub(crate) fn reply_result(&mut self, t: usize, id: &IdBuf, result: &[u8]) -> ControlFlow<()> {
+        let mut out = Vec::with_capacity(64);
+        json::write_result(&mut out, id.as_bytes(), result);
+        if self.queue(t, &out) {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    }
+
+    /// Queues an error reply.
+    pub(crate) fn reply_error(
+        &mut self,
+        t: usize,
+        id: &IdBuf,
+        code: i32,
+        message: &str,
+    ) -> ControlFlow<()> {
+        let mut out = Vec::with_capacity(96);
+        json::write_error(&mut out, id.as_bytes(), code, message);
+        if self.queue(t, &out) {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    }
+
+    fn miner_configure(&mut self, t: usize, msg: &Msg<'_>) -> ControlFlow<()> {
+        let req = match stratum::parse_configure(msg.params_json) {
+            Ok(r) => r,
+            Err(e) => return self.bad_miner_line(t, &msg.id, e),
+        };
+        if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+            m.deferred_configure = Some((msg.id.clone(), req));
+        }
+        self.attach_and_serve(t);
+        ControlFlow::Continue(())
+    }
+
+    fn miner_subscribe(&mut self, t: usize, msg: &Msg<'_>) -> ControlFlow<()> {
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return ControlFlow::Break(());
+        };
+        if m.subscribed || m.deferred_subscribe.is_some() {
+            return self.reply_error(t, &msg.id, 20, "already subscribed");
+        }
+        m.deferred_subscribe = Some(msg.id.clone());
+        self.attach_and_serve(t);
+        ControlFlow::Continue(())
+    }
+
+    fn miner_authorize(&mut self, t: usize, msg: &Msg<'_>) -> ControlFlow<()> {
+        let Some(worker) = msg.param(0).as_str() else {
+            return self.bad_miner_line(t, &msg.id, "authorize needs a worker name");
+        };
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return ControlFlow::Break(());
+        };
+        let cut = worker
+            .char_indices()
+            .nth(MAX_WORKER_NAME)
+            .map_or(worker.len(), |(i, _)| i);
+        m.worker = worker[..cut].into();
+        let first = !m.authorized;
+        m.authorized = true;
+        let flow = self.reply_result(t, &msg.id, b"true");
+        if first {
+            self.send_current_work(t);
+        }
+        flow
+    }
+
+    fn miner_submit(&mut self, t: usize, msg: &Msg<'_>) -> ControlFlow<()> {
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return ControlFlow::Break(());
+        };
+        let stats = self.proxies[m.proxy].stats.clone();
+        ProxyStats::inc(&stats.shares_submitted);
+        let refuse = |r: &mut Reactor, code: i32, why: &str| {
+            ProxyStats::inc(&stats.shares_errored);
+            r.reply_error(t, &msg.id, code, why)
+        };
+        if !m.subscribed {
+            return refuse(self, 25, "not subscribed");
+        }
+        if !m.authorized {
+            return refuse(self, 24, "unauthorized worker");
+        }
+        let (Some(u), Some(prefix)) = (m.upstream, m.prefix) else {
+            return refuse(self, 25, "not subscribed");
+        };
+        let max_pending = self.proxies[m.proxy].cfg.max_pending_shares;
+        let pending = m.pending_shares;
+        let gen = m.gen;
+        let Some(up) = self.upstreams.get(u) else {
+            return refuse(self, 20, "pool unavailable");
+        };
+        let share = match stratum::check_submit(&msg.params, msg.params_len, up.miner_extranonce2_size())
+        {
+            Ok(s) => s,
+            Err(e) => return refuse(self, 20, &e),
+        };
+        if let (Some(v), mask) = (share.version_bits, m.version_mask) {
+            let bits = u32::from_str_radix(v, 16).unwrap_or(u32::MAX);
+            if bits & !mask.unwrap_or(0) != 0 {
+                return refuse(self, 20, "version bits outside the negotiated mask");
+            }
+        }
+        if pending >= max_pending {
+            return refuse(self, 20, "too many shares waiting for the pool");
+        }
+        let Some(conn) = up.ready_conn() else {
+            return refuse(self, 20, "pool unavailable, share not forwarded");
+        };
+        if self.forward_share(u, conn, t, gen, &msg.id, &share, prefix) {
+            if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+                m.pending_shares += 1;
+            }
+            ProxyStats::inc(&stats.shares_forwarded);
+            ControlFlow::Continue(())
+        } else {
+            refuse(self, 20, "pool unavailable, share not forwarded")
+        }
+    }
+
+    /// Sends the current difficulty and job to a miner that just became subscribed and authorized.
+    pub(crate) fn send_current_work(&mut self, t: usize) {
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return;
+        };
+        if !m.gets_jobs() {
+            return;
+        }
+        let Some(up) = m.upstream.and_then(|u| self.upstreams.get(u)) else {
+            return;
+        };
+        let mut out = Vec::with_capacity(up.difficulty_line.len() + up.notify_line.len());
+        out.extend_from_slice(&up.difficulty_line);
+        out.extend_from_slice(&up.notify_line);
+        if !out.is_empty() {
+            self.queue(t, &out);
+        }
+    }
+
+    /// Answers a share's pool verdict (or an error in its place) to the miner that sent it, if still there.
+    pub(crate) fn deliver_share_reply(&mut self, t: usize, gen: u64, line: &[u8]) -> bool {
+        match self.conns.get_mut(t) {
+            Some(Conn::Miner(m)) if m.gen == gen => {
+                m.pending_shares = m.pending_shares.saturating_sub(1);
+                self.queue(t, line);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Closes miner `t`, releasing its place on its upstream.
+    pub(crate) fn close_miner(&mut self, t: usize, reason: &str) {
+        let Some(Conn::Miner(_)) = self.conns.get(t) else {
+            return;
+        };
+        let Conn::Miner(mut m) = self.conns.remove(t) else {
+            return;
+        };
+        let _ = m.io.flush();
+        let _ = self.poll.registry().deregister(&mut m.io.socket);
+        let p = &self.proxies[m.proxy];
+        ProxyStats::dec(&p.stats.miners_connected);
+        if reason == "connection closed by peer" {
+            log::debug!("[{}] miner {} ({}) disconnected", p.cfg.name, m.addr, m.worker);
+        } else {
+            log::info!(
+                "[{}] miner {} ({}) disconnected: {reason}",
+                p.cfg.name,
+                m.addr,
+                m.worker
+            );
+        }
+        self.detach_miner(&m, t);
+    }
+
+    /// Disconnects a miner for a reason that is its own doing or a change it cannot follow.
+    pub(crate) fn kick_miner(&mut self, t: usize, reason: &str) {
+        if let Some(Conn::Miner(m)) = self.conns.get(t) {
+            ProxyStats::inc(&self.proxies[m.proxy].stats.miners_kicked);
+        }
+        self.close_miner(t, reason);
+    }
+
+    /// Once a second: miners that never subscribed and authorized, and subscribes that waited too long.
+    pub(crate) fn tick_miners(&mut self, now: Instant) {
+        let mut idle = Vec::new();
+        let mut waited = Vec::new();
+        for (t, c) in self.conns.iter() {
+            let Conn::Miner(m) = c else { continue };
+            let timing = &self.proxies[m.proxy].timing;
+            if let Some(since) = m.waiting_since {
+                if now.duration_since(since) >= timing.pool_wait {
+                    waited.push(t);
+                    continue;
+                }
+            }
+            if !m.gets_jobs()
+                && m.deferred_subscribe.is_none()
+                && now.duration_since(m.connected_at) >= timing.idle
+            {
+                idle.push(t);
+            }
+        }
+        for t in idle {
+            self.kick_miner(t, "idle: did not subscribe and authorize in time");
+        }
+        for t in waited {
+            let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+                continue;
+            };
+            let configure = m.deferred_configure.take();
+            let subscribe = m.deferred_subscribe.take();
+            for id in configure.map(|c| c.0).into_iter().chain(subscribe) {
+                let _ = self.reply_error(t, &id, 20, "no pool connection available");
+            }
+            self.flush(t);
+            self.close_miner(t, "no pool connection became available in time");
+        }
+    }
+
+    /// Answers a miner's deferred configure and subscribe from its (ready) upstream. Returns false when the
+    /// upstream has no free prefix left for it.
+    pub(crate) fn serve_deferred(&mut self, t: usize) -> bool {
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return true;
+        };
+        let Some(u) = m.upstream else { return true };
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return true;
+        };
+        if !up.ready {
+            return true;
+        }
+        let mut out = Vec::new();
+        if let Some((id, req)) = m.deferred_configure.take() {
+            let vr = req.version_rolling.map(|asked| up.pool_mask.map(|pm| pm & asked));
+            m.version_mask = vr.flatten();
+            stratum::write_configure_result(&mut out, &id, vr, &req.others);
+        }
+        let mut full = false;
+        if let Some(id) = m.deferred_subscribe.take() {
+            match up.prefixes.alloc() {
+                Some(prefix) => {
+                    up.waiting = up.waiting.saturating_sub(1);
+                    m.prefix = Some(prefix);
+                    m.subscribed = true;
+                    m.waiting_since = None;
+                    stratum::write_subscribe_result(
+                        &mut out,
+                        &id,
+                        m.gen,
+                        &up.e1,
+                        up.prefixes.bytes(prefix),
+                        up.miner_extranonce2_size(),
+                    );
+                }
+                None => {
+                    m.deferred_subscribe = Some(id);
+                    full = true;
+                }
+            }
+        }
+        if !out.is_empty() && self.queue(t, &out) {
+            self.send_current_work(t);
+        }
+        !full
+    }
+}
+
+/// The JSON text of a scalar result from a pool, passed to the miner.
+pub(crate) fn scalar_json(s: &Scalar<'_>, complex: &str, out: &mut Vec<u8>) {
+    use std::io::Write;
+    match *s {
+        Scalar::Missing | Scalar::Null => out.extend_from_slice(b"null"),
+        Scalar::Bool(true) => out.extend_from_slice(b"true"),
+        Scalar::Bool(false) => out.extend_from_slice(b"false"),
+        Scalar::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Scalar::Uint(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Scalar::Float(f) => {
+            let _ = write!(out, "{f}");
+        }
+        Scalar::Str(s) => json::write_str(out, s),
+        Scalar::Complex => out.extend_from_slice(complex.as_bytes()),
+    }
+}

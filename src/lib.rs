@@ -1,0 +1,27 @@
+//! fastproxy: a Stratum mining proxy.
+//!
+//! Miners connect to the proxy; the proxy holds one connection per pool (more only when one connection's
+//! nonce space is full) and splits that connection's extranonce space among the miners, so up to 65,536
+//! miners share one pool connection. Shares go up with the miner's prefix in front of its extranonce2, and the
+//! pool's verdicts come back to the miner that sent each share.
+//!
+//! Design: one mio reactor per thread (`reactor`) owns every socket of its shard in a slab; miners are
+//! handled in `downstream`, pool sessions in `upstream`, the nonce split in `nonce`, the reply-id table in
+//! `pending`, line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and
+//! miners used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
+
+pub mod config;
+pub mod framing;
+pub mod hex;
+pub mod nonce;
+pub mod pending;
+pub mod protocol;
+pub mod proxy;
+pub mod sim;
+pub mod stats;
+pub mod work;
+
+mod downstream;
+mod io;
+mod reactor;
+mod upstream;

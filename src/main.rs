@@ -1,0 +1,139 @@
+//! The `fastproxy` command: run proxies from a YAML file, check or generate a config, run the demo or the
+//! simulated pool.
+
+use clap::{Parser, Subcommand};
+use fastproxy::config::{self, Config};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+mod demo;
+
+/// A fast Stratum mining proxy: many miners, one pool connection, the nonce space split per miner.
+#[derive(Parser, Debug)]
+#[command(name = "fastproxy", version, about, long_about = None)]
+struct Cli {
+    /// The YAML config file to run.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the config file (given with -c or here) and exit: 0 when valid, else every problem is printed.
+    #[arg(long = "check-config", value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    check_config: Option<PathBuf>,
+    /// Print a commented config template and exit.
+    #[arg(long = "generate-config")]
+    generate_config: bool,
+    /// Pool URL for --generate-config.
+    #[arg(long, default_value = "stratum+tcp://127.0.0.1:3334", requires = "generate_config")]
+    pool: String,
+    /// Pool user for --generate-config.
+    #[arg(long, default_value = "account.farm1", requires = "generate_config")]
+    user: String,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output (-q warnings, -qq errors).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the proxy against the built-in simulated pool with a few hashing miners, print shares flowing, stop.
+    Demo(demo::DemoArgs),
+    /// Run only the simulated (share-checking) pool, to point the proxy and real miners at.
+    SimPool(demo::SimPoolArgs),
+}
+
+fn init_logging(verbose: u8, quiet: u8) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    if cli.generate_config {
+        print!("{}", config::template(&cli.pool, &cli.user));
+        return ExitCode::SUCCESS;
+    }
+    if let Some(check) = &cli.check_config {
+        let path = if check.as_os_str().is_empty() {
+            match &cli.config {
+                Some(p) => p.clone(),
+                None => {
+                    eprintln!("--check-config needs a file: --check-config FILE or -c FILE");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            check.clone()
+        };
+        return match Config::load(&path) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} prox{})",
+                    path.display(),
+                    c.proxies.len(),
+                    if c.proxies.len() == 1 { "y" } else { "ies" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{}: {p}", path.display());
+                }
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match cli.command {
+        Some(Command::Demo(args)) => return demo::run_demo(&args),
+        Some(Command::SimPool(args)) => return demo::run_sim_pool(&args),
+        None => {}
+    }
+    let Some(path) = cli.config else {
+        eprintln!("nothing to do: give a config with -c FILE (see --generate-config), or run `fastproxy demo`");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match fastproxy::proxy::start(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = register_stop_signals(running.shutdown_flag()) {
+        log::warn!("cannot install signal handlers: {e}");
+    }
+    running.wait();
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// SIGINT and SIGTERM set the flag the reactors watch.
+pub(crate) fn register_stop_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The table of requests the proxy sent upstream and waits on, keyed by the proxy's own request ids.
+//!
+//! An id is `slot | seq << 32`: the slot indexes a slab (O(1), no hashing, no allocation once warm) and the
+//! sequence number makes a reused slot's old id unknown, so a late or forged reply matches nothing.
+//! Deadlines are kept in send order in a queue, so expiring is a look at its front.
+
+use slab::Slab;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// A request waiting for its reply.
+#[derive(Debug)]
+pub struct Entry<T> {
+    pub value: T,
+    pub sent: Instant,
+    /// The pool connection it went out on (a reactor token).
+    pub conn: usize,
+    seq: u32,
+}
+
+/// Requests in flight on one upstream.
+#[derive(Debug)]
+pub struct Pending<T> {
+    slots: Slab<Entry<T>>,
+    seq: u32,
+    deadlines: VecDeque<(Instant, u64)>,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending {
+            slots: Slab::new(),
+            seq: 0,
+            deadlines: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Records a request; returns the id to send it with. Ids are below 2^53 so every JSON reader keeps them exact.
+    pub fn insert(&mut self, value: T, conn: usize, now: Instant, deadline: Instant) -> u64 {
+        self.seq = (self.seq + 1) & 0x1F_FFFF;
+        if self.seq == 0 {
+            self.seq = 1;
+        }
+        let slot = self.slots.insert(Entry {
+            value,
+            sent: now,
+            conn,
+            seq: self.seq,
+        });
+        let id = (slot as u64) | (u64::from(self.seq) << 32);
+        self.deadlines.push_back((deadline, id));
+        id
+    }
+
+    /// Takes the entry for a reply id; `None` when the id is unknown or already answered.
+    pub fn take(&mut self, id: u64) -> Option<Entry<T>> {
+        let slot = usize::try_from(id & 0xFFFF_FFFF).ok()?;
+        let seq = u32::try_from(id >> 32).ok()?;
+        match self.slots.get(slot) {
+            Some(e) if e.seq == seq => Some(self.slots.remove(slot)),
+            _ => None,
+        }
+    }
+
+    /// Takes the entries whose deadline has passed.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Entry<T>>) {
+        while let Some(&(deadline, id)) = self.deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if let Some(e) = self.take(id) {
+                out.push(e);
+            }
+        }
+        self.compact();
+    }
+
+    /// Takes every entry that went out on connection `conn`.
+    pub fn drain_conn(&mut self, conn: usize, out: &mut Vec<Entry<T>>) {
+        let slots: Vec<usize> = self
+            .slots
+            .iter()
+            .filter(|(_, e)| e.conn == conn)
+            .map(|(k, _)| k)
+            .collect();
+        for k in slots {
+            out.push(self.slots.remove(k));
+        }
+        self.compact();
+    }
+
+    /// Takes every entry.
+    pub fn drain_all(&mut self, out: &mut Vec<Entry<T>>) {
+        out.extend(self.slots.drain());
+        self.deadlines.clear();
+    }
+
+    /// How many requests wait.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// True when something sent on `conn` still waits.
+    pub fn has_conn(&self, conn: usize) -> bool {
+        self.slots.iter().any(|(_, e)| e.conn == conn)
+    }
+
+    /// Drops deadline records of answered requests when they dominate the queue, and frees idle memory.
+    fn compact(&mut self) {
+        if self.slots.is_empty() {
+            self.deadlines.clear();
+            if self.slots.capacity() > 1024 {
+                self.slots = Slab::new();
+                self.deadlines = VecDeque::new();
+            }
+        } else if self.deadlines.len() > 4 * self.slots.len() + 64 {
+            let slots = &self.slots;
+            self.deadlines.retain(|&(_, id)| {
+                let slot = (id & 0xFFFF_FFFF) as usize;
+                slots
+                    .get(slot)
+                    .is_some_and(|e| u64::from(e.seq) == id >> 32)
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn ids_match_once_and_reused_slots_get_new_ids() {
+        let now = Instant::now();
+        let mut p = Pending::default();
+        let a = p.insert("a", 1, now, now);
+        assert_eq!(p.take(a).map(|e| e.value), Some("a"));
+        assert!(p.take(a).is_none(), "answered twice");
+        let b = p.insert("b", 1, now, now);
+        assert_ne!(a, b, "same slot, new sequence");
+        assert!(p.take(a).is_none(), "old id does not match the reused slot");
+        assert_eq!(p.take(b).map(|e| e.value), Some("b"));
+        assert!(p.take(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn expire_and_drain_by_connection() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(10);
+        let mut p = Pending::default();
+        let _a = p.insert(1, 7, now, now);
+        let b = p.insert(2, 8, now, later);
+        let _c = p.insert(3, 7, now, later);
+        let mut out = Vec::new();
+        p.expire(now, &mut out);
+        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![1]);
+        out.clear();
+        p.drain_conn(7, &mut out);
+        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(p.len(), 1);
+        assert!(p.take(b).is_some());
+        assert!(p.is_empty());
+    }
+}

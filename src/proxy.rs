@@ -1,0 +1,201 @@
+//! Starting and stopping a configured set of proxies: binds every listener (one per reactor thread, with
+//! SO_REUSEPORT, so the kernel spreads miners over the reactors), starts the reactor threads, and hands back a
+//! handle with the bound addresses and the counters.
+
+use crate::config::{Config, PoolUrl, ProxyConfig};
+use crate::protocol::Dialect;
+use crate::reactor::{ProxyState, Reactor, Timing};
+use crate::stats::ProxyStats;
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Listen backlog: farms reconnect thousands of miners at once.
+const BACKLOG: i32 = 4096;
+
+/// Running proxies.
+pub struct RunningProxy {
+    threads: Vec<JoinHandle<()>>,
+    wakers: Vec<Arc<Waker>>,
+    shutdown: Arc<AtomicBool>,
+    addrs: Vec<(String, Vec<SocketAddr>)>,
+    stats: Vec<(String, Arc<ProxyStats>)>,
+}
+
+impl RunningProxy {
+    /// The addresses proxy `name` listens on (port 0 in the config resolved to the real port).
+    pub fn local_addrs(&self, name: &str) -> Vec<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// The first address of the first proxy.
+    pub fn first_addr(&self) -> Option<SocketAddr> {
+        self.addrs.first().and_then(|(_, a)| a.first().copied())
+    }
+
+    /// Counters of proxy `name`.
+    pub fn stats(&self, name: &str) -> Option<Arc<ProxyStats>> {
+        self.stats
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// The flag that stops the reactors when set (e.g. from a signal handler).
+    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
+        self.shutdown.clone()
+    }
+
+    /// Stops every reactor (pending shares are answered with an error) and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Waits until the reactors stop (after the shutdown flag is set).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn timing(cfg: &ProxyConfig) -> Timing {
+    Timing {
+        idle: ProxyConfig::secs(cfg.idle_timeout),
+        share: ProxyConfig::secs(cfg.share_timeout),
+        pool_wait: ProxyConfig::secs(cfg.pool_wait_timeout),
+        retry_initial: ProxyConfig::secs(cfg.retry_initial),
+        retry_max: ProxyConfig::secs(cfg.retry_max),
+        failback: ProxyConfig::secs(cfg.failback_interval),
+        handshake: Duration::from_secs(10),
+    }
+}
+
+/// Starts every proxy of a checked config.
+pub fn start(config: &Config) -> io::Result<RunningProxy> {
+    let problems = config.check();
+    if let Some(p) = problems.first() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, p.to_string()));
+    }
+    let threads = match config.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let stats: Vec<(String, Arc<ProxyStats>)> = config
+        .proxies
+        .iter()
+        .map(|p| (p.name.clone(), Arc::new(ProxyStats::default())))
+        .collect();
+    // Bind everything first, so an address in use fails the start, not a thread.
+    let mut resolved: Vec<Vec<SocketAddr>> = Vec::new();
+    let mut per_thread: Vec<Vec<(usize, mio::net::TcpListener)>> = Vec::new();
+    for th in 0..threads {
+        let mut listeners = Vec::new();
+        for (pi, p) in config.proxies.iter().enumerate() {
+            if th == 0 {
+                resolved.push(Vec::new());
+            }
+            for (li, l) in p.listen.iter().enumerate() {
+                let addr = if th == 0 {
+                    l.address.value.parse::<SocketAddr>().map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+                    })?
+                } else {
+                    resolved[pi][li]
+                };
+                let std_listener = bind(addr).map_err(|e| {
+                    io::Error::new(e.kind(), format!("[{}] cannot listen on {addr}: {e}", p.name))
+                })?;
+                if th == 0 {
+                    resolved[pi].push(std_listener.local_addr()?);
+                }
+                listeners.push((pi, mio::net::TcpListener::from_std(std_listener)));
+            }
+        }
+        per_thread.push(listeners);
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    let mut wakers = Vec::new();
+    for (th, listeners) in per_thread.into_iter().enumerate() {
+        let poll = Poll::new()?;
+        wakers.push(Arc::new(Reactor::waker(&poll)?));
+        let proxies: Vec<ProxyState> = config
+            .proxies
+            .iter()
+            .zip(&stats)
+            .map(|(p, (_, s))| ProxyState {
+                cfg: p.clone(),
+                dialect: Dialect::for_kind(p.protocol).unwrap_or(Dialect::Stratum),
+                pools: p
+                    .pools
+                    .iter()
+                    .filter_map(|pool| PoolUrl::parse(&pool.url.value).ok())
+                    .collect(),
+                upstreams: Vec::new(),
+                stats: s.clone(),
+                timing: timing(p),
+            })
+            .collect();
+        let reactor = Reactor::new(poll, proxies, listeners, shutdown.clone())?;
+        let handle = std::thread::Builder::new()
+            .name(format!("reactor-{th}"))
+            .spawn(move || reactor.run())?;
+        handles.push(handle);
+    }
+    for (p, addrs) in config.proxies.iter().zip(&resolved) {
+        for a in addrs {
+            log::info!("[{}] listening on {a} ({} reactor thread(s))", p.name, threads);
+        }
+    }
+    Ok(RunningProxy {
+        threads: handles,
+        wakers,
+        shutdown,
+        addrs: config
+            .proxies
+            .iter()
+            .zip(resolved)
+            .map(|(p, a)| (p.name.clone(), a))
+            .collect(),
+        stats,
+    })
+}

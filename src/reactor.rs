@@ -1,0 +1,328 @@
+//! One reactor: a mio poll loop on one thread owning every listener, miner and pool socket of its shard in a
+//! slab. Handlers for miners live in `downstream`, for pools in `upstream`; this file holds the loop, the
+//! shared state, output flushing and the timers.
+
+use crate::config::{PoolUrl, ProxyConfig};
+use crate::downstream::Miner;
+use crate::io::Sent;
+use crate::protocol::json::Parser;
+use crate::protocol::Dialect;
+use crate::stats::ProxyStats;
+use crate::upstream::{PoolConn, Upstream};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The waker's token: never a slab key.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+
+/// How often timers are looked at.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Reads handled for one socket per event round before others get their turn.
+const READS_PER_ROUND: u32 = 16;
+
+/// Size of the shared read buffer.
+const SCRATCH: usize = 64 * 1024;
+
+/// Everything with a socket.
+pub(crate) enum Conn {
+    Listener { listener: TcpListener, proxy: usize },
+    Miner(Miner),
+    Pool(PoolConn),
+}
+
+/// Durations of a proxy entry, converted once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub idle: Duration,
+    pub share: Duration,
+    pub pool_wait: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub failback: Duration,
+    pub handshake: Duration,
+}
+
+/// One configured proxy entry as this reactor runs it.
+pub(crate) struct ProxyState {
+    pub cfg: ProxyConfig,
+    pub dialect: Dialect,
+    pub pools: Vec<PoolUrl>,
+    /// Upstream keys; the first is the primary and is never closed.
+    pub upstreams: Vec<usize>,
+    pub stats: Arc<ProxyStats>,
+    pub timing: Timing,
+}
+
+/// The reactor's state.
+pub(crate) struct Reactor {
+    pub poll: Poll,
+    pub conns: Slab<Conn>,
+    pub upstreams: Slab<Upstream>,
+    pub proxies: Vec<ProxyState>,
+    /// Shared read buffer (taken while a read is handled).
+    scratch: Vec<u8>,
+    /// JSON parser (taken while a line is handled).
+    pub parser: Parser,
+    /// Tokens with queued output to flush at the end of the round.
+    dirty: Vec<usize>,
+    /// Tokens whose reads were cut short for fairness.
+    requeue: Vec<usize>,
+    /// Why the connection being handled must close (set by a line handler that stops framing).
+    pub close_reason: Option<String>,
+    /// Generation of the next miner: tells a reused slot from its previous occupant.
+    pub next_gen: u64,
+    shutdown: Arc<AtomicBool>,
+    next_slow_tick: Instant,
+}
+
+impl Reactor {
+    /// A reactor serving `proxies` on the given listeners (`(proxy index, listener)`).
+    pub(crate) fn new(
+        poll: Poll,
+        proxies: Vec<ProxyState>,
+        listeners: Vec<(usize, TcpListener)>,
+        shutdown: Arc<AtomicBool>,
+    ) -> std::io::Result<Reactor> {
+        let mut r = Reactor {
+            poll,
+            conns: Slab::new(),
+            upstreams: Slab::new(),
+            proxies,
+            scratch: vec![0; SCRATCH],
+            parser: Parser::default(),
+            dirty: Vec::new(),
+            requeue: Vec::new(),
+            close_reason: None,
+            next_gen: 1,
+            shutdown,
+            next_slow_tick: Instant::now(),
+        };
+        for (proxy, mut listener) in listeners {
+            let entry = r.conns.vacant_entry();
+            r.poll
+                .registry()
+                .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
+            entry.insert(Conn::Listener { listener, proxy });
+        }
+        for p in 0..r.proxies.len() {
+            r.open_upstream(p, "the proxy started");
+        }
+        Ok(r)
+    }
+
+    /// Runs until shutdown is requested.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("poll failed, reactor stops: {e}");
+                break;
+            }
+            for ev in events.iter() {
+                let t = ev.token();
+                if t == WAKER {
+                    continue;
+                }
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                self.dispatch(t.0, readable, ev.is_writable());
+            }
+            let requeue = std::mem::take(&mut self.requeue);
+            for t in requeue {
+                self.dispatch(t, true, false);
+            }
+            self.flush_dirty();
+            if self.shutdown.load(Ordering::Relaxed) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick(now);
+                self.flush_dirty();
+                next_tick = now + TICK;
+            }
+        }
+        self.stop_all();
+    }
+
+    fn dispatch(&mut self, t: usize, readable: bool, writable: bool) {
+        match self.conns.get(t) {
+            Some(Conn::Listener { .. }) => self.accept(t),
+            Some(Conn::Miner(_)) => self.on_miner_event(t, readable, writable),
+            Some(Conn::Pool(_)) => self.on_pool_event(t, readable, writable),
+            None => {}
+        }
+    }
+
+    /// Reads from socket `t` until it would block, framing lines and handing each to `on_line`.
+    /// Returns why the connection must close, if it must.
+    pub(crate) fn read_lines(
+        &mut self,
+        t: usize,
+        max_line: usize,
+        on_line: fn(&mut Reactor, usize, &mut [u8]) -> std::ops::ControlFlow<()>,
+    ) -> Option<String> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut reads = 0;
+        let reason = loop {
+            let io = match self.conns.get_mut(t) {
+                Some(Conn::Miner(m)) => &mut m.io,
+                Some(Conn::Pool(p)) => &mut p.io,
+                _ => break None,
+            };
+            let n = match io.read(&mut scratch) {
+                Ok(0) => break Some("connection closed by peer".to_string()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break None,
+                Err(e) => break Some(format!("read error: {e}")),
+            };
+            let mut partial = std::mem::take(&mut io.partial);
+            let framed = crate::framing::feed(&mut partial, &mut scratch[..n], max_line, |line| {
+                on_line(self, t, line)
+            });
+            match self.conns.get_mut(t) {
+                Some(Conn::Miner(m)) => m.io.partial = partial,
+                Some(Conn::Pool(p)) => p.io.partial = partial,
+                _ => break None,
+            }
+            match framed {
+                crate::framing::Framed::Ok => {}
+                crate::framing::Framed::Stopped => {
+                    break Some(
+                        self.close_reason
+                            .take()
+                            .unwrap_or_else(|| "closed by handler".into()),
+                    )
+                }
+                crate::framing::Framed::TooLong => {
+                    break Some(format!("line longer than {max_line} bytes"))
+                }
+            }
+            reads += 1;
+            if reads >= READS_PER_ROUND {
+                self.requeue.push(t);
+                break None;
+            }
+        };
+        self.scratch = scratch;
+        reason
+    }
+
+    /// Queues `bytes` for connection `t` (flushed at the end of the round). False when the connection is gone
+    /// or its queue overflowed (it is then closed).
+    pub(crate) fn queue(&mut self, t: usize, bytes: &[u8]) -> bool {
+        let sent = match self.conns.get_mut(t) {
+            Some(Conn::Miner(m)) => m.io.queue(bytes),
+            Some(Conn::Pool(p)) => p.io.queue(bytes),
+            _ => return false,
+        };
+        match sent {
+            Sent::Ok => {
+                self.mark_dirty(t);
+                true
+            }
+            _ => {
+                self.close_conn(t, "output queue full: the peer does not read");
+                false
+            }
+        }
+    }
+
+    /// Remembers that `t` has output to flush this round.
+    pub(crate) fn mark_dirty(&mut self, t: usize) {
+        self.dirty.push(t);
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &t in &dirty {
+            self.flush(t);
+        }
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// Writes what `t` has queued and sets its write interest to match what is left.
+    pub(crate) fn flush(&mut self, t: usize) {
+        let io = match self.conns.get_mut(t) {
+            Some(Conn::Miner(m)) => &mut m.io,
+            Some(Conn::Pool(p)) => &mut p.io,
+            _ => return,
+        };
+        match io.flush() {
+            Ok(drained) => {
+                if drained == io.want_write {
+                    io.want_write = !drained;
+                    let interest = if drained {
+                        Interest::READABLE
+                    } else {
+                        Interest::READABLE | Interest::WRITABLE
+                    };
+                    if let Err(e) = self
+                        .poll
+                        .registry()
+                        .reregister(&mut io.socket, Token(t), interest)
+                    {
+                        self.close_conn(t, &format!("reregister failed: {e}"));
+                        return;
+                    }
+                }
+                if drained {
+                    self.after_drain(t);
+                }
+            }
+            Err(e) => self.close_conn(t, &format!("write error: {e}")),
+        }
+    }
+
+    /// Closes any connection with a reason.
+    pub(crate) fn close_conn(&mut self, t: usize, reason: &str) {
+        match self.conns.get(t) {
+            Some(Conn::Miner(_)) => self.close_miner(t, reason),
+            Some(Conn::Pool(_)) => self.pool_conn_failed(t, reason),
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.tick_upstreams(now);
+        if now >= self.next_slow_tick {
+            self.next_slow_tick = now + Duration::from_secs(1);
+            self.tick_miners(now);
+        }
+    }
+
+    /// Shutdown: answer every waiting share, close every socket.
+    fn stop_all(&mut self) {
+        let keys: Vec<usize> = self.upstreams.iter().map(|(k, _)| k).collect();
+        for u in keys {
+            self.fail_all_pending(u, "proxy is shutting down");
+        }
+        self.flush_dirty();
+        let tokens: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for t in tokens {
+            if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+                let _ = m.io.flush();
+            }
+        }
+        self.conns.clear();
+    }
+
+    /// The waker that interrupts `poll` from another thread.
+    pub(crate) fn waker(poll: &Poll) -> std::io::Result<Waker> {
+        Waker::new(poll.registry(), WAKER)
+    }
+}

@@ -1,0 +1,1192 @@
+//! Upstreams: pool sessions that many miners share, their pool connections, handshake, failover and failback,
+//! and the messages pools send.
+//!
+//! An [`Upstream`] outlives its connections: when a pool connection drops, miners stay attached and the
+//! upstream reconnects (moving down the pool list after repeated failures). A second connection (a *probe*)
+//! checks a higher-priority pool or follows `client.reconnect`; once its handshake completes it takes over and
+//! the old connection drains its in-flight shares.
+
+use crate::config::PoolUrl;
+use crate::downstream::scalar_json;
+use crate::io::Io;
+use crate::nonce::{prefix_len, PrefixAllocator};
+use crate::pending::{Entry, Pending};
+use crate::protocol::json::{self, IdBuf, Msg, Scalar};
+use crate::protocol::stratum::{self, Submit};
+use crate::reactor::{Conn, Reactor};
+use crate::stats::ProxyStats;
+use mio::{Interest, Token};
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+/// Bytes queued for a pool before the connection is considered stuck.
+const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
+
+/// What a request sent upstream was.
+#[derive(Debug)]
+pub(crate) enum Req {
+    Submit {
+        miner: usize,
+        gen: u64,
+        id: IdBuf,
+        prefix: u64,
+        epoch: u32,
+    },
+    Configure,
+    Subscribe,
+    ExtranonceSubscribe,
+    Authorize,
+}
+
+/// A pool connection's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolState {
+    Connecting,
+    Handshake,
+    Ready,
+    /// Replaced by another connection; kept until its in-flight shares are answered.
+    Draining,
+}
+
+/// One TCP connection to a pool.
+#[derive(Debug)]
+pub(crate) struct PoolConn {
+    pub io: Io,
+    pub upstream: usize,
+    pub pool_idx: usize,
+    pub url: PoolUrl,
+    pub state: PoolState,
+    pub started: Instant,
+    /// extranonce1 and extranonce2_size from the subscribe result (or a later set_extranonce).
+    pub sub: Option<(Vec<u8>, usize)>,
+    pub authorized: bool,
+    /// The version-rolling mask the pool granted; outer `None` until it answered.
+    pub configure: Option<Option<u32>>,
+    /// The latest set_difficulty and notify received on this connection, as lines for miners.
+    pub difficulty_line: Vec<u8>,
+    pub notify_line: Vec<u8>,
+}
+
+/// A pool session shared by up to `prefixes.capacity()` miners.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub proxy: usize,
+    /// Number for logs (per proxy).
+    pub number: usize,
+    pub active: Option<usize>,
+    pub probe: Option<usize>,
+    pub draining: Vec<usize>,
+    /// Index in the proxy's pool list of the pool in use (or being tried).
+    pub pool_idx: usize,
+    /// Failed attempts since the last ready connection (for back-off).
+    pub attempts: u32,
+    /// Failed attempts on `pool_idx` (for failover).
+    pub failures_here: u32,
+    pub retry_at: Option<Instant>,
+    pub failback_at: Option<Instant>,
+    pub reconnect: Option<(Instant, PoolUrl)>,
+    /// The active connection is ready and its extranonce applies.
+    pub ready: bool,
+    pub ever_ready: bool,
+    pub e1: Vec<u8>,
+    pub n: usize,
+    pub prefixes: PrefixAllocator,
+    /// Bumped when prefixes are laid out anew, so stale shares cannot release new prefixes.
+    pub epoch: u32,
+    pub pool_mask: Option<u32>,
+    pub difficulty_line: Vec<u8>,
+    pub notify_line: Vec<u8>,
+    /// Attached miners.
+    pub miners: Vec<usize>,
+    /// Attached miners whose subscribe waits for a prefix.
+    pub waiting: usize,
+    pub pending: Pending<Req>,
+    /// Prefixes of departed miners whose shares are still in flight, with their count.
+    pub orphans: HashMap<u64, u32>,
+}
+
+impl Upstream {
+    /// The extranonce2 size each miner gets.
+    pub fn miner_extranonce2_size(&self) -> usize {
+        self.n.saturating_sub(self.prefixes.len())
+    }
+
+    /// The connection shares go to, when ready.
+    pub fn ready_conn(&self) -> Option<usize> {
+        if self.ready {
+            self.active
+        } else {
+            None
+        }
+    }
+
+    /// Room for one more miner (assumed while the capacity is unknown).
+    fn has_room(&self) -> bool {
+        !self.ever_ready || self.prefixes.in_use() + (self.waiting as u64) < self.prefixes.capacity()
+    }
+}
+
+fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(16);
+    (initial * factor).min(max)
+}
+
+impl Reactor {
+    fn pool_conn(&mut self, t: usize) -> Option<&mut PoolConn> {
+        match self.conns.get_mut(t) {
+            Some(Conn::Pool(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn name(&self, u: usize) -> String {
+        match self.upstreams.get(u) {
+            Some(up) => format!(
+                "{}#{}",
+                self.proxies[up.proxy].cfg.name, up.number
+            ),
+            None => "?".into(),
+        }
+    }
+
+    /// Opens a new upstream for proxy `p` and starts connecting it.
+    pub(crate) fn open_upstream(&mut self, p: usize, why: &str) -> usize {
+        let number = self.proxies[p].upstreams.len() + 1;
+        let u = self.upstreams.insert(Upstream {
+            proxy: p,
+            number,
+            active: None,
+            probe: None,
+            draining: Vec::new(),
+            pool_idx: 0,
+            attempts: 0,
+            failures_here: 0,
+            retry_at: None,
+            failback_at: None,
+            reconnect: None,
+            ready: false,
+            ever_ready: false,
+            e1: Vec::new(),
+            n: 0,
+            prefixes: PrefixAllocator::new(0),
+            epoch: 0,
+            pool_mask: None,
+            difficulty_line: Vec::new(),
+            notify_line: Vec::new(),
+            miners: Vec::new(),
+            waiting: 0,
+            pending: Pending::default(),
+            orphans: HashMap::new(),
+        });
+        let proxy = &mut self.proxies[p];
+        proxy.upstreams.push(u);
+        ProxyStats::inc(&proxy.stats.upstreams);
+        let url = proxy.pools[0].clone();
+        log::info!(
+            "[{}#{number}] opening upstream to {}:{}: {why}",
+            proxy.cfg.name,
+            url.host,
+            url.port
+        );
+        self.connect(u, false, 0, url);
+        u
+    }
+
+    /// Starts a pool connection for upstream `u`, as its active connection or as a probe.
+    fn connect(&mut self, u: usize, probe: bool, pool_idx: usize, url: PoolUrl) {
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        let proxy = up.proxy;
+        let addr = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())
+            .and_then(|mut a| a.next().ok_or_else(|| "no address".to_string()));
+        let socket = addr.and_then(|a| mio::net::TcpStream::connect(a).map_err(|e| e.to_string()));
+        let mut socket = match socket {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!(
+                    "[{}] cannot connect to {}:{}: {e}",
+                    self.name(u),
+                    url.host,
+                    url.port
+                );
+                self.attempt_failed(u, probe);
+                return;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        let t = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            Token(t),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("[{}] cannot register pool socket: {e}", self.name(u));
+            self.attempt_failed(u, probe);
+            return;
+        }
+        let _ = socket.set_nodelay(true);
+        let mut io = Io::new(socket, POOL_OUT_LIMIT);
+        io.want_write = true;
+        entry.insert(Conn::Pool(PoolConn {
+            io,
+            upstream: u,
+            pool_idx,
+            url,
+            state: PoolState::Connecting,
+            started: Instant::now(),
+            sub: None,
+            authorized: false,
+            configure: None,
+            difficulty_line: Vec::new(),
+            notify_line: Vec::new(),
+        }));
+        ProxyStats::inc(&self.proxies[proxy].stats.pool_connections);
+        let up = &mut self.upstreams[u];
+        if probe {
+            up.probe = Some(t);
+        } else {
+            up.active = Some(t);
+        }
+    }
+
+    /// A readiness event on pool connection `t`.
+    pub(crate) fn on_pool_event(&mut self, t: usize, readable: bool, writable: bool) {
+        let Some(pc) = self.pool_conn(t) else { return };
+        if pc.state == PoolState::Connecting {
+            if let Ok(Some(e)) | Err(e) = pc.io.socket.take_error() {
+                self.pool_conn_failed(t, &format!("connect failed: {e}"));
+                return;
+            }
+            match pc.io.socket.peer_addr() {
+                Ok(_) => self.start_handshake(t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
+                Err(e) => {
+                    self.pool_conn_failed(t, &format!("connect failed: {e}"));
+                    return;
+                }
+            }
+        }
+        if writable {
+            self.flush(t);
+        }
+        if readable {
+            let Some(pc) = self.pool_conn(t) else { return };
+            let u = pc.upstream;
+            let Some(up) = self.upstreams.get(u) else {
+                return;
+            };
+            let max_line = self.proxies[up.proxy].cfg.max_line_length;
+            if let Some(reason) = self.read_lines(t, max_line, Reactor::on_pool_line) {
+                self.pool_conn_failed(t, &reason);
+            }
+        }
+    }
+
+    fn start_handshake(&mut self, t: usize) {
+        let Some(pc) = self.pool_conn(t) else { return };
+        pc.state = PoolState::Handshake;
+        let (u, pool_idx) = (pc.upstream, pc.pool_idx);
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let proxy = &self.proxies[up.proxy];
+        let now = Instant::now();
+        let deadline = now + proxy.timing.handshake;
+        let ids = [
+            Req::Configure,
+            Req::Subscribe,
+            Req::ExtranonceSubscribe,
+            Req::Authorize,
+        ]
+        .map(|r| up.pending.insert(r, t, now, deadline));
+        let pool = &proxy.cfg.pools[pool_idx];
+        let mut out = Vec::with_capacity(512);
+        stratum::write_handshake(&mut out, ids, &pool.user, &pool.password);
+        log::debug!("[{}] connected, handshaking", self.name(u));
+        self.queue(t, &out);
+    }
+
+    /// One line from pool connection `t`.
+    pub(crate) fn on_pool_line(&mut self, t: usize, line: &mut [u8]) -> ControlFlow<()> {
+        let mut parser = std::mem::take(&mut self.parser);
+        let flow = parser.parse(line, |msg| match msg {
+            Ok(msg) => match msg.method {
+                Some(method) => self.pool_message(t, method, &msg),
+                None if msg.is_reply => self.pool_reply(t, &msg),
+                None => ControlFlow::Continue(()),
+            },
+            Err(e) => {
+                if let Some(pc) = self.pool_conn(t) {
+                    let u = pc.upstream;
+                    log::warn!("[{}] pool sent a bad line ({}), ignored", self.name(u), e.text());
+                }
+                ControlFlow::Continue(())
+            }
+        });
+        self.parser = parser;
+        flow
+    }
+
+    fn pool_reply(&mut self, t: usize, msg: &Msg<'_>) -> ControlFlow<()> {
+        let Some(pc) = self.pool_conn(t) else {
+            return ControlFlow::Break(());
+        };
+        let u = pc.upstream;
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return ControlFlow::Break(());
+        };
+        let stats = self.proxies[up.proxy].stats.clone();
+        let Some(entry) = msg.id_scalar.as_u64().and_then(|id| up.pending.take(id)) else {
+            ProxyStats::inc(&stats.unknown_replies);
+            log::debug!("[{}] reply with unknown id {:?} ignored", self.name(u), msg.id);
+            return ControlFlow::Continue(());
+        };
+        match entry.value {
+            Req::Submit {
+                miner,
+                gen,
+                id,
+                prefix,
+                epoch,
+            } => {
+                let accepted = msg.error_json.is_none() && msg.result == Scalar::Bool(true);
+                ProxyStats::inc(if accepted {
+                    &stats.shares_accepted
+                } else {
+                    &stats.shares_rejected
+                });
+                let mut line = Vec::with_capacity(96);
+                match msg.error_json {
+                    Some(err) => json::write_error_json(&mut line, id.as_bytes(), err.as_bytes()),
+                    None => {
+                        let mut result = Vec::with_capacity(8);
+                        scalar_json(&msg.result, msg.result_json, &mut result);
+                        json::write_result(&mut line, id.as_bytes(), &result);
+                    }
+                }
+                if !self.deliver_share_reply(miner, gen, &line) {
+                    self.orphan_answered(u, prefix, epoch);
+                }
+                self.close_if_drained(t);
+                return ControlFlow::Continue(());
+            }
+            Req::Configure => {
+                let mask = if msg.error_json.is_some() {
+                    None
+                } else {
+                    stratum::parse_configure_result(msg.result_json)
+                };
+                if let Some(pc) = self.pool_conn(t) {
+                    pc.configure = Some(mask);
+                }
+            }
+            Req::Subscribe => {
+                let sub = match msg.error_json {
+                    Some(e) => Err(format!("pool refused mining.subscribe: {e}")),
+                    None => stratum::parse_subscribe_result(msg.result_json),
+                };
+                match sub {
+                    Ok(s) => {
+                        if let Some(pc) = self.pool_conn(t) {
+                            pc.sub = Some(s);
+                        }
+                    }
+                    Err(e) => {
+                        self.close_reason = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            Req::Authorize => {
+                if msg.error_json.is_some() || msg.result != Scalar::Bool(true) {
+                    self.close_reason = Some(format!(
+                        "pool refused mining.authorize for the configured user: {}",
+                        msg.error_json.unwrap_or("false")
+                    ));
+                    return ControlFlow::Break(());
+                }
+                if let Some(pc) = self.pool_conn(t) {
+                    pc.authorized = true;
+                }
+            }
+            Req::ExtranonceSubscribe => {}
+        }
+        self.check_handshake(t);
+        ControlFlow::Continue(())
+    }
+
+    fn check_handshake(&mut self, t: usize) {
+        let Some(pc) = self.pool_conn(t) else { return };
+        if pc.state != PoolState::Handshake || pc.sub.is_none() || !pc.authorized {
+            return;
+        }
+        // Replies come in order: a pool that answered authorize but not configure ignores configure.
+        let mask = *pc.configure.get_or_insert(None);
+        pc.state = PoolState::Ready;
+        let u = pc.upstream;
+        let (e1, n) = pc.sub.clone().unwrap_or_default();
+        let url = format!("{}:{}", pc.url.host, pc.url.port);
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        ProxyStats::inc(&self.proxies[up.proxy].stats.pool_ready);
+        log::info!(
+            "[{}] pool {url} ready: extranonce1 {}, extranonce2_size {n}, version rolling {}",
+            self.name(u),
+            crate::hex::encode(&e1),
+            mask.map_or("off".to_string(), |m| format!("mask {m:08x}"))
+        );
+        if up.active == Some(t) {
+            self.upstream_ready(u, t);
+        } else if up.probe == Some(t) {
+            self.switch_to_probe(u);
+        }
+    }
+
+    /// The active connection `t` of `u` completed its handshake: apply what it brought and serve miners.
+    fn upstream_ready(&mut self, u: usize, t: usize) {
+        let Some(Conn::Pool(pc)) = self.conns.get(t) else {
+            return;
+        };
+        let Some((e1, n)) = pc.sub.clone() else { return };
+        let mask = pc.configure.flatten();
+        let pool_idx = pc.pool_idx;
+        let (diff, notify) = (pc.difficulty_line.clone(), pc.notify_line.clone());
+        let name = self.name(u);
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let proxy = &self.proxies[up.proxy];
+        let now = Instant::now();
+        up.attempts = 0;
+        up.failures_here = 0;
+        up.retry_at = None;
+        up.pool_idx = pool_idx;
+        up.failback_at = (pool_idx > 0 && proxy.cfg.failback).then(|| now + proxy.timing.failback);
+        let first = !up.ever_ready;
+        up.ever_ready = true;
+        up.ready = true;
+        let mask_changed = !first && up.pool_mask != mask;
+        up.pool_mask = mask;
+        up.difficulty_line = diff;
+        up.notify_line = notify;
+        if first {
+            let p = prefix_len(n, proxy.cfg.min_extranonce2_size);
+            up.e1 = e1;
+            up.n = n;
+            up.prefixes = PrefixAllocator::new(p);
+            if n - p < proxy.cfg.min_extranonce2_size {
+                log::warn!(
+                    "[{name}] the pool's extranonce2_size {n} leaves miners {} bytes (< min_extranonce2_size {}): one miner per pool connection",
+                    n - p,
+                    proxy.cfg.min_extranonce2_size
+                );
+            }
+            log::info!(
+                "[{name}] serving up to {} miners ({p}-byte prefixes, {} bytes of extranonce2 each)",
+                up.prefixes.capacity(),
+                n - p
+            );
+        } else if (up.e1.as_slice(), up.n) != (e1.as_slice(), n) {
+            self.change_extranonce(u, e1, n);
+        }
+        if mask_changed {
+            if let Some(m) = mask {
+                let mut line = Vec::new();
+                json::write_notification(
+                    &mut line,
+                    "mining.set_version_mask",
+                    format!("[\"{m:08x}\"]").as_bytes(),
+                );
+                self.broadcast(u, &line, |m| m.gets_jobs() && m.version_mask.is_some());
+            }
+        }
+        if let Some(up) = self.upstreams.get(u) {
+            let mut work = up.difficulty_line.clone();
+            work.extend_from_slice(&up.notify_line);
+            if !work.is_empty() {
+                self.broadcast(u, &work, |m| m.gets_jobs());
+            }
+        }
+        self.serve_waiting(u);
+    }
+
+    /// Answers every attached miner whose configure or subscribe waited; moves those that do not fit.
+    fn serve_waiting(&mut self, u: usize) {
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        let miners = up.miners.clone();
+        for t in miners {
+            let waits = matches!(self.conns.get(t), Some(Conn::Miner(m))
+                if m.deferred_subscribe.is_some() || m.deferred_configure.is_some());
+            if waits && !self.serve_deferred(t) {
+                self.move_miner(t);
+            }
+        }
+    }
+
+    /// The pool gave upstream `u` a new extranonce: miners that asked for extranonce updates get theirs, the
+    /// others are disconnected so they reconnect and subscribe anew.
+    fn change_extranonce(&mut self, u: usize, e1: Vec<u8>, n: usize) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let min_keep = self.proxies[up.proxy].cfg.min_extranonce2_size;
+        let p = prefix_len(n, min_keep);
+        let relayout = p != up.prefixes.len();
+        up.e1 = e1;
+        up.n = n;
+        if relayout {
+            up.prefixes = PrefixAllocator::new(p);
+            up.orphans.clear();
+            up.epoch = up.epoch.wrapping_add(1);
+        }
+        let miners = up.miners.clone();
+        let mut kick = Vec::new();
+        let mut updates = 0;
+        for t in miners {
+            let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+                continue;
+            };
+            if !m.subscribed {
+                continue;
+            }
+            let up = &mut self.upstreams[u];
+            if relayout {
+                m.prefix = up.prefixes.alloc();
+            }
+            match m.prefix {
+                Some(prefix) if m.extranonce_subscribed => {
+                    let mut line = Vec::with_capacity(96);
+                    stratum::write_set_extranonce(
+                        &mut line,
+                        &up.e1,
+                        up.prefixes.bytes(prefix),
+                        up.miner_extranonce2_size(),
+                    );
+                    updates += 1;
+                    self.queue(t, &line);
+                }
+                Some(_) => kick.push((t, "the pool's extranonce changed and the miner did not send mining.extranonce.subscribe: it must reconnect")),
+                None => kick.push((t, "no nonce space left after the pool's extranonce changed")),
+            }
+        }
+        let stats = self.proxies[self.upstreams[u].proxy].stats.clone();
+        stats
+            .extranonce_updates
+            .fetch_add(updates, std::sync::atomic::Ordering::Relaxed);
+        log::info!(
+            "[{}] extranonce changed: {updates} miners updated, {} disconnected",
+            self.name(u),
+            kick.len()
+        );
+        for (t, why) in kick {
+            self.kick_miner(t, why);
+        }
+    }
+
+    /// Sends `line` to every miner of `u` that `filter` selects, straight from the one buffer.
+    pub(crate) fn broadcast(&mut self, u: usize, line: &[u8], filter: fn(&crate::downstream::Miner) -> bool) {
+        let Reactor {
+            conns, upstreams, ..
+        } = self;
+        let Some(up) = upstreams.get(u) else { return };
+        let mut failed = Vec::new();
+        let mut partial = Vec::new();
+        for &t in &up.miners {
+            if let Some(Conn::Miner(m)) = conns.get_mut(t) {
+                if !filter(m) {
+                    continue;
+                }
+                match m.io.send_now(line) {
+                    crate::io::Sent::Ok => {
+                        if m.io.queued() > 0 {
+                            partial.push(t);
+                        }
+                    }
+                    crate::io::Sent::Overflow => failed.push((t, "output queue full: the miner does not read")),
+                    crate::io::Sent::Failed => failed.push((t, "write failed")),
+                }
+            }
+        }
+        for t in partial {
+            self.mark_dirty(t);
+        }
+        for (t, why) in failed {
+            self.close_miner(t, why);
+        }
+    }
+
+    /// Sends a miner's share to the pool; false when the pool connection cannot take it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_share(
+        &mut self,
+        u: usize,
+        conn: usize,
+        miner: usize,
+        gen: u64,
+        id: &IdBuf,
+        share: &Submit<'_>,
+        prefix: u64,
+    ) -> bool {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return false;
+        };
+        let proxy = &self.proxies[up.proxy];
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
+            return false;
+        };
+        let now = Instant::now();
+        let pid = up.pending.insert(
+            Req::Submit {
+                miner,
+                gen,
+                id: id.clone(),
+                prefix,
+                epoch: up.epoch,
+            },
+            conn,
+            now,
+            now + proxy.timing.share,
+        );
+        let user = &proxy.cfg.pools[pc.pool_idx].user;
+        let mut line = Vec::with_capacity(192);
+        stratum::write_submit_upstream(&mut line, pid, user, share, up.prefixes.bytes(prefix));
+        if pc.io.queue(&line) != crate::io::Sent::Ok {
+            up.pending.take(pid);
+            return false;
+        }
+        self.mark_dirty(conn);
+        true
+    }
+
+    /// A notification or request from a pool.
+    fn pool_message(&mut self, t: usize, method: &str, msg: &Msg<'_>) -> ControlFlow<()> {
+        let Some(pc) = self.pool_conn(t) else {
+            return ControlFlow::Break(());
+        };
+        let u = pc.upstream;
+        let live = self
+            .upstreams
+            .get(u)
+            .is_some_and(|up| up.active == Some(t) && up.ready);
+        match method {
+            "mining.notify" => {
+                if msg.params_len.unwrap_or(0) < 9 || msg.param(0).as_str().is_none() {
+                    log::warn!("[{}] pool sent a malformed mining.notify, ignored", self.name(u));
+                    return ControlFlow::Continue(());
+                }
+                let mut line = Vec::with_capacity(msg.params_json.len() + 64);
+                json::write_notification(&mut line, "mining.notify", msg.params_json.as_bytes());
+                self.store_and_broadcast(t, u, live, line, false);
+            }
+            "mining.set_difficulty" => {
+                let d = msg.param(0);
+                if !d.as_f64().is_some_and(|d| d > 0.0 && d.is_finite()) {
+                    log::warn!("[{}] pool sent an invalid difficulty, ignored", self.name(u));
+                    return ControlFlow::Continue(());
+                }
+                let mut params = b"[".to_vec();
+                scalar_json(&d, "", &mut params);
+                params.push(b']');
+                let mut line = Vec::with_capacity(64);
+                json::write_notification(&mut line, "mining.set_difficulty", &params);
+                self.store_and_broadcast(t, u, live, line, true);
+            }
+            "mining.set_version_mask" => {
+                let Some(mask) = msg.param(0).as_str().and_then(|m| u32::from_str_radix(m, 16).ok()) else {
+                    return ControlFlow::Continue(());
+                };
+                if let Some(pc) = self.pool_conn(t) {
+                    pc.configure = Some(Some(mask));
+                }
+                if live {
+                    self.upstreams[u].pool_mask = Some(mask);
+                    let mut line = Vec::new();
+                    json::write_notification(
+                        &mut line,
+                        "mining.set_version_mask",
+                        format!("[\"{mask:08x}\"]").as_bytes(),
+                    );
+                    self.broadcast(u, &line, |m| m.gets_jobs() && m.version_mask.is_some());
+                }
+            }
+            "mining.set_extranonce" => {
+                match stratum::parse_set_extranonce(msg.param(0).as_str(), msg.param(1).as_u64()) {
+                    Ok((e1, n)) => {
+                        if let Some(pc) = self.pool_conn(t) {
+                            pc.sub = Some((e1.clone(), n));
+                        }
+                        if live {
+                            self.change_extranonce(u, e1, n);
+                        }
+                    }
+                    Err(e) => log::warn!("[{}] {e}, ignored", self.name(u)),
+                }
+            }
+            "client.reconnect" => self.pool_reconnect_request(u, msg),
+            "client.show_message" => {
+                let text = msg.param(0).as_str().unwrap_or("");
+                log::info!("[{}] message from the pool: {text}", self.name(u));
+                if live {
+                    let mut params = b"[".to_vec();
+                    json::write_str(&mut params, text);
+                    params.push(b']');
+                    let mut line = Vec::new();
+                    json::write_notification(&mut line, "client.show_message", &params);
+                    self.broadcast(u, &line, |m| m.gets_jobs());
+                }
+            }
+            "client.get_version" | "mining.ping" => {
+                if !msg.id.is_null() {
+                    let mut line = Vec::new();
+                    let mut result = Vec::new();
+                    if method == "mining.ping" {
+                        result.extend_from_slice(b"\"pong\"");
+                    } else {
+                        json::write_str(&mut result, stratum::AGENT);
+                    }
+                    json::write_result(&mut line, msg.id.as_bytes(), &result);
+                    self.queue(t, &line);
+                }
+            }
+            other => log::debug!("[{}] pool sent {other}, ignored", self.name(u)),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Keeps a pool's latest difficulty or job on its connection and, when the connection is live, on the
+    /// upstream for late miners, and sends it to every miner with jobs.
+    fn store_and_broadcast(&mut self, t: usize, u: usize, live: bool, line: Vec<u8>, difficulty: bool) {
+        if let Some(pc) = self.pool_conn(t) {
+            if difficulty {
+                pc.difficulty_line.clone_from(&line);
+            } else {
+                pc.notify_line.clone_from(&line);
+            }
+        }
+        if !live {
+            return;
+        }
+        if let Some(up) = self.upstreams.get_mut(u) {
+            if difficulty {
+                up.difficulty_line.clone_from(&line);
+            } else {
+                up.notify_line.clone_from(&line);
+            }
+        }
+        self.broadcast(u, &line, |m| m.gets_jobs());
+    }
+
+    fn pool_reconnect_request(&mut self, u: usize, msg: &Msg<'_>) {
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        let proxy = &self.proxies[up.proxy];
+        let host = msg.param(0).as_str().filter(|h| !h.is_empty());
+        let port = match msg.param(1) {
+            Scalar::Str(s) => s.parse::<u16>().ok(),
+            p => p.as_u64().and_then(|p| u16::try_from(p).ok()),
+        };
+        let wait = msg.param(2).as_f64().unwrap_or(0.0).clamp(0.0, 600.0);
+        let current = proxy.pools[up.pool_idx].clone();
+        let target = match (host, proxy.cfg.allow_reconnect_redirect) {
+            (Some(h), true) => PoolUrl {
+                host: h.to_string(),
+                port: port.unwrap_or(current.port),
+            },
+            (Some(h), false) => {
+                log::warn!(
+                    "[{}] pool asked to reconnect to {h}:{}; allow_reconnect_redirect is off, reconnecting to {}:{}",
+                    self.name(u),
+                    port.unwrap_or(current.port),
+                    current.host,
+                    current.port
+                );
+                current
+            }
+            (None, _) => current,
+        };
+        log::info!(
+            "[{}] pool asked to reconnect (in {wait}s) to {}:{}; miners stay connected",
+            self.name(u),
+            target.host,
+            target.port
+        );
+        self.upstreams[u].reconnect =
+            Some((Instant::now() + Duration::from_secs_f64(wait), target));
+    }
+
+    /// The probe of `u` is ready: it becomes the active connection, the old one drains.
+    fn switch_to_probe(&mut self, u: usize) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let Some(probe) = up.probe.take() else { return };
+        let old = up.active.replace(probe);
+        up.ready = false;
+        if let Some(old) = old {
+            if let Some(pc) = self.pool_conn(old) {
+                pc.state = PoolState::Draining;
+            }
+            self.upstreams[u].draining.push(old);
+            self.close_if_drained(old);
+        }
+        let name = self.name(u);
+        if let Some(pc) = self.pool_conn(probe) {
+            log::info!("[{name}] switching to pool {}:{}", pc.url.host, pc.url.port);
+        }
+        self.upstream_ready(u, probe);
+    }
+
+    /// Closes a draining connection once nothing sent on it waits.
+    fn close_if_drained(&mut self, t: usize) {
+        let Some(pc) = self.pool_conn(t) else { return };
+        if pc.state != PoolState::Draining {
+            return;
+        }
+        let u = pc.upstream;
+        if !self.upstreams.get(u).is_some_and(|up| up.pending.has_conn(t)) {
+            self.pool_conn_failed(t, "replaced by another pool connection");
+        }
+    }
+
+    /// Pool connection `t` is gone (or must go): its in-flight shares get errors, its upstream recovers.
+    pub(crate) fn pool_conn_failed(&mut self, t: usize, reason: &str) {
+        let Some(Conn::Pool(_)) = self.conns.get(t) else {
+            return;
+        };
+        let Conn::Pool(mut pc) = self.conns.remove(t) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut pc.io.socket);
+        let u = pc.upstream;
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let mut entries = Vec::new();
+        up.pending.drain_conn(t, &mut entries);
+        let name = self.name(u);
+        let url = format!("{}:{}", pc.url.host, pc.url.port);
+        for e in entries {
+            self.answer_failed(u, e, "pool connection lost before the pool answered this share");
+        }
+        let up = &mut self.upstreams[u];
+        if up.active == Some(t) {
+            up.active = None;
+            up.ready = false;
+            log::warn!("[{name}] pool {url}: {reason}");
+            self.attempt_failed(u, false);
+        } else if up.probe == Some(t) {
+            up.probe = None;
+            let interval = self.proxies[up.proxy].timing.failback;
+            if up.pool_idx > 0 {
+                up.failback_at = Some(Instant::now() + interval);
+            }
+            log::info!("[{name}] pool {url} not usable yet: {reason}");
+        } else {
+            up.draining.retain(|&d| d != t);
+            log::debug!("[{name}] pool {url} connection closed: {reason}");
+        }
+    }
+
+    /// A connection attempt of `u` failed: back off, and move down the pool list after repeated failures.
+    fn attempt_failed(&mut self, u: usize, probe: bool) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let proxy = &self.proxies[up.proxy];
+        let now = Instant::now();
+        if probe {
+            up.probe = None;
+            up.failback_at = Some(now + proxy.timing.failback);
+            return;
+        }
+        up.attempts += 1;
+        up.failures_here += 1;
+        if up.failures_here >= proxy.cfg.failover_after && proxy.pools.len() > 1 {
+            up.pool_idx = (up.pool_idx + 1) % proxy.pools.len();
+            up.failures_here = 0;
+            ProxyStats::inc(&proxy.stats.failovers);
+            let next = &proxy.pools[up.pool_idx];
+            log::warn!(
+                "[{}#{}] failing over to pool {} ({}:{})",
+                proxy.cfg.name,
+                up.number,
+                up.pool_idx + 1,
+                next.host,
+                next.port
+            );
+        }
+        if let Some(p) = up.probe.take() {
+            // A connection to another pool is already on its way: it becomes the active one.
+            up.active = Some(p);
+            if matches!(self.conns.get(p), Some(Conn::Pool(pc)) if pc.state == PoolState::Ready) {
+                self.upstream_ready(u, p);
+            }
+            return;
+        }
+        let delay = backoff(proxy.timing.retry_initial, proxy.timing.retry_max, up.attempts);
+        up.retry_at = Some(now + delay);
+    }
+
+    /// Answers a request that will get no reply from the pool.
+    fn answer_failed(&mut self, u: usize, e: Entry<Req>, why: &str) {
+        if let Req::Submit {
+            miner,
+            gen,
+            id,
+            prefix,
+            epoch,
+        } = e.value
+        {
+            if let Some(up) = self.upstreams.get(u) {
+                ProxyStats::inc(&self.proxies[up.proxy].stats.shares_errored);
+            }
+            let mut line = Vec::with_capacity(128);
+            json::write_error(&mut line, id.as_bytes(), 20, why);
+            if !self.deliver_share_reply(miner, gen, &line) {
+                self.orphan_answered(u, prefix, epoch);
+            }
+        }
+    }
+
+    /// A share of a departed miner was answered: its prefix is free once all of them are.
+    fn orphan_answered(&mut self, u: usize, prefix: u64, epoch: u32) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        if up.epoch != epoch {
+            return;
+        }
+        if let Some(c) = up.orphans.get_mut(&prefix) {
+            *c -= 1;
+            if *c == 0 {
+                up.orphans.remove(&prefix);
+                up.prefixes.release(prefix);
+            }
+        }
+    }
+
+    /// Answers every request waiting on `u` with an error.
+    pub(crate) fn fail_all_pending(&mut self, u: usize, why: &str) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let mut entries = Vec::new();
+        up.pending.drain_all(&mut entries);
+        for e in entries {
+            self.answer_failed(u, e, why);
+        }
+    }
+
+    /// Attaches miner `t` to an upstream with room (opening one if all are full) and answers what it can.
+    pub(crate) fn attach_and_serve(&mut self, t: usize) {
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return;
+        };
+        let proxy = m.proxy;
+        let u = match m.upstream {
+            Some(u) => u,
+            None => {
+                let u = self.pick_upstream(proxy);
+                let up = &mut self.upstreams[u];
+                up.miners.push(t);
+                let slot = up.miners.len() - 1;
+                if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+                    m.upstream = Some(u);
+                    m.slot_in_upstream = slot;
+                }
+                u
+            }
+        };
+        if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+            if m.deferred_subscribe.is_some() && m.waiting_since.is_none() {
+                m.waiting_since = Some(Instant::now());
+                self.upstreams[u].waiting += 1;
+            }
+        }
+        if !self.serve_deferred(t) {
+            self.move_miner(t);
+        }
+    }
+
+    fn pick_upstream(&mut self, p: usize) -> usize {
+        let proxy = &self.proxies[p];
+        if let Some(&u) = proxy
+            .upstreams
+            .iter()
+            .find(|&&u| self.upstreams[u].has_room())
+        {
+            return u;
+        }
+        let n = proxy.upstreams.len();
+        let cap = proxy
+            .upstreams
+            .first()
+            .map_or(0, |&u| self.upstreams[u].prefixes.capacity());
+        self.open_upstream(
+            p,
+            &format!("all {n} upstream(s) are full ({cap} miners each)"),
+        )
+    }
+
+    /// Moves a miner whose subscribe found its upstream full to one with room.
+    fn move_miner(&mut self, t: usize) {
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return;
+        };
+        let Some(u) = m.upstream.take() else { return };
+        let slot = m.slot_in_upstream;
+        let counted = m.waiting_since.take().is_some();
+        self.unlink(u, t, slot, counted);
+        self.attach_and_serve(t);
+    }
+
+    /// Removes miner `t` (at `slot`) from upstream `u`'s list.
+    fn unlink(&mut self, u: usize, t: usize, slot: usize, counted_waiting: bool) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        if up.miners.get(slot) == Some(&t) {
+            up.miners.swap_remove(slot);
+            if let Some(&moved) = up.miners.get(slot) {
+                if let Some(Conn::Miner(m)) = self.conns.get_mut(moved) {
+                    m.slot_in_upstream = slot;
+                }
+            }
+        }
+        if counted_waiting {
+            up.waiting = up.waiting.saturating_sub(1);
+        }
+    }
+
+    /// A miner (already out of the slab) leaves its upstream: its prefix is freed once its shares are answered,
+    /// and an extra upstream with no miners left is closed.
+    pub(crate) fn detach_miner(&mut self, m: &crate::downstream::Miner, t: usize) {
+        let Some(u) = m.upstream else { return };
+        self.unlink(u, t, m.slot_in_upstream, m.waiting_since.is_some());
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        if let Some(prefix) = m.prefix {
+            if m.pending_shares > 0 {
+                *up.orphans.entry(prefix).or_insert(0) += m.pending_shares;
+            } else {
+                up.prefixes.release(prefix);
+            }
+        }
+        let primary = self.proxies[up.proxy].upstreams.first() == Some(&u);
+        if up.miners.is_empty() && !primary {
+            self.close_upstream(u, "its last miner left");
+        }
+    }
+
+    /// Closes an extra upstream and its connections.
+    fn close_upstream(&mut self, u: usize, why: &str) {
+        log::info!("[{}] closing upstream: {why}", self.name(u));
+        self.fail_all_pending(u, "upstream closed");
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        let conns: Vec<usize> = up
+            .active
+            .into_iter()
+            .chain(up.probe)
+            .chain(up.draining.iter().copied())
+            .collect();
+        for t in conns {
+            if let Some(Conn::Pool(mut pc)) = self.conns.try_remove(t) {
+                let _ = self.poll.registry().deregister(&mut pc.io.socket);
+            }
+        }
+        let up = self.upstreams.remove(u);
+        let proxy = &mut self.proxies[up.proxy];
+        proxy.upstreams.retain(|&x| x != u);
+        ProxyStats::dec(&proxy.stats.upstreams);
+    }
+
+    /// Timers of every upstream: share timeouts, handshake timeouts, retries, failback and reconnect probes.
+    pub(crate) fn tick_upstreams(&mut self, now: Instant) {
+        let keys: Vec<usize> = self.upstreams.iter().map(|(k, _)| k).collect();
+        for u in keys {
+            let Some(up) = self.upstreams.get_mut(u) else {
+                continue;
+            };
+            let timing = self.proxies[up.proxy].timing;
+            let mut expired = Vec::new();
+            up.pending.expire(now, &mut expired);
+            let why = format!(
+                "the pool did not answer within {}s",
+                timing.share.as_secs_f64()
+            );
+            for e in expired {
+                self.answer_failed(u, e, &why);
+            }
+            let Some(up) = self.upstreams.get(u) else {
+                continue;
+            };
+            let draining = up.draining.clone();
+            for t in draining {
+                self.close_if_drained(t);
+            }
+            let Some(up) = self.upstreams.get(u) else {
+                continue;
+            };
+            for t in up.active.into_iter().chain(up.probe) {
+                if let Some(Conn::Pool(pc)) = self.conns.get(t) {
+                    if matches!(pc.state, PoolState::Connecting | PoolState::Handshake)
+                        && now.duration_since(pc.started) >= timing.handshake
+                    {
+                        self.pool_conn_failed(
+                            t,
+                            &format!(
+                                "no complete handshake within {}s",
+                                timing.handshake.as_secs_f64()
+                            ),
+                        );
+                    }
+                }
+            }
+            self.start_due_connections(u, now);
+        }
+    }
+
+    fn start_due_connections(&mut self, u: usize, now: Instant) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let proxy = &self.proxies[up.proxy];
+        if up.active.is_none() {
+            if up.retry_at.is_some_and(|at| at <= now) {
+                up.retry_at = None;
+                let url = proxy.pools[up.pool_idx].clone();
+                let idx = up.pool_idx;
+                self.connect(u, false, idx, url);
+            }
+            return;
+        }
+        if !up.ready || up.probe.is_some() {
+            return;
+        }
+        if up.reconnect.as_ref().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, url)) = up.reconnect.take() {
+                let idx = up.pool_idx;
+                self.connect(u, true, idx, url);
+            }
+            return;
+        }
+        if up.pool_idx > 0 && proxy.cfg.failback && up.failback_at.is_some_and(|at| at <= now) {
+            up.failback_at = None;
+            let url = proxy.pools[0].clone();
+            log::debug!("[{}] checking whether pool 1 is back", self.name(u));
+            self.connect(u, true, 0, url);
+        }
+    }
+}

@@ -16,6 +16,8 @@ pub struct Entry<T> {
     /// The pool connection it went out on (a reactor token).
     pub conn: usize,
     seq: u32,
+    /// Insertion order, so drained requests are answered in the order they were sent.
+    serial: u64,
 }
 
 /// Requests in flight on one upstream.
@@ -23,6 +25,7 @@ pub struct Entry<T> {
 pub struct Pending<T> {
     slots: Slab<Entry<T>>,
     seq: u32,
+    serial: u64,
     deadlines: VecDeque<(Instant, u64)>,
 }
 
@@ -31,6 +34,7 @@ impl<T> Default for Pending<T> {
         Pending {
             slots: Slab::new(),
             seq: 0,
+            serial: 0,
             deadlines: VecDeque::new(),
         }
     }
@@ -38,19 +42,24 @@ impl<T> Default for Pending<T> {
 
 impl<T> Pending<T> {
     /// Records a request; returns the id to send it with. Ids are below 2^53 so every JSON reader keeps them exact.
-    pub fn insert(&mut self, value: T, conn: usize, now: Instant, deadline: Instant) -> u64 {
+    /// Deadlines must be given in non-decreasing order (one timeout per table); `None` never expires.
+    pub fn insert(&mut self, value: T, conn: usize, now: Instant, deadline: Option<Instant>) -> u64 {
         self.seq = (self.seq + 1) & 0x1F_FFFF;
         if self.seq == 0 {
             self.seq = 1;
         }
+        self.serial += 1;
         let slot = self.slots.insert(Entry {
             value,
             sent: now,
             conn,
             seq: self.seq,
+            serial: self.serial,
         });
         let id = (slot as u64) | (u64::from(self.seq) << 32);
-        self.deadlines.push_back((deadline, id));
+        if let Some(deadline) = deadline {
+            self.deadlines.push_back((deadline, id));
+        }
         id
     }
 
@@ -67,7 +76,7 @@ impl<T> Pending<T> {
     /// Takes the entries whose deadline has passed.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Entry<T>>) {
         while let Some(&(deadline, id)) = self.deadlines.front() {
-            if deadline > now {
+            if deadline > now && self.is_waiting(id) {
                 break;
             }
             self.deadlines.pop_front();
@@ -78,8 +87,9 @@ impl<T> Pending<T> {
         self.compact();
     }
 
-    /// Takes every entry that went out on connection `conn`.
+    /// Takes every entry that went out on connection `conn`, oldest first.
     pub fn drain_conn(&mut self, conn: usize, out: &mut Vec<Entry<T>>) {
+        let start = out.len();
         let slots: Vec<usize> = self
             .slots
             .iter()
@@ -89,13 +99,24 @@ impl<T> Pending<T> {
         for k in slots {
             out.push(self.slots.remove(k));
         }
+        out[start..].sort_by_key(|e| e.serial);
         self.compact();
     }
 
-    /// Takes every entry.
+    /// Takes every entry, oldest first.
     pub fn drain_all(&mut self, out: &mut Vec<Entry<T>>) {
+        let start = out.len();
         out.extend(self.slots.drain());
+        out[start..].sort_by_key(|e| e.serial);
         self.deadlines.clear();
+    }
+
+    /// True when `id` is still waiting for its reply.
+    pub fn is_waiting(&self, id: u64) -> bool {
+        let slot = (id & 0xFFFF_FFFF) as usize;
+        self.slots
+            .get(slot)
+            .is_some_and(|e| u64::from(e.seq) == id >> 32)
     }
 
     /// How many requests wait.
@@ -122,13 +143,11 @@ impl<T> Pending<T> {
                 self.deadlines = VecDeque::new();
             }
         } else if self.deadlines.len() > 4 * self.slots.len() + 64 {
-            let slots = &self.slots;
-            self.deadlines.retain(|&(_, id)| {
-                let slot = (id & 0xFFFF_FFFF) as usize;
-                slots
-                    .get(slot)
-                    .is_some_and(|e| u64::from(e.seq) == id >> 32)
-            });
+            let deadlines = std::mem::take(&mut self.deadlines);
+            self.deadlines = deadlines
+                .into_iter()
+                .filter(|&(_, id)| self.is_waiting(id))
+                .collect();
         }
     }
 }
@@ -142,10 +161,10 @@ mod tests {
     fn ids_match_once_and_reused_slots_get_new_ids() {
         let now = Instant::now();
         let mut p = Pending::default();
-        let a = p.insert("a", 1, now, now);
+        let a = p.insert("a", 1, now, Some(now));
         assert_eq!(p.take(a).map(|e| e.value), Some("a"));
         assert!(p.take(a).is_none(), "answered twice");
-        let b = p.insert("b", 1, now, now);
+        let b = p.insert("b", 1, now, None);
         assert_ne!(a, b, "same slot, new sequence");
         assert!(p.take(a).is_none(), "old id does not match the reused slot");
         assert_eq!(p.take(b).map(|e| e.value), Some("b"));
@@ -157,17 +176,32 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(10);
         let mut p = Pending::default();
-        let _a = p.insert(1, 7, now, now);
-        let b = p.insert(2, 8, now, later);
-        let _c = p.insert(3, 7, now, later);
+        let never = p.insert(0, 9, now, None);
+        let _a = p.insert(1, 7, now, Some(now));
+        let b = p.insert(2, 8, now, Some(later));
+        let _c = p.insert(3, 7, now, Some(later));
+        let _d = p.insert(4, 7, now, Some(later));
         let mut out = Vec::new();
         p.expire(now, &mut out);
         assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![1]);
         out.clear();
         p.drain_conn(7, &mut out);
-        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![3]);
-        assert_eq!(p.len(), 1);
+        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![3, 4], "in send order");
+        assert_eq!(p.len(), 2);
         assert!(p.take(b).is_some());
+        assert!(p.take(never).is_some());
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn answered_requests_do_not_hold_back_later_deadlines() {
+        let now = Instant::now();
+        let mut p = Pending::default();
+        let first = p.insert(1, 1, now, Some(now + Duration::from_secs(60)));
+        let _second = p.insert(2, 1, now, Some(now + Duration::from_secs(60)));
+        assert!(p.take(first).is_some());
+        let mut out = Vec::new();
+        p.expire(now + Duration::from_secs(61), &mut out);
+        assert_eq!(out.len(), 1);
     }
 }

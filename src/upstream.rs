@@ -296,14 +296,14 @@ impl Reactor {
         };
         let proxy = &self.proxies[up.proxy];
         let now = Instant::now();
-        let deadline = now + proxy.timing.handshake;
+        // The handshake's own timeout covers these; some pools never answer extranonce.subscribe.
         let ids = [
             Req::Configure,
             Req::Subscribe,
             Req::ExtranonceSubscribe,
             Req::Authorize,
         ]
-        .map(|r| up.pending.insert(r, t, now, deadline));
+        .map(|r| up.pending.insert(r, t, now, None));
         let pool = &proxy.cfg.pools[pool_idx];
         let mut out = Vec::with_capacity(512);
         stratum::write_handshake(&mut out, ids, &pool.user, &pool.password);
@@ -653,7 +653,7 @@ impl Reactor {
             },
             conn,
             now,
-            now + proxy.timing.share,
+            Some(now + proxy.timing.share),
         );
         let user = &proxy.cfg.pools[pc.pool_idx].user;
         let mut line = Vec::with_capacity(192);

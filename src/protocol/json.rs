@@ -426,7 +426,8 @@ mod tests {
         assert_eq!(parse_owned(r#"{"id":[1],"method":"x"}"#), Err(ParseError::BadId));
         let long = format!(r#"{{"id":"{}","method":"x"}}"#, "a".repeat(100));
         assert_eq!(parse_owned(&long), Err(ParseError::BadId));
-        assert_eq!(parse_owned("{\"id\":1,\"method\":\"\u{0}\"}").is_ok(), true);
+        // A raw control character inside a string is not JSON.
+        assert_eq!(parse_owned("{\"id\":1,\"method\":\"\u{0}\"}"), Err(ParseError::InvalidJson));
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! Shared test helpers: a proxy in front of simulated pools, raw JSON-line clients, bounded waits.
+#![allow(dead_code)]
+
+use fastproxy::config::Config;
+use fastproxy::proxy::RunningProxy;
+use fastproxy::sim::pool::{SimPool, SimPoolConfig};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Starts env_logger once so `RUST_LOG=debug cargo test` shows the proxy's log.
+pub fn init_log() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// A simulated pool with a tiny difficulty.
+pub fn pool(cfg: SimPoolConfig) -> SimPool {
+    SimPool::start(cfg).expect("start simulated pool")
+}
+
+/// Proxy YAML for one stratum proxy on 127.0.0.1:0 in front of `pools`, with extra proxy keys.
+pub fn proxy_yaml(pools: &[SocketAddr], extra: &str) -> String {
+    let mut y = String::from(
+        "threads: 1\nproxies:\n  - name: test\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n",
+    );
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        y.push_str("    ");
+        y.push_str(line.trim());
+        y.push('\n');
+    }
+    y.push_str("    pools:\n");
+    for p in pools {
+        y.push_str(&format!(
+            "      - url: stratum+tcp://{p}\n        user: acct.proxy\n        password: x\n"
+        ));
+    }
+    y
+}
+
+/// Starts a proxy from YAML.
+pub fn start_proxy(yaml: &str) -> RunningProxy {
+    init_log();
+    let config = Config::from_yaml(yaml).unwrap_or_else(|p| panic!("bad test config {p:?}\n{yaml}"));
+    fastproxy::proxy::start(&config).expect("start proxy")
+}
+
+/// Waits until `f` is true, failing the test with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A raw miner speaking JSON lines, for exact protocol checks.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    next_id: u64,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        Client {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+            next_id: 1,
+        }
+    }
+
+    /// Closes with a TCP reset (SO_LINGER 0): the proxy sees the miner vanish, not a half-close.
+    pub fn reset(self) {
+        let _ = socket2::SockRef::from(&self.writer).set_linger(Some(Duration::ZERO));
+    }
+
+    /// Half-closes: no more requests, replies still readable.
+    pub fn shutdown_write(&self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Write);
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Sends a request and returns its id.
+    pub fn request(&mut self, method: &str, params: Value) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = json!({"id": id, "method": method, "params": params}).to_string() + "\n";
+        self.writer.write_all(line.as_bytes()).expect("write");
+        id
+    }
+
+    /// Next line as JSON; `None` on timeout; panics on EOF unless `eof_ok`.
+    pub fn read(&mut self, limit: Duration) -> Option<Value> {
+        let start = Instant::now();
+        let mut line = String::new();
+        loop {
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(_) if line.ends_with('\n') => {
+                    return Some(serde_json::from_str(line.trim()).expect("proxy sent JSON"))
+                }
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return None,
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+        }
+    }
+
+    /// Reads until the reply to `id`, returning it and the notifications seen before it.
+    pub fn reply(&mut self, id: u64, limit: Duration) -> (Value, Vec<Value>) {
+        let start = Instant::now();
+        let mut notes = Vec::new();
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            let v = self
+                .read(left)
+                .unwrap_or_else(|| panic!("no reply to id {id}; saw {notes:?}"));
+            if v["id"] == json!(id) && v.get("method").is_none() {
+                return (v, notes);
+            }
+            notes.push(v);
+        }
+    }
+
+    /// Subscribe + authorize; returns (extranonce1 hex, extranonce2_size, notifications).
+    pub fn handshake(&mut self) -> (String, u64, Vec<Value>) {
+        let s = self.request("mining.subscribe", json!(["test/1"]));
+        let (r, mut notes) = self.reply(s, Duration::from_secs(5));
+        let e1 = r["result"][1].as_str().expect("extranonce1").to_string();
+        let n = r["result"][2].as_u64().expect("integer extranonce2_size");
+        let a = self.request("mining.authorize", json!(["rig.1", "x"]));
+        let (r, more) = self.reply(a, Duration::from_secs(5));
+        assert_eq!(r["result"], json!(true));
+        notes.extend(more);
+        (e1, n, notes)
+    }
+
+    /// The job id of the latest mining.notify among `seen`, else of the next one read.
+    pub fn job_id(&mut self, seen: &[Value]) -> Value {
+        if let Some(v) = seen.iter().rev().find(|v| v["method"] == json!("mining.notify")) {
+            return v["params"][0].clone();
+        }
+        for _ in 0..20 {
+            let v = self.read(Duration::from_secs(5)).expect("a mining.notify");
+            if v["method"] == json!("mining.notify") {
+                return v["params"][0].clone();
+            }
+        }
+        panic!("no mining.notify");
+    }
+
+    /// True when the proxy closed the connection within `limit` (lines before EOF are skipped).
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        let mut line = String::new();
+        while start.elapsed() < limit {
+            line.clear();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}

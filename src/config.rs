@@ -154,7 +154,11 @@ impl PoolUrl {
                 "stratum+ssl" | "stratum+tls" | "ssl" | "tls" => {
                     return Err(format!("TLS pool URLs ({scheme}://) are not supported yet"))
                 }
-                _ => return Err(format!("unknown URL scheme '{scheme}' (use stratum+tcp://)")),
+                _ => {
+                    return Err(format!(
+                        "unknown URL scheme '{scheme}' (use stratum+tcp://)"
+                    ))
+                }
             }
         } else {
             url

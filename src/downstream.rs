@@ -72,10 +72,7 @@ impl Reactor {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::warn!(
-                        "[{}] accept failed: {e}",
-                        self.proxies[proxy].cfg.name
-                    );
+                    log::warn!("[{}] accept failed: {e}", self.proxies[proxy].cfg.name);
                     return;
                 }
             };
@@ -331,11 +328,11 @@ impl Reactor {
         let Some(up) = self.upstreams.get(u) else {
             return refuse(self, 20, "pool unavailable");
         };
-        let share = match stratum::check_submit(&msg.params, msg.params_len, up.miner_extranonce2_size())
-        {
-            Ok(s) => s,
-            Err(e) => return refuse(self, 20, &e),
-        };
+        let share =
+            match stratum::check_submit(&msg.params, msg.params_len, up.miner_extranonce2_size()) {
+                Ok(s) => s,
+                Err(e) => return refuse(self, 20, &e),
+            };
         if let (Some(v), mask) = (share.version_bits, m.version_mask) {
             let bits = u32::from_str_radix(v, 16).unwrap_or(u32::MAX);
             if bits & !mask.unwrap_or(0) != 0 {
@@ -403,7 +400,12 @@ impl Reactor {
         let p = &self.proxies[m.proxy];
         ProxyStats::dec(&p.stats.miners_connected);
         if reason == "connection closed by peer" {
-            log::debug!("[{}] miner {} ({}) disconnected", p.cfg.name, m.addr, m.worker);
+            log::debug!(
+                "[{}] miner {} ({}) disconnected",
+                p.cfg.name,
+                m.addr,
+                m.worker
+            );
         } else {
             log::info!(
                 "[{}] miner {} ({}) disconnected: {reason}",
@@ -475,7 +477,9 @@ impl Reactor {
         }
         let mut out = Vec::new();
         if let Some((id, req)) = m.deferred_configure.take() {
-            let vr = req.version_rolling.map(|asked| up.pool_mask.map(|pm| pm & asked));
+            let vr = req
+                .version_rolling
+                .map(|asked| up.pool_mask.map(|pm| pm & asked));
             m.version_mask = vr.flatten();
             stratum::write_configure_result(&mut out, &id, vr, &req.others);
         }

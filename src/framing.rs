@@ -110,10 +110,17 @@ mod tests {
     #[test]
     fn any_chunking_gives_the_same_lines() {
         let stream = b"{\"a\":1}\n\r\n{\"b\":2}\r\n{\"c\":3}\n";
-        let expected = vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), b"{\"c\":3}".to_vec()];
+        let expected = vec![
+            b"{\"a\":1}".to_vec(),
+            b"{\"b\":2}".to_vec(),
+            b"{\"c\":3}".to_vec(),
+        ];
         for split in 0..stream.len() {
             for split2 in split..stream.len() {
-                let (lines, r) = collect(&[&stream[..split], &stream[split..split2], &stream[split2..]], 64);
+                let (lines, r) = collect(
+                    &[&stream[..split], &stream[split..split2], &stream[split2..]],
+                    64,
+                );
                 assert_eq!(r, Framed::Ok);
                 assert_eq!(lines, expected, "split at {split},{split2}");
             }
@@ -127,7 +134,10 @@ mod tests {
         assert_eq!(collect(&[&long[..50], &long[50..]], 64).1, Framed::TooLong);
         let mut with_nl = long.clone();
         with_nl.push(b'\n');
-        assert_eq!(collect(&[&with_nl[..10], &with_nl[10..]], 64).1, Framed::TooLong);
+        assert_eq!(
+            collect(&[&with_nl[..10], &with_nl[10..]], 64).1,
+            Framed::TooLong
+        );
         // Exactly at the limit is fine.
         let mut ok = vec![b'y'; 64];
         ok.push(b'\n');

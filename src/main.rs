@@ -18,13 +18,17 @@ struct Cli {
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the config file (given with -c or here) and exit: 0 when valid, else every problem is printed.
-    #[arg(long = "check-config", value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    check_config: Option<PathBuf>,
+    #[arg(long = "check-config", value_name = "FILE", num_args = 0..=1)]
+    check_config: Option<Option<PathBuf>>,
     /// Print a commented config template and exit.
     #[arg(long = "generate-config")]
     generate_config: bool,
     /// Pool URL for --generate-config.
-    #[arg(long, default_value = "stratum+tcp://127.0.0.1:3334", requires = "generate_config")]
+    #[arg(
+        long,
+        default_value = "stratum+tcp://127.0.0.1:3334",
+        requires = "generate_config"
+    )]
     pool: String,
     /// Pool user for --generate-config.
     #[arg(long, default_value = "account.farm1", requires = "generate_config")]
@@ -68,16 +72,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(check) = &cli.check_config {
-        let path = if check.as_os_str().is_empty() {
-            match &cli.config {
-                Some(p) => p.clone(),
-                None => {
-                    eprintln!("--check-config needs a file: --check-config FILE or -c FILE");
-                    return ExitCode::from(2);
-                }
-            }
-        } else {
-            check.clone()
+        let Some(path) = check.clone().or_else(|| cli.config.clone()) else {
+            eprintln!("--check-config needs a file: --check-config FILE or -c FILE");
+            return ExitCode::from(2);
         };
         return match Config::load(&path) {
             Ok(c) => {

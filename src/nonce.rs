@@ -29,7 +29,11 @@ impl PrefixAllocator {
     /// An allocator of `len`-byte prefixes (0 to 8 bytes; 0 means a single miner).
     pub fn new(len: usize) -> PrefixAllocator {
         let len = len.min(8);
-        let capacity = if len >= 8 { u64::MAX } else { 1u64 << (8 * len) };
+        let capacity = if len >= 8 {
+            u64::MAX
+        } else {
+            1u64 << (8 * len)
+        };
         PrefixAllocator {
             len,
             capacity,
@@ -40,7 +44,7 @@ impl PrefixAllocator {
     }
 
     /// Prefix length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn prefix_len(&self) -> usize {
         self.len
     }
 

@@ -43,7 +43,13 @@ impl<T> Default for Pending<T> {
 impl<T> Pending<T> {
     /// Records a request; returns the id to send it with. Ids are below 2^53 so every JSON reader keeps them exact.
     /// Deadlines must be given in non-decreasing order (one timeout per table); `None` never expires.
-    pub fn insert(&mut self, value: T, conn: usize, now: Instant, deadline: Option<Instant>) -> u64 {
+    pub fn insert(
+        &mut self,
+        value: T,
+        conn: usize,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> u64 {
         self.seq = (self.seq + 1) & 0x1F_FFFF;
         if self.seq == 0 {
             self.seq = 1;
@@ -186,7 +192,11 @@ mod tests {
         assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![1]);
         out.clear();
         p.drain_conn(7, &mut out);
-        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![3, 4], "in send order");
+        assert_eq!(
+            out.iter().map(|e| e.value).collect::<Vec<_>>(),
+            vec![3, 4],
+            "in send order"
+        );
         assert_eq!(p.len(), 2);
         assert!(p.take(b).is_some());
         assert!(p.take(never).is_some());

@@ -135,14 +135,18 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             }
             for (li, l) in p.listen.iter().enumerate() {
                 let addr = if th == 0 {
-                    l.address.value.parse::<SocketAddr>().map_err(|e| {
-                        io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
-                    })?
+                    l.address
+                        .value
+                        .parse::<SocketAddr>()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
                 } else {
                     resolved[pi][li]
                 };
                 let std_listener = bind(addr).map_err(|e| {
-                    io::Error::new(e.kind(), format!("[{}] cannot listen on {addr}: {e}", p.name))
+                    io::Error::new(
+                        e.kind(),
+                        format!("[{}] cannot listen on {addr}: {e}", p.name),
+                    )
                 })?;
                 if th == 0 {
                     resolved[pi].push(std_listener.local_addr()?);
@@ -183,7 +187,11 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     }
     for (p, addrs) in config.proxies.iter().zip(&resolved) {
         for a in addrs {
-            log::info!("[{}] listening on {a} ({} reactor thread(s))", p.name, threads);
+            log::info!(
+                "[{}] listening on {a} ({} reactor thread(s))",
+                p.name,
+                threads
+            );
         }
     }
     Ok(RunningProxy {

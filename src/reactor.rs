@@ -271,10 +271,10 @@ impl Reactor {
                     } else {
                         Interest::READABLE | Interest::WRITABLE
                     };
-                    if let Err(e) = self
-                        .poll
-                        .registry()
-                        .reregister(&mut io.socket, Token(t), interest)
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .reregister(&mut io.socket, Token(t), interest)
                     {
                         self.close_conn(t, &format!("reregister failed: {e}"));
                         return;

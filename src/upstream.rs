@@ -110,7 +110,7 @@ pub(crate) struct Upstream {
 impl Upstream {
     /// The extranonce2 size each miner gets.
     pub fn miner_extranonce2_size(&self) -> usize {
-        self.n.saturating_sub(self.prefixes.len())
+        self.n.saturating_sub(self.prefixes.prefix_len())
     }
 
     /// The connection shares go to, when ready.
@@ -124,7 +124,8 @@ impl Upstream {
 
     /// Room for one more miner (assumed while the capacity is unknown).
     fn has_room(&self) -> bool {
-        !self.ever_ready || self.prefixes.in_use() + (self.waiting as u64) < self.prefixes.capacity()
+        !self.ever_ready
+            || self.prefixes.in_use() + (self.waiting as u64) < self.prefixes.capacity()
     }
 }
 
@@ -143,10 +144,7 @@ impl Reactor {
 
     fn name(&self, u: usize) -> String {
         match self.upstreams.get(u) {
-            Some(up) => format!(
-                "{}#{}",
-                self.proxies[up.proxy].cfg.name, up.number
-            ),
+            Some(up) => format!("{}#{}", self.proxies[up.proxy].cfg.name, up.number),
             None => "?".into(),
         }
     }
@@ -323,7 +321,11 @@ impl Reactor {
             Err(e) => {
                 if let Some(pc) = self.pool_conn(t) {
                     let u = pc.upstream;
-                    log::warn!("[{}] pool sent a bad line ({}), ignored", self.name(u), e.text());
+                    log::warn!(
+                        "[{}] pool sent a bad line ({}), ignored",
+                        self.name(u),
+                        e.text()
+                    );
                 }
                 ControlFlow::Continue(())
             }
@@ -343,7 +345,11 @@ impl Reactor {
         let stats = self.proxies[up.proxy].stats.clone();
         let Some(entry) = msg.id_scalar.as_u64().and_then(|id| up.pending.take(id)) else {
             ProxyStats::inc(&stats.unknown_replies);
-            log::debug!("[{}] reply with unknown id {:?} ignored", self.name(u), msg.id);
+            log::debug!(
+                "[{}] reply with unknown id {:?} ignored",
+                self.name(u),
+                msg.id
+            );
             return ControlFlow::Continue(());
         };
         match entry.value {
@@ -453,7 +459,9 @@ impl Reactor {
         let Some(Conn::Pool(pc)) = self.conns.get(t) else {
             return;
         };
-        let Some((e1, n)) = pc.sub.clone() else { return };
+        let Some((e1, n)) = pc.sub.clone() else {
+            return;
+        };
         let mask = pc.configure.flatten();
         let pool_idx = pc.pool_idx;
         let (diff, notify) = (pc.difficulty_line.clone(), pc.notify_line.clone());
@@ -539,7 +547,7 @@ impl Reactor {
         };
         let min_keep = self.proxies[up.proxy].cfg.min_extranonce2_size;
         let p = prefix_len(n, min_keep);
-        let relayout = p != up.prefixes.len();
+        let relayout = p != up.prefixes.prefix_len();
         up.e1 = e1;
         up.n = n;
         if relayout {
@@ -592,7 +600,12 @@ impl Reactor {
     }
 
     /// Sends `line` to every miner of `u` that `filter` selects, straight from the one buffer.
-    pub(crate) fn broadcast(&mut self, u: usize, line: &[u8], filter: fn(&crate::downstream::Miner) -> bool) {
+    pub(crate) fn broadcast(
+        &mut self,
+        u: usize,
+        line: &[u8],
+        filter: fn(&crate::downstream::Miner) -> bool,
+    ) {
         let Reactor {
             conns, upstreams, ..
         } = self;
@@ -610,7 +623,9 @@ impl Reactor {
                             partial.push(t);
                         }
                     }
-                    crate::io::Sent::Overflow => failed.push((t, "output queue full: the miner does not read")),
+                    crate::io::Sent::Overflow => {
+                        failed.push((t, "output queue full: the miner does not read"))
+                    }
                     crate::io::Sent::Failed => failed.push((t, "write failed")),
                 }
             }
@@ -679,7 +694,10 @@ impl Reactor {
         match method {
             "mining.notify" => {
                 if msg.params_len.unwrap_or(0) < 9 || msg.param(0).as_str().is_none() {
-                    log::warn!("[{}] pool sent a malformed mining.notify, ignored", self.name(u));
+                    log::warn!(
+                        "[{}] pool sent a malformed mining.notify, ignored",
+                        self.name(u)
+                    );
                     return ControlFlow::Continue(());
                 }
                 let mut line = Vec::with_capacity(msg.params_json.len() + 64);
@@ -689,7 +707,10 @@ impl Reactor {
             "mining.set_difficulty" => {
                 let d = msg.param(0);
                 if !d.as_f64().is_some_and(|d| d > 0.0 && d.is_finite()) {
-                    log::warn!("[{}] pool sent an invalid difficulty, ignored", self.name(u));
+                    log::warn!(
+                        "[{}] pool sent an invalid difficulty, ignored",
+                        self.name(u)
+                    );
                     return ControlFlow::Continue(());
                 }
                 let mut params = b"[".to_vec();
@@ -700,7 +721,11 @@ impl Reactor {
                 self.store_and_broadcast(t, u, live, line, true);
             }
             "mining.set_version_mask" => {
-                let Some(mask) = msg.param(0).as_str().and_then(|m| u32::from_str_radix(m, 16).ok()) else {
+                let Some(mask) = msg
+                    .param(0)
+                    .as_str()
+                    .and_then(|m| u32::from_str_radix(m, 16).ok())
+                else {
                     return ControlFlow::Continue(());
                 };
                 if let Some(pc) = self.pool_conn(t) {
@@ -763,7 +788,14 @@ impl Reactor {
 
     /// Keeps a pool's latest difficulty or job on its connection and, when the connection is live, on the
     /// upstream for late miners, and sends it to every miner with jobs.
-    fn store_and_broadcast(&mut self, t: usize, u: usize, live: bool, line: Vec<u8>, difficulty: bool) {
+    fn store_and_broadcast(
+        &mut self,
+        t: usize,
+        u: usize,
+        live: bool,
+        line: Vec<u8>,
+        difficulty: bool,
+    ) {
         if let Some(pc) = self.pool_conn(t) {
             if difficulty {
                 pc.difficulty_line.clone_from(&line);
@@ -852,7 +884,11 @@ impl Reactor {
             return;
         }
         let u = pc.upstream;
-        if !self.upstreams.get(u).is_some_and(|up| up.pending.has_conn(t)) {
+        if !self
+            .upstreams
+            .get(u)
+            .is_some_and(|up| up.pending.has_conn(t))
+        {
             self.pool_conn_failed(t, "replaced by another pool connection");
         }
     }
@@ -875,7 +911,11 @@ impl Reactor {
         let name = self.name(u);
         let url = format!("{}:{}", pc.url.host, pc.url.port);
         for e in entries {
-            self.answer_failed(u, e, "pool connection lost before the pool answered this share");
+            self.answer_failed(
+                u,
+                e,
+                "pool connection lost before the pool answered this share",
+            );
         }
         let up = &mut self.upstreams[u];
         if up.active == Some(t) {
@@ -932,7 +972,11 @@ impl Reactor {
             }
             return;
         }
-        let delay = backoff(proxy.timing.retry_initial, proxy.timing.retry_max, up.attempts);
+        let delay = backoff(
+            proxy.timing.retry_initial,
+            proxy.timing.retry_max,
+            up.attempts,
+        );
         up.retry_at = Some(now + delay);
     }
 

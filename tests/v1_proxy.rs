@@ -25,8 +25,14 @@ fn miner(addr: SocketAddr, i: usize, shares: u64) -> SimMinerConfig {
 
 fn run_all(cfgs: Vec<SimMinerConfig>) -> Vec<MinerReport> {
     let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = cfgs.into_iter().map(|c| spawn_miner(c, stop.clone())).collect();
-    handles.into_iter().map(|h| h.join().expect("miner thread")).collect()
+    let handles: Vec<_> = cfgs
+        .into_iter()
+        .map(|c| spawn_miner(c, stop.clone()))
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("miner thread"))
+        .collect()
 }
 
 #[test]
@@ -43,25 +49,41 @@ fn a_hundred_and_twenty_miners_share_one_upstream_and_every_share_validates() {
         assert_eq!(r.rejected, 0, "{r:?}");
         assert_eq!(r.unanswered, 0, "{r:?}");
         assert_eq!(r.duplicate_or_unknown_replies, 0, "{r:?}");
-        assert_eq!(r.extranonce2_size, 6, "8-byte pool extranonce2 minus a 2-byte prefix");
-        assert!(e1s.insert(r.extranonce1.clone()), "extranonce1 handed out twice");
+        assert_eq!(
+            r.extranonce2_size, 6,
+            "8-byte pool extranonce2 minus a 2-byte prefix"
+        );
+        assert!(
+            e1s.insert(r.extranonce1.clone()),
+            "extranonce1 handed out twice"
+        );
     }
     let ps = pool.stats();
-    assert_eq!(ps.connections_total, 1, "one upstream connection for all miners");
+    assert_eq!(
+        ps.connections_total, 1,
+        "one upstream connection for all miners"
+    );
     assert_eq!(ps.accepted, 240);
     assert_eq!(ps.rejected, 0);
     // Upstream, every share's extranonce2 starts with the 2-byte prefix of the miner that found it.
     let mut by_prefix: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     for s in &ps.accepted_shares {
         assert_eq!(s.extranonce2.len(), 8);
-        assert_eq!(s.worker, "acct.proxy", "shares go up under the pool account");
+        assert_eq!(
+            s.worker, "acct.proxy",
+            "shares go up under the pool account"
+        );
         *by_prefix.entry(s.extranonce2[..2].to_vec()).or_default() += 1;
     }
     assert_eq!(by_prefix.len(), 120, "120 distinct prefixes upstream");
     assert!(by_prefix.values().all(|&n| n == 2));
     let pool_e1 = &ps.accepted_shares[0].extranonce1;
     for e1 in &e1s {
-        assert_eq!(&e1[..4], pool_e1.as_slice(), "miner extranonce1 = pool E1 || prefix");
+        assert_eq!(
+            &e1[..4],
+            pool_e1.as_slice(),
+            "miner extranonce1 = pool E1 || prefix"
+        );
         assert!(by_prefix.contains_key(&e1[4..]));
     }
     let st = proxy.stats("test").unwrap();
@@ -80,7 +102,12 @@ fn a_miner_hashing_with_the_wrong_prefix_is_rejected_by_the_checking_pool() {
     assert_eq!(reports[0].accepted, 3, "{:?}", reports[0]);
     assert_eq!(reports[1].accepted, 0, "{:?}", reports[1]);
     assert_eq!(reports[1].rejected, 3, "{:?}", reports[1]);
-    assert_eq!(reports[1].reject_codes.get(&23), Some(&3), "{:?}", reports[1]);
+    assert_eq!(
+        reports[1].reject_codes.get(&23),
+        Some(&3),
+        "{:?}",
+        reports[1]
+    );
     assert_eq!(pool.stats().rejected, 3);
 }
 
@@ -99,9 +126,19 @@ fn version_rolling_is_negotiated_once_and_rolled_shares_validate() {
     assert_eq!(reports[0].version_mask, Some(0x1fff_e000));
     assert_eq!(reports[2].version_mask, None);
     let ps = pool.stats();
-    assert_eq!(ps.configure_requests, 1, "the proxy negotiates once per upstream");
-    let rolled = ps.accepted_shares.iter().filter(|s| s.version_bits.is_some()).count();
-    assert_eq!(rolled, 6, "shares of the two rolling miners carry version bits");
+    assert_eq!(
+        ps.configure_requests, 1,
+        "the proxy negotiates once per upstream"
+    );
+    let rolled = ps
+        .accepted_shares
+        .iter()
+        .filter(|s| s.version_bits.is_some())
+        .count();
+    assert_eq!(
+        rolled, 6,
+        "shares of the two rolling miners carry version bits"
+    );
 }
 
 #[test]
@@ -133,10 +170,17 @@ fn a_late_miner_gets_difficulty_and_job_right_after_subscribe_and_authorize() {
     assert_eq!(e1.len(), 12);
     let mut all = notes;
     while all.len() < 2 {
-        all.push(c.read(Duration::from_secs(2)).expect("work after authorize"));
+        all.push(
+            c.read(Duration::from_secs(2))
+                .expect("work after authorize"),
+        );
     }
     let methods: Vec<&str> = all.iter().filter_map(|v| v["method"].as_str()).collect();
-    assert_eq!(methods, vec!["mining.set_difficulty", "mining.notify"], "{all:?}");
+    assert_eq!(
+        methods,
+        vec!["mining.set_difficulty", "mining.notify"],
+        "{all:?}"
+    );
     assert_eq!(all[1]["params"].as_array().unwrap().len(), 9);
 }
 
@@ -187,14 +231,19 @@ fn set_extranonce_from_the_pool_reaches_subscribed_miners_and_others_reconnect()
     let addr = proxy.first_addr().unwrap();
     let mut sub = Client::connect(addr);
     let id = sub.request("mining.extranonce.subscribe", json!([]));
-    assert_eq!(sub.reply(id, Duration::from_secs(5)).0["result"], json!(true));
+    assert_eq!(
+        sub.reply(id, Duration::from_secs(5)).0["result"],
+        json!(true)
+    );
     let (e1_before, _, _) = sub.handshake();
     let mut plain = Client::connect(addr);
     plain.handshake();
     pool.set_extranonce_all();
     let mut seen = None;
     for _ in 0..20 {
-        let Some(v) = sub.read(Duration::from_secs(2)) else { break };
+        let Some(v) = sub.read(Duration::from_secs(2)) else {
+            break;
+        };
         if v["method"] == json!("mining.set_extranonce") {
             seen = Some(v);
             break;
@@ -203,9 +252,16 @@ fn set_extranonce_from_the_pool_reaches_subscribed_miners_and_others_reconnect()
     let v = seen.expect("subscribed miner got mining.set_extranonce");
     let e1_after = v["params"][0].as_str().unwrap();
     assert_ne!(e1_after, e1_before);
-    assert_eq!(&e1_after[8..], &e1_before[8..], "the miner keeps its prefix");
+    assert_eq!(
+        &e1_after[8..],
+        &e1_before[8..],
+        "the miner keeps its prefix"
+    );
     assert_eq!(v["params"][1], json!(6));
-    assert!(plain.closed_within(Duration::from_secs(5)), "a miner that did not subscribe is disconnected");
+    assert!(
+        plain.closed_within(Duration::from_secs(5)),
+        "a miner that did not subscribe is disconnected"
+    );
 
     // Shares found with the new extranonce still validate.
     let mut m = miner(addr, 5, 2);
@@ -227,12 +283,24 @@ fn every_share_gets_one_reply_when_the_pool_never_answers() {
     let job = c.job_id(&notes);
     let id = c.request(
         "mining.submit",
-        json!(["rig.1", job, "00".repeat(n as usize), "5f5e1000", "00000001"]),
+        json!([
+            "rig.1",
+            job,
+            "00".repeat(n as usize),
+            "5f5e1000",
+            "00000001"
+        ]),
     );
     let (r, _) = c.reply(id, Duration::from_secs(5));
     assert_eq!(r["error"][0], json!(20), "{r}");
-    assert!(r["error"][1].as_str().unwrap().contains("did not answer"), "{r}");
-    assert!(c.read(Duration::from_millis(1500)).is_none(), "exactly one reply");
+    assert!(
+        r["error"][1].as_str().unwrap().contains("did not answer"),
+        "{r}"
+    );
+    assert!(
+        c.read(Duration::from_millis(1500)).is_none(),
+        "exactly one reply"
+    );
 }
 
 #[test]
@@ -250,7 +318,13 @@ fn shares_pending_when_the_pool_drops_are_answered_with_errors() {
         .map(|i| {
             c.request(
                 "mining.submit",
-                json!(["rig.1", job, format!("{:0w$x}", i, w = 2 * n as usize), "5f5e1000", "00000001"]),
+                json!([
+                    "rig.1",
+                    job,
+                    format!("{:0w$x}", i, w = 2 * n as usize),
+                    "5f5e1000",
+                    "00000001"
+                ]),
             )
         })
         .collect();
@@ -264,7 +338,9 @@ fn shares_pending_when_the_pool_drops_are_answered_with_errors() {
         assert_eq!(r["error"][0], json!(20), "{r}");
     }
     // The proxy reconnects by itself (this miner, not subscribed to extranonce changes, is then told to reconnect).
-    wait_until(Duration::from_secs(10), "reconnected", || ProxyStats::get(&st.pool_ready) == 2);
+    wait_until(Duration::from_secs(10), "reconnected", || {
+        ProxyStats::get(&st.pool_ready) == 2
+    });
 }
 
 #[test]
@@ -280,7 +356,13 @@ fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
     let job = a.job_id(&notes);
     a.request(
         "mining.submit",
-        json!(["rig.1", job, "00".repeat(n as usize), "5f5e1000", "00000001"]),
+        json!([
+            "rig.1",
+            job,
+            "00".repeat(n as usize),
+            "5f5e1000",
+            "00000001"
+        ]),
     );
     let st = proxy.stats("test").unwrap();
     wait_until(Duration::from_secs(5), "share forwarded", || {
@@ -292,7 +374,10 @@ fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
     });
     let mut b = Client::connect(addr);
     let (e1_b, _, _) = b.handshake();
-    assert_ne!(e1_a, e1_b, "prefix of a miner with a share in flight is not handed out");
+    assert_ne!(
+        e1_a, e1_b,
+        "prefix of a miner with a share in flight is not handed out"
+    );
     drop(b);
     // After the share timed out (answered to nobody), the prefix is free again; the free list is LIFO, so
     // the next two miners get b's and then a's prefix.
@@ -304,7 +389,10 @@ fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
     let mut d = Client::connect(addr);
     let (e1_d, _, _) = d.handshake();
     let got: BTreeSet<_> = [e1_c, e1_d].into_iter().collect();
-    assert!(got.contains(&e1_a), "a's prefix is reused once its share was answered: {got:?} vs {e1_a}");
+    assert!(
+        got.contains(&e1_a),
+        "a's prefix is reused once its share was answered: {got:?} vs {e1_a}"
+    );
 }
 
 #[test]
@@ -322,15 +410,23 @@ fn pool_reconnect_request_keeps_miners_connected() {
         ProxyStats::get(&st.shares_accepted) >= 2
     });
     pool.send_reconnect_all(Some("elsewhere.example"), Some(1), 0);
-    wait_until(Duration::from_secs(10), "reconnected to the same pool", || {
-        pool.stats().connections_total == 2
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "reconnected to the same pool",
+        || pool.stats().connections_total == 2,
+    );
     let before = ProxyStats::get(&st.shares_accepted);
-    wait_until(Duration::from_secs(10), "shares after the reconnect", || {
-        ProxyStats::get(&st.shares_accepted) >= before + 2
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "shares after the reconnect",
+        || ProxyStats::get(&st.shares_accepted) >= before + 2,
+    );
     let r = h.join().unwrap();
     assert!(!r.disconnected_by_peer, "{r:?}");
     assert!(r.set_extranonce_received >= 1, "{r:?}");
-    assert_eq!(r.rejected, r.reject_codes.get(&21).copied().unwrap_or(0), "only stale rejects: {r:?}");
+    assert_eq!(
+        r.rejected,
+        r.reject_codes.get(&21).copied().unwrap_or(0),
+        "only stale rejects: {r:?}"
+    );
 }

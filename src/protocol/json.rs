@@ -55,7 +55,7 @@ impl<'a> Scalar<'a> {
     }
 
     fn from_value(v: &simd_json::tape::Value<'_, 'a>) -> Scalar<'a> {
-        if let Some(s) = v.clone().into_string() {
+        if let Some(s) = (*v).into_string() {
             return Scalar::Str(s);
         }
         match v.value_type() {
@@ -254,8 +254,8 @@ fn encode_into(
     start..scratch.len()
 }
 
-fn extract<'t, 'a>(
-    tape: &'t Tape<'a>,
+fn extract<'a>(
+    tape: &Tape<'a>,
     scratch: &mut Vec<u8>,
     ranges: &mut ScratchRanges,
 ) -> Result<Msg<'a>, ParseError> {
@@ -279,7 +279,7 @@ fn extract<'t, 'a>(
                 m.id_scalar = Scalar::from_value(&v);
                 m.id = IdBuf::from_scalar(&m.id_scalar).ok_or(ParseError::BadId)?;
             }
-            "method" => m.method = v.clone().into_string(),
+            "method" => m.method = v.into_string(),
             "params" => {
                 if let Some(arr) = v.as_array() {
                     let mut n = 0;
@@ -400,8 +400,7 @@ mod tests {
     #[test]
     fn keeps_complex_values_as_text() {
         let mut p = Parser::default();
-        let mut line =
-            br#"{"id":7,"result":null,"error":{"code":23,"message":"low"}}"#.to_vec();
+        let mut line = br#"{"id":7,"result":null,"error":{"code":23,"message":"low"}}"#.to_vec();
         p.parse(&mut line, |m| {
             let m = m.unwrap();
             assert!(m.is_reply);
@@ -410,7 +409,8 @@ mod tests {
             let e: serde_json::Value = serde_json::from_str(m.error_json.unwrap()).unwrap();
             assert_eq!(e["code"], 23);
         });
-        let mut line = br#"{"id":1,"result":[[["mining.notify","x"]],"aabb",8],"error":null}"#.to_vec();
+        let mut line =
+            br#"{"id":1,"result":[[["mining.notify","x"]],"aabb",8],"error":null}"#.to_vec();
         p.parse(&mut line, |m| {
             let m = m.unwrap();
             assert_eq!(m.error_json, None);
@@ -423,11 +423,17 @@ mod tests {
     fn rejects_bad_input() {
         assert_eq!(parse_owned("not json"), Err(ParseError::InvalidJson));
         assert_eq!(parse_owned("[1,2]"), Err(ParseError::NotAnObject));
-        assert_eq!(parse_owned(r#"{"id":[1],"method":"x"}"#), Err(ParseError::BadId));
+        assert_eq!(
+            parse_owned(r#"{"id":[1],"method":"x"}"#),
+            Err(ParseError::BadId)
+        );
         let long = format!(r#"{{"id":"{}","method":"x"}}"#, "a".repeat(100));
         assert_eq!(parse_owned(&long), Err(ParseError::BadId));
         // A raw control character inside a string is not JSON.
-        assert_eq!(parse_owned("{\"id\":1,\"method\":\"\u{0}\"}"), Err(ParseError::InvalidJson));
+        assert_eq!(
+            parse_owned("{\"id\":1,\"method\":\"\u{0}\"}"),
+            Err(ParseError::InvalidJson)
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn write_subscribe_result(
     for b in prefix {
         hex::encode_into(&[b], out);
     }
-    let _ = write!(out, "\",{extranonce2_size}],\"error\":null}}\n");
+    let _ = writeln!(out, "\",{extranonce2_size}],\"error\":null}}");
 }
 
 /// Appends `mining.set_extranonce` for one miner.
@@ -134,8 +134,8 @@ pub fn parse_configure_result(result_json: &str) -> Option<u32> {
 /// The pool's subscribe result: extranonce1 and extranonce2_size. Accepts a list of pairs, a single pair or null
 /// as the first element.
 pub fn parse_subscribe_result(result_json: &str) -> Result<(Vec<u8>, usize), String> {
-    let v: serde_json::Value =
-        serde_json::from_str(result_json).map_err(|_| "subscribe result is not JSON".to_string())?;
+    let v: serde_json::Value = serde_json::from_str(result_json)
+        .map_err(|_| "subscribe result is not JSON".to_string())?;
     let arr = v.as_array().ok_or("subscribe result is not a list")?;
     let e1 = arr
         .get(1)
@@ -263,7 +263,10 @@ pub fn write_submit_upstream(
     share: &Submit<'_>,
     prefix: impl Iterator<Item = u8>,
 ) {
-    let _ = write!(out, "{{\"id\":{id},\"method\":\"mining.submit\",\"params\":[");
+    let _ = write!(
+        out,
+        "{{\"id\":{id},\"method\":\"mining.submit\",\"params\":["
+    );
     write_str(out, user);
     out.push(b',');
     write_str(out, share.job_id);
@@ -310,11 +313,15 @@ mod tests {
     #[test]
     fn subscribe_result_forms_from_pools() {
         assert_eq!(
-            parse_subscribe_result(r#"[[["mining.set_difficulty","1"],["mining.notify","1"]],"08000002",4]"#),
+            parse_subscribe_result(
+                r#"[[["mining.set_difficulty","1"],["mining.notify","1"]],"08000002",4]"#
+            ),
             Ok((vec![8, 0, 0, 2], 4))
         );
         assert_eq!(
-            parse_subscribe_result(r#"[["mining.notify","ae6812eb4cd7735a302a8a9dd95cf71f"],"f8002c90",8]"#),
+            parse_subscribe_result(
+                r#"[["mining.notify","ae6812eb4cd7735a302a8a9dd95cf71f"],"f8002c90",8]"#
+            ),
             Ok((vec![0xf8, 0, 0x2c, 0x90], 8))
         );
         assert_eq!(parse_subscribe_result(r#"[null,"00",8]"#), Ok((vec![0], 8)));
@@ -361,7 +368,14 @@ mod tests {
         assert_eq!(v["id"], 77);
         assert_eq!(
             v["params"],
-            serde_json::json!(["acct.w", "j\"1", "beef00000001", "5f5e1000", "0a0b0c0d", "00002000"])
+            serde_json::json!([
+                "acct.w",
+                "j\"1",
+                "beef00000001",
+                "5f5e1000",
+                "0a0b0c0d",
+                "00002000"
+            ])
         );
     }
 

@@ -1,1 +1,2 @@
-pub mod miner; pub mod pool;
+pub mod miner;
+pub mod pool;

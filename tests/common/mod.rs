@@ -41,7 +41,8 @@ pub fn proxy_yaml(pools: &[SocketAddr], extra: &str) -> String {
 /// Starts a proxy from YAML.
 pub fn start_proxy(yaml: &str) -> RunningProxy {
     init_log();
-    let config = Config::from_yaml(yaml).unwrap_or_else(|p| panic!("bad test config {p:?}\n{yaml}"));
+    let config =
+        Config::from_yaml(yaml).unwrap_or_else(|p| panic!("bad test config {p:?}\n{yaml}"));
     fastproxy::proxy::start(&config).expect("start proxy")
 }
 
@@ -64,7 +65,8 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         Client {
             reader: BufReader::new(s.try_clone().unwrap()),
             writer: s,
@@ -148,7 +150,11 @@ impl Client {
 
     /// The job id of the latest mining.notify among `seen`, else of the next one read.
     pub fn job_id(&mut self, seen: &[Value]) -> Value {
-        if let Some(v) = seen.iter().rev().find(|v| v["method"] == json!("mining.notify")) {
+        if let Some(v) = seen
+            .iter()
+            .rev()
+            .find(|v| v["method"] == json!("mining.notify"))
+        {
             return v["params"][0].clone();
         }
         for _ in 0..20 {

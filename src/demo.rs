@@ -3,7 +3,7 @@
 
 use clap::Args;
 use fastproxy::config::Config;
-use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy::sim::miner::{spawn_miner, LiveCounters, MinerReport, SimMinerConfig};
 use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use fastproxy::stats::ProxyStats;
 use std::net::SocketAddr;
@@ -58,12 +58,28 @@ fn demo_config(pool: SocketAddr) -> Config {
     Config::from_yaml(&yaml).unwrap_or_else(|p| panic!("built-in demo config is invalid: {p:?}"))
 }
 
-fn progress(started: Instant, s: &ProxyStats, pool: &SimPool) {
+fn progress(started: Instant, s: &ProxyStats, pool: &SimPool, live: &[Arc<LiveCounters>]) {
     let g = ProxyStats::get;
     let ps = pool.stats();
+    let per_miner: Vec<String> = live
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            format!(
+                "rig{} {}/{}",
+                i + 1,
+                l.accepted.load(Ordering::Relaxed),
+                l.rejected.load(Ordering::Relaxed)
+            )
+        })
+        .collect();
     println!(
-        "[{:>4.1}s] miners {} | shares submitted {} forwarded {} accepted {} rejected {} errors {} | pool: accepted {} rejected {}",
+        "[{:>4.1}s] {} (accepted/rejected)",
         started.elapsed().as_secs_f64(),
+        per_miner.join("  ")
+    );
+    println!(
+        "        proxy: miners {} | shares submitted {} forwarded {} accepted {} rejected {} errors {} | pool: accepted {} rejected {}",
         g(&s.miners_connected),
         g(&s.shares_submitted),
         g(&s.shares_forwarded),
@@ -109,9 +125,11 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
         args.seconds
     );
     let duration = Duration::from_secs(args.seconds);
+    let live: Vec<Arc<LiveCounters>> = (0..args.miners).map(|_| Arc::default()).collect();
     let miners: Vec<_> = (0..args.miners)
         .map(|i| {
             let cfg = SimMinerConfig {
+                live: Some(live[i].clone()),
                 addr,
                 worker: format!("demo.rig{}", i + 1),
                 version_rolling: i % 2 == 1,
@@ -125,7 +143,7 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
     let started = Instant::now();
     while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_secs(1).min(duration.saturating_sub(started.elapsed())));
-        progress(started, &stats, &pool);
+        progress(started, &stats, &pool, &live);
     }
     stop.store(true, Ordering::Relaxed);
     let reports: Vec<MinerReport> = miners.into_iter().filter_map(|h| h.join().ok()).collect();
@@ -144,7 +162,7 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
             r.error.as_ref().map_or(String::new(), |e| format!(" (error: {e})")),
         );
     }
-    progress(started, &stats, &pool);
+    progress(started, &stats, &pool, &live);
     let accepted: u64 = reports.iter().map(|r| r.accepted).sum();
     let rejected: u64 = reports.iter().map(|r| r.rejected).sum();
     proxy.stop();

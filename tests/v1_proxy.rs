@@ -430,3 +430,22 @@ fn pool_reconnect_request_keeps_miners_connected() {
         "only stale rejects: {r:?}"
     );
 }
+
+#[test]
+fn two_reactor_threads_share_the_listening_port_each_with_its_own_upstream() {
+    let pool = pool(SimPoolConfig::default());
+    let yaml = proxy_yaml(&[pool.addr()], "").replace("threads: 1", "threads: 2");
+    let proxy = start_proxy(&yaml);
+    assert_eq!(proxy.local_addrs("test").len(), 1);
+    let addr = proxy.first_addr().unwrap();
+    wait_until(Duration::from_secs(5), "one upstream per reactor", || {
+        pool.stats().connections_total == 2
+    });
+    let reports = run_all((0..20).map(|i| miner(addr, i, 1)).collect());
+    let mut e1s = BTreeSet::new();
+    for r in &reports {
+        assert_eq!(r.accepted, 1, "{r:?}");
+        assert!(e1s.insert(r.extranonce1.clone()));
+    }
+    assert_eq!(pool.stats().connections_total, 2);
+}

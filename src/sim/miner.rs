@@ -52,6 +52,15 @@ pub struct SimMinerConfig {
     pub submit_interval: Option<Duration>,
     /// User agent for `mining.subscribe` and `client.get_version`.
     pub agent: String,
+    /// Counters updated as replies arrive, for live progress (the demo).
+    pub live: Option<Arc<LiveCounters>>,
+}
+
+/// Accepted and rejected shares of a running miner, readable from other threads.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    pub accepted: std::sync::atomic::AtomicU64,
+    pub rejected: std::sync::atomic::AtomicU64,
 }
 
 impl Default for SimMinerConfig {
@@ -67,6 +76,7 @@ impl Default for SimMinerConfig {
             tamper_extranonce1: false,
             submit_interval: None,
             agent: "fastproxy-simminer/0.1".into(),
+            live: None,
         }
     }
 }
@@ -410,7 +420,16 @@ impl<'a> Session<'a> {
 
     fn on_submit_reply(&mut self, msg: &Value) {
         self.answered += 1;
-        if msg.get("result") == Some(&Value::Bool(true)) {
+        let accepted = msg.get("result") == Some(&Value::Bool(true));
+        if let Some(live) = &self.cfg.live {
+            let c = if accepted {
+                &live.accepted
+            } else {
+                &live.rejected
+            };
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if accepted {
             self.report.accepted += 1;
             return;
         }

@@ -83,6 +83,17 @@ pub struct ProxyConfig {
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     pub address: Spanned<String>,
+    /// Serve miners over TLS on this address.
+    #[serde(default)]
+    pub tls: Option<TlsListenConfig>,
+}
+
+/// A listener's certificate chain and key (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListenConfig {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 /// One pool account.
@@ -93,6 +104,13 @@ pub struct PoolConfig {
     pub user: String,
     #[serde(default = "default_password")]
     pub password: String,
+    /// For stratum+ssl:// pools: a PEM file of the CA that signed the pool's certificate (default: the
+    /// public Web PKI roots).
+    #[serde(default)]
+    pub ca: Option<Spanned<String>>,
+    /// For stratum+ssl:// pools with self-signed certificates: accept any certificate. Logged loudly.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 fn default_threads() -> usize {
@@ -138,30 +156,31 @@ fn default_password() -> String {
     "x".to_string()
 }
 
-/// A pool address from a `stratum+tcp://host:port` URL.
+/// A pool address from a `stratum+tcp://host:port` or `stratum+ssl://host:port` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolUrl {
     pub host: String,
     pub port: u16,
+    /// Connect with TLS.
+    pub tls: bool,
 }
 
 impl PoolUrl {
-    /// Parses `stratum+tcp://host:port` (also `tcp://` and a bare `host:port`).
+    /// Parses `stratum+tcp://host:port`, `stratum+ssl://` or `stratum+tls://` (TLS), `tcp://`, or a bare
+    /// `host:port`.
     pub fn parse(url: &str) -> Result<PoolUrl, String> {
-        let rest = if let Some((scheme, rest)) = url.split_once("://") {
+        let (rest, tls) = if let Some((scheme, rest)) = url.split_once("://") {
             match scheme {
-                "stratum+tcp" | "tcp" => rest,
-                "stratum+ssl" | "stratum+tls" | "ssl" | "tls" => {
-                    return Err(format!("TLS pool URLs ({scheme}://) are not supported yet"))
-                }
+                "stratum+tcp" | "tcp" => (rest, false),
+                "stratum+ssl" | "stratum+tls" | "ssl" | "tls" => (rest, true),
                 _ => {
                     return Err(format!(
-                        "unknown URL scheme '{scheme}' (use stratum+tcp://)"
+                        "unknown URL scheme '{scheme}' (use stratum+tcp:// or stratum+ssl://)"
                     ))
                 }
             }
         } else {
-            url
+            (url, false)
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = rest
@@ -180,6 +199,7 @@ impl PoolUrl {
         Ok(PoolUrl {
             host: host.to_string(),
             port,
+            tls,
         })
     }
 }
@@ -246,6 +266,18 @@ impl Config {
                 p(None, format!("proxy '{n}': no listen address"));
             }
             for l in &proxy.listen {
+                if let Some(tls) = &l.tls {
+                    let (cert, key) = (&tls.cert, &tls.key);
+                    if let Err(e) = crate::tls::server_config(
+                        std::path::Path::new(&cert.value),
+                        std::path::Path::new(&key.value),
+                    ) {
+                        p(
+                            Some(cert.referenced.line()),
+                            format!("proxy '{n}': tls: {e}"),
+                        );
+                    }
+                }
                 if l.address.value.parse::<SocketAddr>().is_err() {
                     p(
                         Some(l.address.referenced.line()),
@@ -260,11 +292,25 @@ impl Config {
                 p(None, format!("proxy '{n}': no pools"));
             }
             for pool in &proxy.pools {
-                if let Err(e) = PoolUrl::parse(&pool.url.value) {
-                    p(
-                        Some(pool.url.referenced.line()),
-                        format!("proxy '{n}': pool url: {e}"),
-                    );
+                let line = Some(pool.url.referenced.line());
+                match PoolUrl::parse(&pool.url.value) {
+                    Err(e) => p(line, format!("proxy '{n}': pool url: {e}")),
+                    Ok(url) if url.tls => {
+                        if let Err(e) = pool.client_tls() {
+                            p(line, format!("proxy '{n}': pool {}: {e}", pool.url.value));
+                        }
+                        if let Err(e) = crate::tls::server_name(&url.host) {
+                            p(line, format!("proxy '{n}': {e}"));
+                        }
+                    }
+                    Ok(_) => {
+                        if pool.ca.is_some() || pool.insecure_skip_verify {
+                            p(
+                                line,
+                                format!("proxy '{n}': 'ca' and 'insecure_skip_verify' need a stratum+ssl:// URL"),
+                            );
+                        }
+                    }
                 }
             }
             if proxy.protocol == ProtocolKind::Equihash {
@@ -323,6 +369,14 @@ impl Config {
     }
 }
 
+impl PoolConfig {
+    /// The TLS client config for this pool (its CA, or the public roots, or no verification).
+    pub fn client_tls(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+        let ca = self.ca.as_ref().map(|c| std::path::Path::new(&c.value));
+        crate::tls::client_config(ca, self.insecure_skip_verify)
+    }
+}
+
 impl ProxyConfig {
     /// A duration setting in seconds as a `Duration`.
     pub fn secs(v: f64) -> Duration {
@@ -371,6 +425,13 @@ proxies:
     # failback: true                # go back to a higher-priority pool when it is healthy
     # failback_interval: 30
     # allow_reconnect_redirect: false  # follow client.reconnect to another host
+    #
+    # TLS towards miners: add to a listen entry (a proxy may listen on a plain and a TLS port at once):
+    #   - address: 0.0.0.0:3443
+    #     tls: {{ cert: /etc/fastproxy/cert.pem, key: /etc/fastproxy/key.pem }}
+    # TLS towards a pool: a stratum+ssl:// (or stratum+tls://) URL. The pool's certificate is checked against
+    # the public Web PKI roots, or against a private CA with `ca: /path/ca.pem`; `insecure_skip_verify: true`
+    # accepts any certificate (self-signed pools; logged as a warning at start).
 "#
     )
 }
@@ -410,8 +471,19 @@ mod tests {
             PoolUrl::parse("stratum+tcp://pool.example.com:3333").unwrap(),
             PoolUrl {
                 host: "pool.example.com".into(),
-                port: 3333
+                port: 3333,
+                tls: false
             }
+        );
+        assert!(
+            PoolUrl::parse("stratum+ssl://pool.example.com:443")
+                .unwrap()
+                .tls
+        );
+        assert!(
+            PoolUrl::parse("stratum+tls://pool.example.com:443")
+                .unwrap()
+                .tls
         );
         assert!(PoolUrl::parse("stratum+tcp://h:0").is_err());
         assert!(PoolUrl::parse("stratum+tcp://h:x").is_err());

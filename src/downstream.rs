@@ -63,10 +63,16 @@ impl Reactor {
     /// Accepts every waiting connection on listener `t`.
     pub(crate) fn accept(&mut self, t: usize) {
         loop {
-            let Some(Conn::Listener { listener, proxy }) = self.conns.get(t) else {
+            let Some(Conn::Listener {
+                listener,
+                proxy,
+                tls,
+            }) = self.conns.get(t)
+            else {
                 return;
             };
             let proxy = *proxy;
+            let tls = tls.clone();
             let (mut socket, addr) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -88,10 +94,21 @@ impl Reactor {
                 continue;
             }
             let p = &self.proxies[proxy];
+            let mut io = Io::new(socket, p.cfg.max_write_buffer);
+            if let Some(cfg) = tls {
+                match rustls::ServerConnection::new(cfg) {
+                    Ok(c) => io.set_tls(rustls::Connection::Server(c)),
+                    Err(e) => {
+                        log::warn!("[{}] TLS session for {addr} failed: {e}", p.cfg.name);
+                        let _ = self.poll.registry().deregister(&mut io.socket);
+                        continue;
+                    }
+                }
+            }
             let gen = self.next_gen;
             self.next_gen += 1;
             entry.insert(Conn::Miner(Miner {
-                io: Io::new(socket, p.cfg.max_write_buffer),
+                io,
                 addr,
                 gen,
                 proxy,

@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod sim;
 pub mod stats;
+pub mod tls;
 pub mod work;
 
 mod downstream;

@@ -10,6 +10,7 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -126,7 +127,42 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         .collect();
     // Bind everything first, so an address in use fails the start, not a thread.
     let mut resolved: Vec<Vec<SocketAddr>> = Vec::new();
-    let mut per_thread: Vec<Vec<(usize, mio::net::TcpListener)>> = Vec::new();
+    let mut listen_tls = Vec::new();
+    let mut pool_tls = Vec::new();
+    for p in &config.proxies {
+        let mut per_listen = Vec::new();
+        for l in &p.listen {
+            per_listen.push(match &l.tls {
+                Some(t) => Some(
+                    crate::tls::server_config(Path::new(&t.cert.value), Path::new(&t.key.value))
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                ),
+                None => None,
+            });
+        }
+        listen_tls.push(per_listen);
+        let mut per_pool = Vec::new();
+        for pool in &p.pools {
+            let tls = PoolUrl::parse(&pool.url.value).is_ok_and(|u| u.tls);
+            per_pool.push(if tls {
+                if pool.insecure_skip_verify {
+                    log::warn!(
+                        "[{}] pool {}: insecure_skip_verify is on: its TLS certificate is NOT checked",
+                        p.name,
+                        pool.url.value
+                    );
+                }
+                Some(
+                    pool.client_tls()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                )
+            } else {
+                None
+            });
+        }
+        pool_tls.push(per_pool);
+    }
+    let mut per_thread: Vec<Vec<crate::reactor::Listening>> = Vec::new();
     for th in 0..threads {
         let mut listeners = Vec::new();
         for (pi, p) in config.proxies.iter().enumerate() {
@@ -151,7 +187,11 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                 if th == 0 {
                     resolved[pi].push(std_listener.local_addr()?);
                 }
-                listeners.push((pi, mio::net::TcpListener::from_std(std_listener)));
+                listeners.push((
+                    pi,
+                    mio::net::TcpListener::from_std(std_listener),
+                    listen_tls[pi][li].clone(),
+                ));
             }
         }
         per_thread.push(listeners);
@@ -166,8 +206,10 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             .proxies
             .iter()
             .zip(&stats)
-            .map(|(p, (_, s))| ProxyState {
+            .zip(&pool_tls)
+            .map(|((p, (_, s)), tls)| ProxyState {
                 cfg: p.clone(),
+                pool_tls: tls.clone(),
                 dialect: Dialect::for_kind(p.protocol).unwrap_or(Dialect::Stratum),
                 pools: p
                     .pools

@@ -30,10 +30,17 @@ const SCRATCH: usize = 64 * 1024;
 
 /// Everything with a socket.
 pub(crate) enum Conn {
-    Listener { listener: TcpListener, proxy: usize },
+    Listener {
+        listener: TcpListener,
+        proxy: usize,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    },
     Miner(Miner),
     Pool(PoolConn),
 }
+
+/// A bound listener for a reactor: its proxy's index and its TLS config.
+pub(crate) type Listening = (usize, TcpListener, Option<Arc<rustls::ServerConfig>>);
 
 /// Durations of a proxy entry, converted once.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +59,8 @@ pub(crate) struct ProxyState {
     pub cfg: ProxyConfig,
     pub dialect: Dialect,
     pub pools: Vec<PoolUrl>,
+    /// TLS client configs, per pool (None for plain TCP pools).
+    pub pool_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
     /// Upstream keys; the first is the primary and is never closed.
     pub upstreams: Vec<usize>,
     pub stats: Arc<ProxyStats>,
@@ -81,11 +90,11 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    /// A reactor serving `proxies` on the given listeners (`(proxy index, listener)`).
+    /// A reactor serving `proxies` on the given listeners (`(proxy index, listener, TLS config)`).
     pub(crate) fn new(
         poll: Poll,
         proxies: Vec<ProxyState>,
-        listeners: Vec<(usize, TcpListener)>,
+        listeners: Vec<Listening>,
         shutdown: Arc<AtomicBool>,
     ) -> std::io::Result<Reactor> {
         let mut r = Reactor {
@@ -102,12 +111,16 @@ impl Reactor {
             shutdown,
             next_slow_tick: Instant::now(),
         };
-        for (proxy, mut listener) in listeners {
+        for (proxy, mut listener, tls) in listeners {
             let entry = r.conns.vacant_entry();
             r.poll
                 .registry()
                 .register(&mut listener, Token(entry.key()), Interest::READABLE)?;
-            entry.insert(Conn::Listener { listener, proxy });
+            entry.insert(Conn::Listener {
+                listener,
+                proxy,
+                tls,
+            });
         }
         for p in 0..r.proxies.len() {
             r.open_upstream(p, "the proxy started");
@@ -179,7 +192,12 @@ impl Reactor {
                 Some(Conn::Pool(p)) => &mut p.io,
                 _ => break None,
             };
-            let n = match io.read(&mut scratch) {
+            let got = io.read(&mut scratch);
+            if io.dirty {
+                // TLS has records to send (handshake, or plaintext released when the handshake completed).
+                self.dirty.push(t);
+            }
+            let n = match got {
                 Ok(0) => break Some("connection closed by peer".to_string()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break None,

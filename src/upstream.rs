@@ -230,6 +230,29 @@ impl Reactor {
         let _ = socket.set_nodelay(true);
         let mut io = Io::new(socket, POOL_OUT_LIMIT);
         io.want_write = true;
+        if url.tls {
+            let session = self.proxies[proxy].pool_tls[pool_idx]
+                .clone()
+                .ok_or_else(|| "no TLS config for this pool".to_string())
+                .and_then(|cfg| {
+                    let name = crate::tls::server_name(&url.host)?;
+                    rustls::ClientConnection::new(cfg, name).map_err(|e| e.to_string())
+                });
+            match session {
+                Ok(c) => io.set_tls(rustls::Connection::Client(c)),
+                Err(e) => {
+                    log::warn!(
+                        "[{}] TLS setup for {}:{} failed: {e}",
+                        self.name(u),
+                        url.host,
+                        url.port
+                    );
+                    let _ = self.poll.registry().deregister(&mut io.socket);
+                    self.attempt_failed(u, probe);
+                    return;
+                }
+            }
+        }
         entry.insert(Conn::Pool(PoolConn {
             io,
             upstream: u,
@@ -832,6 +855,7 @@ impl Reactor {
             (Some(h), true) => PoolUrl {
                 host: h.to_string(),
                 port: port.unwrap_or(current.port),
+                tls: current.tls,
             },
             (Some(h), false) => {
                 log::warn!(

@@ -1,6 +1,8 @@
 //! Shared test helpers: a proxy in front of simulated pools, raw JSON-line clients, bounded waits.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use fastproxy::config::Config;
 use fastproxy::proxy::RunningProxy;
 use fastproxy::sim::pool::{SimPool, SimPoolConfig};

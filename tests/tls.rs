@@ -1,0 +1,161 @@
+//! TLS on both sides, with a test CA made at test time: miners over TLS to the proxy, the proxy over TLS to a
+//! pool, a wrong CA refused, plaintext on a TLS port handled; shares are checked by the simulated pool.
+
+mod common;
+
+use common::tls::{client_relay, server_relay, TestPki};
+use common::*;
+use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy::sim::pool::SimPoolConfig;
+use fastproxy::stats::ProxyStats;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn miners(addr: SocketAddr, n: usize, shares: u64) -> Vec<MinerReport> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            spawn_miner(
+                SimMinerConfig {
+                    addr,
+                    worker: format!("tls.rig{i}"),
+                    max_shares: Some(shares),
+                    duration: Duration::from_secs(60),
+                    version_rolling: i % 2 == 0,
+                    ..SimMinerConfig::default()
+                },
+                stop.clone(),
+            )
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn yaml(listen_extra: &str, pool_url: &str, pool_extra: &str) -> String {
+    format!(
+        "proxies:\n  - name: test\n    protocol: stratum\n    retry_initial: 0.1\n    retry_max: 0.3\n    listen:\n      - address: 127.0.0.1:0\n{listen_extra}    pools:\n      - url: {pool_url}\n        user: acct.tls\n{pool_extra}"
+    )
+}
+
+#[test]
+fn miners_over_tls_and_plain_on_one_proxy_all_get_shares_accepted() {
+    let pki = TestPki::new("listen");
+    let pool = pool(SimPoolConfig::default());
+    let listen_tls = format!(
+        "      - address: 127.0.0.1:0\n        tls: {{ cert: {}, key: {} }}\n",
+        pki.cert.display(),
+        pki.key.display()
+    );
+    let proxy = start_proxy(&yaml(
+        &listen_tls,
+        &format!("stratum+tcp://{}", pool.addr()),
+        "",
+    ));
+    let addrs = proxy.local_addrs("test");
+    assert_eq!(addrs.len(), 2);
+    let relay = client_relay(addrs[1], &pki);
+    let over_tls = miners(relay.addr, 3, 2);
+    let plain = miners(addrs[0], 1, 2);
+    for r in over_tls.iter().chain(&plain) {
+        assert_eq!(r.accepted, 2, "{r:?}");
+        assert_eq!(r.unanswered, 0, "{r:?}");
+    }
+    let ps = pool.stats();
+    assert_eq!(ps.accepted, 8);
+    assert_eq!(ps.connections_total, 1);
+}
+
+#[test]
+fn plaintext_on_the_tls_port_is_closed_and_tls_miners_are_unaffected() {
+    let pki = TestPki::new("plain");
+    let pool = pool(SimPoolConfig::default());
+    let listen_tls = format!(
+        "      - address: 127.0.0.1:0\n        tls: {{ cert: {}, key: {} }}\n",
+        pki.cert.display(),
+        pki.key.display()
+    );
+    let proxy = start_proxy(&yaml(
+        &listen_tls,
+        &format!("stratum+tcp://{}", pool.addr()),
+        "",
+    ));
+    let tls_addr = proxy.local_addrs("test")[1];
+    let relay = client_relay(tls_addr, &pki);
+    let stop = Arc::new(AtomicBool::new(false));
+    let good = spawn_miner(
+        SimMinerConfig {
+            addr: relay.addr,
+            max_shares: Some(3),
+            duration: Duration::from_secs(60),
+            ..SimMinerConfig::default()
+        },
+        stop,
+    );
+    let mut c = Client::connect(tls_addr);
+    c.send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+        .unwrap();
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "plaintext client on a TLS port is closed"
+    );
+    assert_eq!(good.join().unwrap().accepted, 3);
+}
+
+#[test]
+fn the_proxy_reaches_a_tls_pool_through_a_private_ca() {
+    let pki = TestPki::new("pool");
+    let pool = pool(SimPoolConfig::default());
+    let tls_pool = server_relay(pool.addr(), &pki);
+    let proxy = start_proxy(&yaml(
+        "",
+        &format!("stratum+ssl://{}", tls_pool.addr),
+        &format!("        ca: {}\n", pki.ca.display()),
+    ));
+    let r = miners(proxy.first_addr().unwrap(), 2, 2);
+    for r in &r {
+        assert_eq!(r.accepted, 2, "{r:?}");
+    }
+    assert_eq!(pool.stats().accepted, 4);
+}
+
+#[test]
+fn a_pool_certificate_from_another_ca_is_refused_unless_verification_is_skipped() {
+    let trusted = TestPki::new("trusted");
+    let other = TestPki::new("other");
+    let pool = pool(SimPoolConfig::default());
+    let tls_pool = server_relay(pool.addr(), &other);
+    let proxy = start_proxy(&yaml(
+        "",
+        &format!("stratum+tls://{}", tls_pool.addr),
+        &format!("        ca: {}\n", trusted.ca.display()),
+    ));
+    let st = proxy.stats("test").unwrap();
+    wait_until(Duration::from_secs(10), "several refused attempts", || {
+        ProxyStats::get(&st.pool_connections) >= 3
+    });
+    assert_eq!(
+        ProxyStats::get(&st.pool_ready),
+        0,
+        "never ready with an untrusted certificate"
+    );
+    assert_eq!(pool.stats().submits, 0);
+    drop(proxy);
+
+    let proxy = start_proxy(&yaml(
+        "",
+        &format!("stratum+tls://{}", tls_pool.addr),
+        "        insecure_skip_verify: true\n",
+    ));
+    let r = miners(proxy.first_addr().unwrap(), 1, 2);
+    assert_eq!(r[0].accepted, 2, "{:?}", r[0]);
+}
+
+#[test]
+fn check_config_reports_missing_tls_files_with_their_line() {
+    let y = "proxies:\n  - name: a\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n        tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem }\n    pools:\n      - url: stratum+ssl://pool.example.com:443\n        user: u\n        ca: /nonexistent/ca.pem\n";
+    let problems = fastproxy::config::Config::from_yaml(y).unwrap_err();
+    let lines: Vec<_> = problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, vec![Some(6), Some(8)], "{problems:?}");
+}

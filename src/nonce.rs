@@ -14,14 +14,16 @@ pub fn prefix_len(n: usize, min_keep: usize) -> usize {
     p.max(n.saturating_sub(MAX_MINER_EXTRANONCE2))
 }
 
-/// Hands out unique prefixes of a fixed length in O(1): a counter for never-used values and a free list for
-/// returned ones.
+/// Hands out unique prefixes of a fixed length in O(1): never-used values first (a counter), then returned
+/// ones oldest first (a FIFO free list). Reusing a prefix as late as possible matters: a miner that gets the
+/// prefix its predecessor had, on the same job and starting from the same extranonce2, would find the same
+/// shares and the pool would reject them as duplicates.
 #[derive(Debug, Clone)]
 pub struct PrefixAllocator {
     len: usize,
     capacity: u64,
     next_unused: u64,
-    free: Vec<u64>,
+    free: std::collections::VecDeque<u64>,
     in_use: u64,
 }
 
@@ -38,7 +40,7 @@ impl PrefixAllocator {
             len,
             capacity,
             next_unused: 0,
-            free: Vec::new(),
+            free: std::collections::VecDeque::new(),
             in_use: 0,
         }
     }
@@ -65,11 +67,11 @@ impl PrefixAllocator {
 
     /// A free prefix, or `None` when all are in use.
     pub fn alloc(&mut self) -> Option<u64> {
-        let v = if let Some(v) = self.free.pop() {
-            v
-        } else if self.next_unused < self.capacity {
+        let v = if self.next_unused < self.capacity {
             self.next_unused += 1;
             self.next_unused - 1
+        } else if let Some(v) = self.free.pop_front() {
+            v
         } else {
             return None;
         };
@@ -81,12 +83,7 @@ impl PrefixAllocator {
     pub fn release(&mut self, v: u64) {
         debug_assert!(v < self.next_unused);
         self.in_use = self.in_use.saturating_sub(1);
-        self.free.push(v);
-        if self.in_use == 0 {
-            // Everything is back: start over and drop the list's memory.
-            self.free = Vec::new();
-            self.next_unused = 0;
-        }
+        self.free.push_back(v);
     }
 
     /// The big-endian bytes of prefix `v`.
@@ -110,6 +107,23 @@ mod tests {
         assert_eq!(prefix_len(12, 4), 4);
         assert_eq!(prefix_len(3, 4), 0);
         assert_eq!(prefix_len(16, 4), 8);
+    }
+
+    #[test]
+    fn released_prefixes_are_reused_last_and_oldest_first() {
+        let mut a = PrefixAllocator::new(1);
+        let x = a.alloc().unwrap();
+        let y = a.alloc().unwrap();
+        a.release(x);
+        a.release(y);
+        // Never-used prefixes come first, even with everything released.
+        assert_eq!(a.alloc(), Some(2));
+        for _ in 3..256 {
+            a.alloc().unwrap();
+        }
+        assert_eq!(a.alloc(), Some(x), "then the one released first");
+        assert_eq!(a.alloc(), Some(y));
+        assert_eq!(a.alloc(), None);
     }
 
     #[test]

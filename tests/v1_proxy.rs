@@ -345,12 +345,16 @@ fn shares_pending_when_the_pool_drops_are_answered_with_errors() {
 
 #[test]
 fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
+    // extranonce2_size 4 leaves no prefix bits: each upstream serves exactly one miner, so whether the slot of a
+    // departed miner is free shows in which upstream the next miner lands.
     let pool = pool(SimPoolConfig {
+        extranonce2_size: 4,
         answer_submits: false,
         ..SimPoolConfig::default()
     });
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "share_timeout: 2"));
     let addr = proxy.first_addr().unwrap();
+    let st = proxy.stats("test").unwrap();
     let mut a = Client::connect(addr);
     let (e1_a, n, notes) = a.handshake();
     let job = a.job_id(&notes);
@@ -364,7 +368,6 @@ fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
             "00000001"
         ]),
     );
-    let st = proxy.stats("test").unwrap();
     wait_until(Duration::from_secs(5), "share forwarded", || {
         ProxyStats::get(&st.shares_forwarded) == 1
     });
@@ -376,23 +379,22 @@ fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
     let (e1_b, _, _) = b.handshake();
     assert_ne!(
         e1_a, e1_b,
-        "prefix of a miner with a share in flight is not handed out"
+        "the slot of a miner with a share in flight is not handed out"
+    );
+    assert_eq!(
+        ProxyStats::get(&st.upstreams),
+        2,
+        "b needed a second upstream"
     );
     drop(b);
-    // After the share timed out (answered to nobody), the prefix is free again; the free list is LIFO, so
-    // the next two miners get b's and then a's prefix.
-    wait_until(Duration::from_secs(10), "share expired", || {
-        ProxyStats::get(&st.shares_errored) == 1 && ProxyStats::get(&st.miners_connected) == 0
+    // Once the share timed out (answered to nobody), the first upstream's slot is free again.
+    wait_until(Duration::from_secs(10), "share expired and b gone", || {
+        ProxyStats::get(&st.shares_errored) == 1 && ProxyStats::get(&st.upstreams) == 1
     });
     let mut c = Client::connect(addr);
     let (e1_c, _, _) = c.handshake();
-    let mut d = Client::connect(addr);
-    let (e1_d, _, _) = d.handshake();
-    let got: BTreeSet<_> = [e1_c, e1_d].into_iter().collect();
-    assert!(
-        got.contains(&e1_a),
-        "a's prefix is reused once its share was answered: {got:?} vs {e1_a}"
-    );
+    assert_eq!(e1_c, e1_a, "a's slot is reused once its share was answered");
+    assert_eq!(ProxyStats::get(&st.upstreams), 1);
 }
 
 #[test]

@@ -86,6 +86,10 @@ pub struct ListenConfig {
     /// Serve miners over TLS on this address.
     #[serde(default)]
     pub tls: Option<TlsListenConfig>,
+    /// Expect a HAProxy PROXY protocol header (v1, v2, or optional) before anything else; the miner's address
+    /// is then the one it names.
+    #[serde(default)]
+    pub proxy_protocol: Option<crate::proxy_protocol::Mode>,
 }
 
 /// A listener's certificate chain and key (PEM files).
@@ -429,6 +433,7 @@ proxies:
     # TLS towards miners: add to a listen entry (a proxy may listen on a plain and a TLS port at once):
     #   - address: 0.0.0.0:3443
     #     tls: {{ cert: /etc/fastproxy/cert.pem, key: /etc/fastproxy/key.pem }}
+    # Behind HAProxy (send-proxy / send-proxy-v2), add to a listen entry: proxy_protocol: v1 | v2 | optional
     # TLS towards a pool: a stratum+ssl:// (or stratum+tls://) URL. The pool's certificate is checked against
     # the public Web PKI roots, or against a private CA with `ca: /path/ca.pem`; `insecure_skip_verify: true`
     # accepts any certificate (self-signed pools; logged as a warning at start).

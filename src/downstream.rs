@@ -50,6 +50,8 @@ pub(crate) struct Miner {
     pub bad_lines: u32,
     /// It closed its sending side; it is closed once its pending shares are answered.
     pub read_closed: bool,
+    /// A PROXY protocol header is still expected (before anything else, TLS included).
+    pub proxy_header: Option<crate::proxy_protocol::Mode>,
 }
 
 impl Miner {
@@ -67,12 +69,14 @@ impl Reactor {
                 listener,
                 proxy,
                 tls,
+                proxy_protocol,
             }) = self.conns.get(t)
             else {
                 return;
             };
             let proxy = *proxy;
             let tls = tls.clone();
+            let proxy_header = *proxy_protocol;
             let (mut socket, addr) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -127,6 +131,7 @@ impl Reactor {
                 connected_at: Instant::now(),
                 bad_lines: 0,
                 read_closed: false,
+                proxy_header,
             }));
             ProxyStats::inc(&p.stats.miners_connected);
             ProxyStats::inc(&p.stats.miners_total);
@@ -145,6 +150,19 @@ impl Reactor {
         if !readable || m.read_closed {
             return;
         }
+        if m.proxy_header.is_some() {
+            match self.read_proxy_header(t) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(reason) => {
+                    self.kick_miner(t, &reason);
+                    return;
+                }
+            }
+        }
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return;
+        };
         let max_line = self.proxies[m.proxy].cfg.max_line_length;
         let reason = self.read_lines(t, max_line, Reactor::on_miner_line);
         let Some(reason) = reason else {
@@ -160,6 +178,51 @@ impl Reactor {
             }
         }
         self.close_miner(t, &reason);
+    }
+
+    /// Reads the PROXY protocol header of miner `t`: `Ok(true)` once done (the miner's address is then the one
+    /// it names), `Ok(false)` while more bytes are needed, `Err` with the reason to close.
+    fn read_proxy_header(&mut self, t: usize) -> Result<bool, String> {
+        use crate::proxy_protocol::{parse, Parsed, MAX_HEADER};
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return Ok(false);
+        };
+        let Some(mode) = m.proxy_header else {
+            return Ok(true);
+        };
+        let mut buf = [0u8; MAX_HEADER];
+        loop {
+            let room = MAX_HEADER.saturating_sub(m.io.pre.len());
+            if room == 0 {
+                return Err("PROXY protocol: header too long".into());
+            }
+            match m.io.read_raw(&mut buf[..room]) {
+                Ok(0) => return Err("connection closed by peer before its PROXY header".into()),
+                Ok(n) => m.io.pre.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(format!("read error: {e}")),
+            }
+            match parse(&m.io.pre, mode).map_err(|e| e.to_string())? {
+                Parsed::Incomplete => {}
+                Parsed::Header { len, source } => {
+                    m.io.pre.drain(..len);
+                    m.proxy_header = None;
+                    if let Some(src) = source {
+                        log::debug!(
+                            "[{}] miner {src} connected (PROXY header from {})",
+                            self.proxies[m.proxy].cfg.name,
+                            m.addr
+                        );
+                        m.addr = src;
+                    }
+                    return Ok(true);
+                }
+                Parsed::Absent => {
+                    m.proxy_header = None;
+                    return Ok(true);
+                }
+            }
+        }
     }
 
     /// After `t`'s output queue drained: a half-closed miner with nothing pending is done.

@@ -11,12 +11,14 @@
 //! miners used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
 
 pub mod config;
+pub mod equihash;
 pub mod framing;
 pub mod hex;
 pub mod nonce;
 pub mod pending;
 pub mod protocol;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod sim;
 pub mod stats;
 pub mod tls;

@@ -70,10 +70,8 @@ impl PrefixAllocator {
         let v = if self.next_unused < self.capacity {
             self.next_unused += 1;
             self.next_unused - 1
-        } else if let Some(v) = self.free.pop_front() {
-            v
         } else {
-            return None;
+            self.free.pop_front()?
         };
         self.in_use += 1;
         Some(v)

@@ -191,6 +191,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                     pi,
                     mio::net::TcpListener::from_std(std_listener),
                     listen_tls[pi][li].clone(),
+                    l.proxy_protocol,
                 ));
             }
         }

@@ -34,13 +34,19 @@ pub(crate) enum Conn {
         listener: TcpListener,
         proxy: usize,
         tls: Option<Arc<rustls::ServerConfig>>,
+        proxy_protocol: Option<crate::proxy_protocol::Mode>,
     },
     Miner(Miner),
     Pool(PoolConn),
 }
 
-/// A bound listener for a reactor: its proxy's index and its TLS config.
-pub(crate) type Listening = (usize, TcpListener, Option<Arc<rustls::ServerConfig>>);
+/// A bound listener for a reactor: its proxy's index, TLS config and PROXY protocol mode.
+pub(crate) type Listening = (
+    usize,
+    TcpListener,
+    Option<Arc<rustls::ServerConfig>>,
+    Option<crate::proxy_protocol::Mode>,
+);
 
 /// Durations of a proxy entry, converted once.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +117,7 @@ impl Reactor {
             shutdown,
             next_slow_tick: Instant::now(),
         };
-        for (proxy, mut listener, tls) in listeners {
+        for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
             r.poll
                 .registry()
@@ -120,6 +126,7 @@ impl Reactor {
                 listener,
                 proxy,
                 tls,
+                proxy_protocol,
             });
         }
         for p in 0..r.proxies.len() {
@@ -201,6 +208,9 @@ impl Reactor {
                 Ok(0) => break Some("connection closed by peer".to_string()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break None,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    break Some("connection reset by peer".to_string())
+                }
                 Err(e) => break Some(format!("read error: {e}")),
             };
             let mut partial = std::mem::take(&mut io.partial);

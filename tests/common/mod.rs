@@ -76,6 +76,11 @@ impl Client {
         }
     }
 
+    /// This client's own address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().unwrap()
+    }
+
     /// Closes with a TCP reset (SO_LINGER 0): the proxy sees the miner vanish, not a half-close.
     pub fn reset(self) {
         let _ = socket2::SockRef::from(&self.writer).set_linger(Some(Duration::ZERO));

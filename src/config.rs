@@ -76,6 +76,11 @@ pub struct ProxyConfig {
     /// Follow a pool's `client.reconnect` to another host/port (otherwise reconnect to the same pool).
     #[serde(default)]
     pub allow_reconnect_redirect: bool,
+    /// Equihash parameters (n, k) for `protocol: equihash`: they fix the solution size checked on submit.
+    #[serde(default = "default_equihash_n")]
+    pub equihash_n: u32,
+    #[serde(default = "default_equihash_k")]
+    pub equihash_k: u32,
 }
 
 /// One listening socket.
@@ -152,6 +157,12 @@ fn default_failover_after() -> u32 {
 }
 fn default_failback_interval() -> f64 {
     30.0
+}
+fn default_equihash_n() -> u32 {
+    200
+}
+fn default_equihash_k() -> u32 {
+    9
 }
 fn default_true() -> bool {
     true
@@ -318,10 +329,9 @@ impl Config {
                 }
             }
             if proxy.protocol == ProtocolKind::Equihash {
-                p(
-                    None,
-                    format!("proxy '{n}': protocol 'equihash' is not supported by this build yet"),
-                );
+                if let Err(e) = proxy.equihash_params().check() {
+                    p(None, format!("proxy '{n}': equihash_n/equihash_k: {e}"));
+                }
             }
             if !(1..=8).contains(&proxy.min_extranonce2_size) {
                 p(
@@ -382,6 +392,14 @@ impl PoolConfig {
 }
 
 impl ProxyConfig {
+    /// The Equihash parameters of this proxy.
+    pub fn equihash_params(&self) -> crate::equihash::Params {
+        crate::equihash::Params {
+            n: self.equihash_n,
+            k: self.equihash_k,
+        }
+    }
+
     /// A duration setting in seconds as a `Duration`.
     pub fn secs(v: f64) -> Duration {
         Duration::from_secs_f64(v.clamp(0.0, 1e7))
@@ -428,6 +446,8 @@ proxies:
     # failover_after: 2             # failed attempts before moving down the pool list
     # failback: true                # go back to a higher-priority pool when it is healthy
     # failback_interval: 30
+    # equihash_n: 200                 # protocol: equihash only: the solution size follows from (n, k)
+    # equihash_k: 9
     # allow_reconnect_redirect: false  # follow client.reconnect to another host
     #
     # TLS towards miners: add to a listen entry (a proxy may listen on a plain and a TLS port at once):

@@ -6,7 +6,7 @@
 use crate::io::Io;
 use crate::protocol::json::{self, IdBuf, Msg, Scalar};
 use crate::protocol::stratum::{self, ConfigureRequest};
-use crate::protocol::Dialect;
+use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::stats::ProxyStats;
 use mio::{Interest, Token};
@@ -283,6 +283,26 @@ impl Reactor {
         };
         match self.proxies[m.proxy].dialect {
             Dialect::Stratum => self.on_stratum_request(t, method, msg),
+            Dialect::Equihash => self.on_equihash_request(t, method, msg),
+        }
+    }
+
+    fn on_equihash_request(&mut self, t: usize, method: &str, msg: &Msg<'_>) -> ControlFlow<()> {
+        match method {
+            "mining.submit" => self.miner_submit(t, msg),
+            "mining.subscribe" => self.miner_subscribe(t, msg),
+            "mining.authorize" => self.miner_authorize(t, msg),
+            "mining.extranonce.subscribe" => {
+                if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+                    m.extranonce_subscribed = true;
+                }
+                self.reply_result(t, &msg.id, b"true")
+            }
+            "mining.suggest_target" | "mining.suggest_difficulty" => {
+                self.reply_result(t, &msg.id, b"true")
+            }
+            "mining.ping" => self.reply_result(t, &msg.id, b"\"pong\""),
+            _ => self.bad_miner_line(t, &msg.id, "unknown method"),
         }
     }
 
@@ -408,17 +428,31 @@ impl Reactor {
         let Some(up) = self.upstreams.get(u) else {
             return refuse(self, 20, "pool unavailable");
         };
-        let share =
-            match stratum::check_submit(&msg.params, msg.params_len, up.miner_extranonce2_size()) {
-                Ok(s) => s,
-                Err(e) => return refuse(self, 20, &e),
-            };
-        if let (Some(v), mask) = (share.version_bits, m.version_mask) {
-            let bits = u32::from_str_radix(v, 16).unwrap_or(u32::MAX);
-            if bits & !mask.unwrap_or(0) != 0 {
-                return refuse(self, 20, "version bits outside the negotiated mask");
+        let proxy = &self.proxies[m.proxy];
+        let size = up.miner_extranonce2_size();
+        let share = match proxy.dialect {
+            Dialect::Stratum => {
+                stratum::check_submit(&msg.params, msg.params_len, size).and_then(|s| {
+                    let bits = s
+                        .version_bits
+                        .map(|v| u32::from_str_radix(v, 16).unwrap_or(u32::MAX));
+                    match (bits, m.version_mask) {
+                        (Some(b), mask) if b & !mask.unwrap_or(0) != 0 => {
+                            Err("version bits outside the negotiated mask".to_string())
+                        }
+                        _ => Ok(Share::Stratum(s)),
+                    }
+                })
             }
-        }
+            Dialect::Equihash => {
+                equihash::check_submit(&msg.params, msg.params_len, size, &proxy.solution)
+                    .map(Share::Equihash)
+            }
+        };
+        let share = match share {
+            Ok(s) => s,
+            Err(e) => return refuse(self, 20, &e),
+        };
         if pending >= max_pending {
             return refuse(self, 20, "too many shares waiting for the pool");
         }
@@ -555,6 +589,7 @@ impl Reactor {
         if !up.ready {
             return true;
         }
+        let dialect = self.proxies[m.proxy].dialect;
         let mut out = Vec::new();
         if let Some((id, req)) = m.deferred_configure.take() {
             let vr = req
@@ -571,14 +606,20 @@ impl Reactor {
                     m.prefix = Some(prefix);
                     m.subscribed = true;
                     m.waiting_since = None;
-                    stratum::write_subscribe_result(
-                        &mut out,
-                        &id,
-                        m.gen,
-                        &up.e1,
-                        up.prefixes.bytes(prefix),
-                        up.miner_extranonce2_size(),
-                    );
+                    let bytes = up.prefixes.bytes(prefix);
+                    match dialect {
+                        Dialect::Stratum => stratum::write_subscribe_result(
+                            &mut out,
+                            &id,
+                            m.gen,
+                            &up.e1,
+                            bytes,
+                            up.miner_extranonce2_size(),
+                        ),
+                        Dialect::Equihash => {
+                            equihash::write_subscribe_result(&mut out, &id, m.gen, &up.e1, bytes)
+                        }
+                    }
                 }
                 None => {
                     m.deferred_subscribe = Some(id);

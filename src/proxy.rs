@@ -211,7 +211,8 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             .map(|((p, (_, s)), tls)| ProxyState {
                 cfg: p.clone(),
                 pool_tls: tls.clone(),
-                dialect: Dialect::for_kind(p.protocol).unwrap_or(Dialect::Stratum),
+                dialect: Dialect::for_kind(p.protocol),
+                solution: crate::protocol::equihash::SolutionShape::new(&p.equihash_params()),
                 pools: p
                     .pools
                     .iter()

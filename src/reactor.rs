@@ -64,6 +64,8 @@ pub(crate) struct Timing {
 pub(crate) struct ProxyState {
     pub cfg: ProxyConfig,
     pub dialect: Dialect,
+    /// The solution shape submits must have (Equihash).
+    pub solution: crate::protocol::equihash::SolutionShape,
     pub pools: Vec<PoolUrl>,
     /// TLS client configs, per pool (None for plain TCP pools).
     pub pool_tls: Vec<Option<Arc<rustls::ClientConfig>>>,

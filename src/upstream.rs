@@ -9,10 +9,11 @@
 use crate::config::PoolUrl;
 use crate::downstream::scalar_json;
 use crate::io::Io;
-use crate::nonce::{prefix_len, PrefixAllocator};
+use crate::nonce::PrefixAllocator;
 use crate::pending::{Entry, Pending};
 use crate::protocol::json::{self, IdBuf, Msg, Scalar};
-use crate::protocol::stratum::{self, Submit};
+use crate::protocol::stratum;
+use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::stats::ProxyStats;
 use mio::{Interest, Token};
@@ -105,6 +106,8 @@ pub(crate) struct Upstream {
     pub pending: Pending<Req>,
     /// Prefixes of departed miners whose shares are still in flight, with their count.
     pub orphans: HashMap<u64, u32>,
+    /// The current pool cannot be used (its answer would not change): fail over at once.
+    pub skip_pool: bool,
 }
 
 impl Upstream {
@@ -177,6 +180,7 @@ impl Reactor {
             waiting: 0,
             pending: Pending::default(),
             orphans: HashMap::new(),
+            skip_pool: false,
         });
         let proxy = &mut self.proxies[p];
         proxy.upstreams.push(u);
@@ -312,22 +316,36 @@ impl Reactor {
         let Some(pc) = self.pool_conn(t) else { return };
         pc.state = PoolState::Handshake;
         let (u, pool_idx) = (pc.upstream, pc.pool_idx);
+        let (host, port) = (pc.url.host.clone(), pc.url.port);
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
         let proxy = &self.proxies[up.proxy];
         let now = Instant::now();
-        // The handshake's own timeout covers these; some pools never answer extranonce.subscribe.
-        let ids = [
-            Req::Configure,
-            Req::Subscribe,
-            Req::ExtranonceSubscribe,
-            Req::Authorize,
-        ]
-        .map(|r| up.pending.insert(r, t, now, None));
         let pool = &proxy.cfg.pools[pool_idx];
         let mut out = Vec::with_capacity(512);
-        stratum::write_handshake(&mut out, ids, &pool.user, &pool.password);
+        // The handshake's own timeout covers these; some pools never answer extranonce.subscribe.
+        let mut send = |r: Req| up.pending.insert(r, t, now, None);
+        match proxy.dialect {
+            Dialect::Stratum => {
+                let ids = [
+                    Req::Configure,
+                    Req::Subscribe,
+                    Req::ExtranonceSubscribe,
+                    Req::Authorize,
+                ]
+                .map(&mut send);
+                stratum::write_handshake(&mut out, ids, &pool.user, &pool.password);
+            }
+            Dialect::Equihash => {
+                let ids = [Req::Subscribe, Req::ExtranonceSubscribe, Req::Authorize].map(&mut send);
+                equihash::write_handshake(&mut out, ids, &pool.user, &pool.password, &host, port);
+                if let Some(Conn::Pool(pc)) = self.conns.get_mut(t) {
+                    // No version rolling in this dialect.
+                    pc.configure = Some(None);
+                }
+            }
+        }
         log::debug!("[{}] connected, handshaking", self.name(u));
         self.queue(t, &out);
     }
@@ -335,7 +353,8 @@ impl Reactor {
     /// One line from pool connection `t`.
     pub(crate) fn on_pool_line(&mut self, t: usize, line: &mut [u8]) -> ControlFlow<()> {
         let mut parser = std::mem::take(&mut self.parser);
-        let flow = parser.parse(line, |msg| match msg {
+        // Pool notifications are passed on as received: keep their params as text.
+        let flow = parser.parse_keeping_params(line, |msg| match msg {
             Ok(msg) => match msg.method {
                 Some(method) => self.pool_message(t, method, &msg),
                 None if msg.is_reply => self.pool_reply(t, &msg),
@@ -415,10 +434,18 @@ impl Reactor {
                 }
             }
             Req::Subscribe => {
+                let dialect = self.proxies[self.upstreams[u].proxy].dialect;
                 let sub = match msg.error_json {
                     Some(e) => Err(format!("pool refused mining.subscribe: {e}")),
-                    None => stratum::parse_subscribe_result(msg.result_json),
+                    None => dialect.parse_subscribe_result(msg.result_json),
                 };
+                let sub = sub.and_then(|(e1, n)| {
+                    dialect.check_pool(n).inspect_err(|_| {
+                        // Retrying this pool would give the same answer: move down the list.
+                        self.upstreams[u].skip_pool = true;
+                    })?;
+                    Ok((e1, n))
+                });
                 match sub {
                     Ok(s) => {
                         if let Some(pc) = self.pool_conn(t) {
@@ -507,7 +534,7 @@ impl Reactor {
         up.difficulty_line = diff;
         up.notify_line = notify;
         if first {
-            let p = prefix_len(n, proxy.cfg.min_extranonce2_size);
+            let p = proxy.dialect.prefix_len(n, proxy.cfg.min_extranonce2_size);
             up.e1 = e1;
             up.n = n;
             up.prefixes = PrefixAllocator::new(p);
@@ -568,8 +595,9 @@ impl Reactor {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
-        let min_keep = self.proxies[up.proxy].cfg.min_extranonce2_size;
-        let p = prefix_len(n, min_keep);
+        let proxy = &self.proxies[up.proxy];
+        let dialect = proxy.dialect;
+        let p = dialect.prefix_len(n, proxy.cfg.min_extranonce2_size);
         let relayout = p != up.prefixes.prefix_len();
         up.e1 = e1;
         up.n = n;
@@ -595,12 +623,19 @@ impl Reactor {
             match m.prefix {
                 Some(prefix) if m.extranonce_subscribed => {
                     let mut line = Vec::with_capacity(96);
-                    stratum::write_set_extranonce(
-                        &mut line,
-                        &up.e1,
-                        up.prefixes.bytes(prefix),
-                        up.miner_extranonce2_size(),
-                    );
+                    match dialect {
+                        Dialect::Stratum => stratum::write_set_extranonce(
+                            &mut line,
+                            &up.e1,
+                            up.prefixes.bytes(prefix),
+                            up.miner_extranonce2_size(),
+                        ),
+                        Dialect::Equihash => equihash::write_set_extranonce(
+                            &mut line,
+                            &up.e1,
+                            up.prefixes.bytes(prefix),
+                        ),
+                    }
                     updates += 1;
                     self.queue(t, &line);
                 }
@@ -670,7 +705,7 @@ impl Reactor {
         miner: usize,
         gen: u64,
         id: &IdBuf,
-        share: &Submit<'_>,
+        share: &Share<'_>,
         prefix: u64,
     ) -> bool {
         let Some(up) = self.upstreams.get_mut(u) else {
@@ -695,7 +730,11 @@ impl Reactor {
         );
         let user = &proxy.cfg.pools[pc.pool_idx].user;
         let mut line = Vec::with_capacity(192);
-        stratum::write_submit_upstream(&mut line, pid, user, share, up.prefixes.bytes(prefix));
+        let prefix = up.prefixes.bytes(prefix);
+        match share {
+            Share::Stratum(s) => stratum::write_submit_upstream(&mut line, pid, user, s, prefix),
+            Share::Equihash(s) => equihash::write_submit_upstream(&mut line, pid, user, s, prefix),
+        }
         if pc.io.queue(&line) != crate::io::Sent::Ok {
             up.pending.take(pid);
             return false;
@@ -714,9 +753,15 @@ impl Reactor {
             .upstreams
             .get(u)
             .is_some_and(|up| up.active == Some(t) && up.ready);
+        let dialect = match self.upstreams.get(u) {
+            Some(up) => self.proxies[up.proxy].dialect,
+            None => return ControlFlow::Break(()),
+        };
         match method {
             "mining.notify" => {
-                if msg.params_len.unwrap_or(0) < 9 || msg.param(0).as_str().is_none() {
+                if msg.params_len.unwrap_or(0) < dialect.notify_params()
+                    || msg.param(0).as_str().is_none()
+                {
                     log::warn!(
                         "[{}] pool sent a malformed mining.notify, ignored",
                         self.name(u)
@@ -743,6 +788,22 @@ impl Reactor {
                 json::write_notification(&mut line, "mining.set_difficulty", &params);
                 self.store_and_broadcast(t, u, live, line, true);
             }
+            "mining.set_target" if dialect == Dialect::Equihash => {
+                let Some(target) = msg
+                    .param(0)
+                    .as_str()
+                    .filter(|t| t.len() == 64 && crate::hex::is_hex(t.as_bytes()))
+                else {
+                    log::warn!("[{}] pool sent an invalid target, ignored", self.name(u));
+                    return ControlFlow::Continue(());
+                };
+                let mut params = b"[".to_vec();
+                json::write_str(&mut params, target);
+                params.push(b']');
+                let mut line = Vec::with_capacity(100);
+                json::write_notification(&mut line, "mining.set_target", &params);
+                self.store_and_broadcast(t, u, live, line, true);
+            }
             "mining.set_version_mask" => {
                 let Some(mask) = msg
                     .param(0)
@@ -766,7 +827,13 @@ impl Reactor {
                 }
             }
             "mining.set_extranonce" => {
-                match stratum::parse_set_extranonce(msg.param(0).as_str(), msg.param(1).as_u64()) {
+                let parsed = match dialect {
+                    Dialect::Stratum => {
+                        stratum::parse_set_extranonce(msg.param(0).as_str(), msg.param(1).as_u64())
+                    }
+                    Dialect::Equihash => equihash::parse_set_extranonce(msg.param(0).as_str()),
+                };
+                match parsed.and_then(|(e1, n)| dialect.check_pool(n).map(|_| (e1, n))) {
                     Ok((e1, n)) => {
                         if let Some(pc) = self.pool_conn(t) {
                             pc.sub = Some((e1.clone(), n));
@@ -974,7 +1041,8 @@ impl Reactor {
         }
         up.attempts += 1;
         up.failures_here += 1;
-        if up.failures_here >= proxy.cfg.failover_after && proxy.pools.len() > 1 {
+        let skip = std::mem::take(&mut up.skip_pool);
+        if (skip || up.failures_here >= proxy.cfg.failover_after) && proxy.pools.len() > 1 {
             up.pool_idx = (up.pool_idx + 1) % proxy.pools.len();
             up.failures_here = 0;
             ProxyStats::inc(&proxy.stats.failovers);

@@ -146,7 +146,7 @@ pub struct Msg<'a> {
     pub params: [Scalar<'a>; MAX_PARAMS],
     /// How many params there were; `None` when `params` is absent or not an array.
     pub params_len: Option<usize>,
-    /// The params array as JSON text, when any param is complex (else empty).
+    /// The params array as JSON text, when any param is complex or the caller asked for it (else empty).
     pub params_json: &'a str,
     /// True when the line has a `result` or `error` key (a reply).
     pub is_reply: bool,
@@ -205,10 +205,29 @@ impl Default for Parser {
 }
 
 impl Parser {
-    /// Parses `line` in place and hands the message to `f`.
+    /// Parses `line` in place and hands the message to `f`. The params array is kept as JSON text when a
+    /// param is complex, or always with [`Parser::parse_keeping_params`].
     pub fn parse<R>(
         &mut self,
         line: &mut [u8],
+        f: impl FnOnce(Result<Msg<'_>, ParseError>) -> R,
+    ) -> R {
+        self.parse_inner(line, false, f)
+    }
+
+    /// Like [`Parser::parse`], with [`Msg::params_json`] always set (for messages passed on as they are).
+    pub fn parse_keeping_params<R>(
+        &mut self,
+        line: &mut [u8],
+        f: impl FnOnce(Result<Msg<'_>, ParseError>) -> R,
+    ) -> R {
+        self.parse_inner(line, true, f)
+    }
+
+    fn parse_inner<R>(
+        &mut self,
+        line: &mut [u8],
+        keep_params: bool,
         f: impl FnOnce(Result<Msg<'_>, ParseError>) -> R,
     ) -> R {
         let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
@@ -216,7 +235,7 @@ impl Parser {
         let mut ranges = ScratchRanges::default();
         let parsed = match simd_json::fill_tape(line, &mut self.buffers, &mut tape) {
             Err(_) => Err(ParseError::InvalidJson),
-            Ok(()) => extract(&tape, &mut self.scratch, &mut ranges),
+            Ok(()) => extract(&tape, &mut self.scratch, &mut ranges, keep_params),
         };
         // The tape borrows `line`; the message borrows `line` and `scratch`.
         let result = match parsed {
@@ -258,6 +277,7 @@ fn extract<'a>(
     tape: &Tape<'a>,
     scratch: &mut Vec<u8>,
     ranges: &mut ScratchRanges,
+    keep_params: bool,
 ) -> Result<Msg<'a>, ParseError> {
     let root = tape.as_value();
     let obj = root.as_object().ok_or(ParseError::NotAnObject)?;
@@ -293,7 +313,7 @@ fn extract<'a>(
                         n = i + 1;
                     }
                     m.params_len = Some(n);
-                    if complex {
+                    if complex || keep_params {
                         ranges.params = Some(encode_into(&v, scratch));
                     }
                 }

@@ -4,6 +4,7 @@
 //! Adding a dialect means adding a variant here, a module beside `stratum`, and the arms the compiler then
 //! asks for in `downstream` and `upstream`.
 
+pub mod equihash;
 pub mod json;
 pub mod stratum;
 
@@ -14,14 +15,55 @@ use crate::config::ProtocolKind;
 pub enum Dialect {
     /// Bitcoin Stratum V1 (SHA256d).
     Stratum,
+    /// Equihash stratum (ZIP 301).
+    Equihash,
 }
 
 impl Dialect {
-    /// The dialect for a configured protocol, or `None` when this build does not speak it.
-    pub fn for_kind(kind: ProtocolKind) -> Option<Dialect> {
+    /// The dialect for a configured protocol.
+    pub fn for_kind(kind: ProtocolKind) -> Dialect {
         match kind {
-            ProtocolKind::Stratum => Some(Dialect::Stratum),
-            ProtocolKind::Equihash => None,
+            ProtocolKind::Stratum => Dialect::Stratum,
+            ProtocolKind::Equihash => Dialect::Equihash,
         }
     }
+
+    /// Prefix bytes per miner when the pool leaves `n` bytes of extranonce2 / NONCE_2.
+    pub fn prefix_len(self, n: usize, min_keep: usize) -> usize {
+        match self {
+            Dialect::Stratum => crate::nonce::prefix_len(n, min_keep),
+            Dialect::Equihash => equihash::PREFIX_LEN.min(n),
+        }
+    }
+
+    /// Whether a pool leaving `n` bytes of extranonce2 / NONCE_2 can be used at all.
+    pub fn check_pool(self, n: usize) -> Result<(), String> {
+        match self {
+            Dialect::Stratum => Ok(()),
+            Dialect::Equihash => equihash::check_pool_nonce(n),
+        }
+    }
+
+    /// The pool's subscribe result: extranonce1 / NONCE_1 and the size it leaves.
+    pub fn parse_subscribe_result(self, result_json: &str) -> Result<(Vec<u8>, usize), String> {
+        match self {
+            Dialect::Stratum => stratum::parse_subscribe_result(result_json),
+            Dialect::Equihash => equihash::parse_subscribe_result(result_json),
+        }
+    }
+
+    /// Params a pool's `mining.notify` has at least.
+    pub fn notify_params(self) -> usize {
+        match self {
+            Dialect::Stratum => 9,
+            Dialect::Equihash => 8,
+        }
+    }
+}
+
+/// A miner's checked share in its dialect.
+#[derive(Debug, Clone, Copy)]
+pub enum Share<'a> {
+    Stratum(stratum::Submit<'a>),
+    Equihash(equihash::Submit<'a>),
 }

@@ -58,8 +58,10 @@ fn failover_to_the_backup_and_back_keeps_extranonce_subscribed_miners_connected(
     );
     stop.store(true, Ordering::Relaxed);
 
+    let mut accepted = 0;
     for h in miners {
         let r = h.join().unwrap();
+        accepted += r.accepted;
         assert!(!r.disconnected_by_peer, "miner stayed connected: {r:?}");
         assert!(
             r.set_extranonce_received >= 2,
@@ -71,8 +73,9 @@ fn failover_to_the_backup_and_back_keeps_extranonce_subscribed_miners_connected(
         for code in r.reject_codes.keys() {
             assert!([20, 21].contains(code), "unexpected reject {code}: {r:?}");
         }
-        assert!(r.accepted >= 3, "{r:?}");
+        assert!(r.accepted >= 1, "{r:?}");
     }
+    assert!(accepted >= 9, "3 shares per pool phase at least, {accepted} in all");
     assert_eq!(
         backup.stats().rejected_by_code.get(&23),
         None,

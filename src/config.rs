@@ -16,6 +16,9 @@ pub struct Config {
     /// Reactor threads; 0 means one per core.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Seconds a shutdown (SIGTERM/SIGINT) waits for the pools' verdicts on shares in flight.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: f64,
     pub proxies: Vec<ProxyConfig>,
 }
 
@@ -124,6 +127,9 @@ pub struct PoolConfig {
 
 fn default_threads() -> usize {
     1
+}
+fn default_drain_timeout() -> f64 {
+    5.0
 }
 fn default_min_extranonce2_size() -> usize {
     4
@@ -271,6 +277,9 @@ impl Config {
         if self.proxies.is_empty() {
             p(None, "no proxies configured".into());
         }
+        if !(self.drain_timeout.is_finite() && (0.0..=3600.0).contains(&self.drain_timeout)) {
+            p(None, "drain_timeout must be 0..=3600 seconds".into());
+        }
         let mut names = std::collections::HashSet::new();
         for proxy in &self.proxies {
             let n = &proxy.name;
@@ -417,6 +426,8 @@ pub fn template(pool_url: &str, user: &str) -> String {
 # Durations are in seconds (fractions allowed). Unknown keys are errors.
 
 threads: 1                    # reactor threads (0 = one per core)
+drain_timeout: 5              # on SIGTERM/SIGINT, seconds to wait for the pools' verdicts on shares in flight
+# SIGHUP reloads this file: pool lists and limits apply without dropping miners; listeners need a restart.
 
 proxies:
   - name: btc-farm

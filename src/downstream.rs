@@ -413,6 +413,9 @@ impl Reactor {
             ProxyStats::inc(&stats.shares_errored);
             r.reply_error(t, &msg.id, code, why)
         };
+        if self.draining.is_some() {
+            return refuse(self, 20, "proxy is shutting down, share not forwarded");
+        }
         if !m.subscribed {
             return refuse(self, 25, "not subscribed");
         }

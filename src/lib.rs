@@ -14,6 +14,7 @@ pub mod config;
 pub mod equihash;
 pub mod framing;
 pub mod hex;
+pub mod lifecycle;
 pub mod nonce;
 pub mod pending;
 pub mod protocol;

@@ -119,8 +119,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = register_stop_signals(running.shutdown_flag()) {
-        log::warn!("cannot install signal handlers: {e}");
+    serve_signals(running, &path)
+}
+
+/// Runs until SIGTERM/SIGINT (drain, then exit 0); SIGHUP reloads the config file.
+fn serve_signals(mut running: fastproxy::proxy::RunningProxy, path: &std::path::Path) -> ExitCode {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot install signal handlers ({e}): running until killed");
+            running.wait();
+            return ExitCode::SUCCESS;
+        }
+    };
+    for sig in signals.forever() {
+        if sig == SIGHUP {
+            log::info!("SIGHUP: reloading {}", path.display());
+            let result = Config::load(path)
+                .map_err(|p| {
+                    p.iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .and_then(|c| running.reload(c));
+            match result {
+                Ok(()) => log::info!("config reloaded"),
+                Err(e) => log::error!("config NOT reloaded, the running one stays: {e}"),
+            }
+            continue;
+        }
+        log::info!("signal {sig}: shutting down");
+        running.request_stop();
+        break;
     }
     running.wait();
     log::info!("stopped");

@@ -117,6 +117,11 @@ impl<T> Pending<T> {
         self.deadlines.clear();
     }
 
+    /// The requests waiting, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().map(|(_, e)| &e.value)
+    }
+
     /// True when `id` is still waiting for its reply.
     pub fn is_waiting(&self, id: u64) -> bool {
         let slot = (id & 0xFFFF_FFFF) as usize;

@@ -3,6 +3,7 @@
 //! handle with the bound addresses and the counters.
 
 use crate::config::{Config, PoolUrl, ProxyConfig};
+use crate::lifecycle::Command;
 use crate::protocol::Dialect;
 use crate::reactor::{ProxyState, Reactor, Timing};
 use crate::stats::ProxyStats;
@@ -23,6 +24,8 @@ const BACKLOG: i32 = 4096;
 pub struct RunningProxy {
     threads: Vec<JoinHandle<()>>,
     wakers: Vec<Arc<Waker>>,
+    commands: Vec<std::sync::mpsc::Sender<Command>>,
+    config: Config,
     shutdown: Arc<AtomicBool>,
     addrs: Vec<(String, Vec<SocketAddr>)>,
     stats: Vec<(String, Arc<ProxyStats>)>,
@@ -54,6 +57,37 @@ impl RunningProxy {
     /// The flag that stops the reactors when set (e.g. from a signal handler).
     pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
         self.shutdown.clone()
+    }
+
+    /// Applies a new config to the running reactors: pool lists, accounts and limits change without dropping
+    /// miners. A config that is invalid, or that changes what needs a restart (threads, proxies, listeners,
+    /// protocols), is refused and the running one stays.
+    pub fn reload(&mut self, new: Config) -> Result<(), String> {
+        let problems = new.check();
+        if !problems.is_empty() {
+            let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(format!("invalid config: {}", all.join("; ")));
+        }
+        if let Some(why) = crate::lifecycle::incompatible(&self.config, &new) {
+            return Err(format!("{why}: restart fastproxy to apply it"));
+        }
+        let updates = Arc::new(crate::lifecycle::updates(&new)?);
+        for (tx, waker) in self.commands.iter().zip(&self.wakers) {
+            tx.send(Command::Reload(updates.clone()))
+                .map_err(|_| "a reactor has stopped".to_string())?;
+            let _ = waker.wake();
+        }
+        self.config = new;
+        Ok(())
+    }
+
+    /// Asks every reactor to stop: listeners close at once, pending shares get up to `drain_timeout` for the
+    /// pools' verdicts (then an error), and the threads end. Returns at once; see [`RunningProxy::wait`].
+    pub fn request_stop(&self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
     }
 
     /// Stops every reactor (pending shares are answered with an error) and waits for them.
@@ -98,7 +132,7 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-fn timing(cfg: &ProxyConfig) -> Timing {
+pub(crate) fn timing(cfg: &ProxyConfig) -> Timing {
     Timing {
         idle: ProxyConfig::secs(cfg.idle_timeout),
         share: ProxyConfig::secs(cfg.share_timeout),
@@ -200,9 +234,13 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut wakers = Vec::new();
+    let mut commands = Vec::new();
+    let drain = ProxyConfig::secs(config.drain_timeout);
     for (th, listeners) in per_thread.into_iter().enumerate() {
         let poll = Poll::new()?;
         wakers.push(Arc::new(Reactor::waker(&poll)?));
+        let (tx, rx) = std::sync::mpsc::channel();
+        commands.push(tx);
         let proxies: Vec<ProxyState> = config
             .proxies
             .iter()
@@ -223,7 +261,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                 timing: timing(p),
             })
             .collect();
-        let reactor = Reactor::new(poll, proxies, listeners, shutdown.clone())?;
+        let reactor = Reactor::new(poll, proxies, listeners, shutdown.clone(), drain, rx)?;
         let handle = std::thread::Builder::new()
             .name(format!("reactor-{th}"))
             .spawn(move || reactor.run())?;
@@ -241,6 +279,8 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     Ok(RunningProxy {
         threads: handles,
         wakers,
+        commands,
+        config: config.clone(),
         shutdown,
         addrs: config
             .proxies

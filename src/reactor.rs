@@ -75,6 +75,13 @@ pub(crate) struct ProxyState {
     pub timing: Timing,
 }
 
+impl ProxyState {
+    /// Pool `idx` of the list (the last one when a reload shortened the list under an upstream).
+    pub fn pool(&self, idx: usize) -> &PoolUrl {
+        &self.pools[idx.min(self.pools.len().saturating_sub(1))]
+    }
+}
+
 /// The reactor's state.
 pub(crate) struct Reactor {
     pub poll: Poll,
@@ -95,6 +102,13 @@ pub(crate) struct Reactor {
     pub next_gen: u64,
     shutdown: Arc<AtomicBool>,
     next_slow_tick: Instant,
+    /// Set once shutdown began: listeners are closed, and the loop ends at this deadline or when no share is
+    /// pending any more.
+    pub draining: Option<Instant>,
+    /// How long a shutdown waits for pending shares.
+    drain_timeout: Duration,
+    /// Commands from the owning thread (config reloads), with the waker as their doorbell.
+    pub(crate) commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
 }
 
 impl Reactor {
@@ -104,6 +118,8 @@ impl Reactor {
         proxies: Vec<ProxyState>,
         listeners: Vec<Listening>,
         shutdown: Arc<AtomicBool>,
+        drain_timeout: Duration,
+        commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
     ) -> std::io::Result<Reactor> {
         let mut r = Reactor {
             poll,
@@ -118,6 +134,9 @@ impl Reactor {
             next_gen: 1,
             shutdown,
             next_slow_tick: Instant::now(),
+            draining: None,
+            drain_timeout,
+            commands,
         };
         for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
@@ -153,6 +172,7 @@ impl Reactor {
             for ev in events.iter() {
                 let t = ev.token();
                 if t == WAKER {
+                    self.on_commands();
                     continue;
                 }
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -163,10 +183,14 @@ impl Reactor {
                 self.dispatch(t, true, false);
             }
             self.flush_dirty();
-            if self.shutdown.load(Ordering::Relaxed) {
-                break;
-            }
             let now = Instant::now();
+            if self.shutdown.load(Ordering::Relaxed) {
+                match self.draining {
+                    None => self.begin_drain(now),
+                    Some(deadline) if now >= deadline || self.nothing_pending() => break,
+                    Some(_) => {}
+                }
+            }
             if now >= next_tick {
                 self.on_tick(now);
                 self.flush_dirty();
@@ -335,7 +359,37 @@ impl Reactor {
         }
     }
 
-    /// Shutdown: answer every waiting share, close every socket.
+    /// Shutdown, first step: stop accepting; pending shares get until the drain deadline for their verdicts.
+    fn begin_drain(&mut self, now: Instant) {
+        let listeners: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c, Conn::Listener { .. }))
+            .map(|(k, _)| k)
+            .collect();
+        for t in listeners {
+            if let Conn::Listener { mut listener, .. } = self.conns.remove(t) {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
+        }
+        let pending: usize = self.upstreams.iter().map(|(_, u)| u.pending.len()).sum();
+        log::info!(
+            "shutting down: no new miners; waiting up to {:.1}s for {pending} pending pool request(s)",
+            self.drain_timeout.as_secs_f64()
+        );
+        self.draining = Some(now + self.drain_timeout);
+    }
+
+    /// No share waits for a pool's verdict.
+    fn nothing_pending(&self) -> bool {
+        self.upstreams.iter().all(|(_, u)| {
+            !u.pending
+                .values()
+                .any(|r| matches!(r, crate::upstream::Req::Submit { .. }))
+        })
+    }
+
+    /// Shutdown, last step: answer every waiting share, close every socket.
     fn stop_all(&mut self) {
         let keys: Vec<usize> = self.upstreams.iter().map(|(k, _)| k).collect();
         for u in keys {

@@ -58,6 +58,9 @@ pub(crate) struct PoolConn {
     pub upstream: usize,
     pub pool_idx: usize,
     pub url: PoolUrl,
+    /// The pool account this connection uses (copied: a reload may change the pool list under it).
+    pub user: String,
+    pub password: String,
     pub state: PoolState,
     pub started: Instant,
     /// extranonce1 and extranonce2_size from the subscribe result (or a later set_extranonce).
@@ -235,8 +238,11 @@ impl Reactor {
         let mut io = Io::new(socket, POOL_OUT_LIMIT);
         io.want_write = true;
         if url.tls {
-            let session = self.proxies[proxy].pool_tls[pool_idx]
-                .clone()
+            let session = self.proxies[proxy]
+                .pool_tls
+                .get(pool_idx)
+                .cloned()
+                .flatten()
                 .ok_or_else(|| "no TLS config for this pool".to_string())
                 .and_then(|cfg| {
                     let name = crate::tls::server_name(&url.host)?;
@@ -257,11 +263,16 @@ impl Reactor {
                 }
             }
         }
+        let account = self.proxies[proxy].cfg.pools.get(pool_idx);
+        let user = account.map_or_else(String::new, |a| a.user.clone());
+        let password = account.map_or_else(String::new, |a| a.password.clone());
         entry.insert(Conn::Pool(PoolConn {
             io,
             upstream: u,
             pool_idx,
             url,
+            user,
+            password,
             state: PoolState::Connecting,
             started: Instant::now(),
             sub: None,
@@ -315,14 +326,14 @@ impl Reactor {
     fn start_handshake(&mut self, t: usize) {
         let Some(pc) = self.pool_conn(t) else { return };
         pc.state = PoolState::Handshake;
-        let (u, pool_idx) = (pc.upstream, pc.pool_idx);
+        let u = pc.upstream;
         let (host, port) = (pc.url.host.clone(), pc.url.port);
+        let (user, password) = (pc.user.clone(), pc.password.clone());
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
         let proxy = &self.proxies[up.proxy];
         let now = Instant::now();
-        let pool = &proxy.cfg.pools[pool_idx];
         let mut out = Vec::with_capacity(512);
         // The handshake's own timeout covers these; some pools never answer extranonce.subscribe.
         let mut send = |r: Req| up.pending.insert(r, t, now, None);
@@ -335,11 +346,11 @@ impl Reactor {
                     Req::Authorize,
                 ]
                 .map(&mut send);
-                stratum::write_handshake(&mut out, ids, &pool.user, &pool.password);
+                stratum::write_handshake(&mut out, ids, &user, &password);
             }
             Dialect::Equihash => {
                 let ids = [Req::Subscribe, Req::ExtranonceSubscribe, Req::Authorize].map(&mut send);
-                equihash::write_handshake(&mut out, ids, &pool.user, &pool.password, &host, port);
+                equihash::write_handshake(&mut out, ids, &user, &password, &host, port);
                 if let Some(Conn::Pool(pc)) = self.conns.get_mut(t) {
                     // No version rolling in this dialect.
                     pc.configure = Some(None);
@@ -728,7 +739,7 @@ impl Reactor {
             now,
             Some(now + proxy.timing.share),
         );
-        let user = &proxy.cfg.pools[pc.pool_idx].user;
+        let user = &pc.user;
         let mut line = Vec::with_capacity(192);
         let prefix = up.prefixes.bytes(prefix);
         match share {
@@ -917,7 +928,7 @@ impl Reactor {
             p => p.as_u64().and_then(|p| u16::try_from(p).ok()),
         };
         let wait = msg.param(2).as_f64().unwrap_or(0.0).clamp(0.0, 600.0);
-        let current = proxy.pools[up.pool_idx].clone();
+        let current = proxy.pool(up.pool_idx).clone();
         let target = match (host, proxy.cfg.allow_reconnect_redirect) {
             (Some(h), true) => PoolUrl {
                 host: h.to_string(),
@@ -1046,7 +1057,7 @@ impl Reactor {
             up.pool_idx = (up.pool_idx + 1) % proxy.pools.len();
             up.failures_here = 0;
             ProxyStats::inc(&proxy.stats.failovers);
-            let next = &proxy.pools[up.pool_idx];
+            let next = proxy.pool(up.pool_idx);
             log::warn!(
                 "[{}#{}] failing over to pool {} ({}:{})",
                 proxy.cfg.name,
@@ -1302,7 +1313,7 @@ impl Reactor {
         if up.active.is_none() {
             if up.retry_at.is_some_and(|at| at <= now) {
                 up.retry_at = None;
-                let url = proxy.pools[up.pool_idx].clone();
+                let url = proxy.pool(up.pool_idx).clone();
                 let idx = up.pool_idx;
                 self.connect(u, false, idx, url);
             }

@@ -75,7 +75,10 @@ fn failover_to_the_backup_and_back_keeps_extranonce_subscribed_miners_connected(
         }
         assert!(r.accepted >= 1, "{r:?}");
     }
-    assert!(accepted >= 9, "3 shares per pool phase at least, {accepted} in all");
+    assert!(
+        accepted >= 9,
+        "3 shares per pool phase at least, {accepted} in all"
+    );
     assert_eq!(
         backup.stats().rejected_by_code.get(&23),
         None,

@@ -770,11 +770,9 @@ impl Reactor {
         };
         match method {
             "mining.notify" => {
-                if msg.params_len.unwrap_or(0) < dialect.notify_params()
-                    || msg.param(0).as_str().is_none()
-                {
+                if let Err(e) = dialect.check_notify(msg.params_json) {
                     log::warn!(
-                        "[{}] pool sent a malformed mining.notify, ignored",
+                        "[{}] pool sent a malformed mining.notify ({e}), ignored",
                         self.name(u)
                     );
                     return ControlFlow::Continue(());

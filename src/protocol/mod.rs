@@ -52,11 +52,14 @@ impl Dialect {
         }
     }
 
-    /// Params a pool's `mining.notify` has at least.
-    pub fn notify_params(self) -> usize {
+    /// Checks a pool's `mining.notify` params (given as JSON text) field by field, so a job miners could not
+    /// use (bad hex, wrong sizes or types) is never broadcast. Jobs are rare: parsing them fully costs nothing.
+    pub fn check_notify(self, params_json: &str) -> Result<(), String> {
+        let v: serde_json::Value =
+            serde_json::from_str(params_json).map_err(|_| "params are not JSON".to_string())?;
         match self {
-            Dialect::Stratum => 9,
-            Dialect::Equihash => 8,
+            Dialect::Stratum => crate::work::Job::from_notify_params(&v).map(|_| ()),
+            Dialect::Equihash => crate::equihash::EquihashJob::from_notify_params(&v).map(|_| ()),
         }
     }
 }

@@ -79,11 +79,39 @@ pub struct ProxyConfig {
     /// Follow a pool's `client.reconnect` to another host/port (otherwise reconnect to the same pool).
     #[serde(default)]
     pub allow_reconnect_redirect: bool,
+    /// Rebuild and hash every share locally: invalid, stale and duplicate shares are refused by the proxy and
+    /// only shares meeting the pool's target go upstream.
+    #[serde(default)]
+    pub validate_shares: bool,
+    /// Per-miner difficulty (Stratum V1; implies `validate_shares`).
+    #[serde(default)]
+    pub vardiff: Option<VardiffConfig>,
+    /// Seconds a share's ntime may run ahead of its job's.
+    #[serde(default = "default_max_ntime_roll")]
+    pub max_ntime_roll: u32,
     /// Equihash parameters (n, k) for `protocol: equihash`: they fix the solution size checked on submit.
     #[serde(default = "default_equihash_n")]
     pub equihash_n: u32,
     #[serde(default = "default_equihash_k")]
     pub equihash_k: u32,
+}
+
+/// Per-miner difficulty targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VardiffConfig {
+    /// Shares per minute each miner is steered to.
+    #[serde(default = "default_shares_per_minute")]
+    pub shares_per_minute: f64,
+    /// Seconds between retargets of a miner.
+    #[serde(default = "default_retarget_interval")]
+    pub retarget_interval: f64,
+    /// First difficulty of a miner (default: the pool's); `mining.suggest_difficulty` overrides it.
+    #[serde(default)]
+    pub start_difficulty: Option<f64>,
+    /// Lowest difficulty a miner is given.
+    #[serde(default = "default_min_difficulty")]
+    pub min_difficulty: f64,
 }
 
 /// One listening socket.
@@ -163,6 +191,18 @@ fn default_failover_after() -> u32 {
 }
 fn default_failback_interval() -> f64 {
     30.0
+}
+fn default_max_ntime_roll() -> u32 {
+    7200
+}
+fn default_shares_per_minute() -> f64 {
+    20.0
+}
+fn default_retarget_interval() -> f64 {
+    30.0
+}
+fn default_min_difficulty() -> f64 {
+    1e-9
 }
 fn default_equihash_n() -> u32 {
     200
@@ -341,6 +381,25 @@ impl Config {
                 if let Err(e) = proxy.equihash_params().check() {
                     p(None, format!("proxy '{n}': equihash_n/equihash_k: {e}"));
                 }
+                if proxy.vardiff.is_some() {
+                    p(
+                        None,
+                        format!("proxy '{n}': vardiff is for protocol: stratum only"),
+                    );
+                }
+            }
+            if let Some(v) = &proxy.vardiff {
+                let pos = |x: f64| x.is_finite() && x > 0.0;
+                if !pos(v.shares_per_minute)
+                    || !pos(v.retarget_interval)
+                    || !pos(v.min_difficulty)
+                    || v.start_difficulty.is_some_and(|d| !pos(d))
+                {
+                    p(
+                        None,
+                        format!("proxy '{n}': vardiff values must be positive numbers"),
+                    );
+                }
             }
             if !(1..=8).contains(&proxy.min_extranonce2_size) {
                 p(
@@ -401,6 +460,11 @@ impl PoolConfig {
 }
 
 impl ProxyConfig {
+    /// Shares are judged by the proxy.
+    pub fn validates(&self) -> bool {
+        self.validate_shares || self.vardiff.is_some()
+    }
+
     /// The Equihash parameters of this proxy.
     pub fn equihash_params(&self) -> crate::equihash::Params {
         crate::equihash::Params {
@@ -457,6 +521,11 @@ proxies:
     # failover_after: 2             # failed attempts before moving down the pool list
     # failback: true                # go back to a higher-priority pool when it is healthy
     # failback_interval: 30
+    # Local share validation: rebuild and hash every share; only shares meeting the pool's target go up.
+    # validate_shares: false
+    # max_ntime_roll: 7200              # seconds a share's ntime may run ahead of its job's
+    # Per-miner difficulty (stratum only; implies validate_shares):
+    # vardiff: {{ shares_per_minute: 20, retarget_interval: 30, min_difficulty: 0.000000001 }}
     # equihash_n: 200                 # protocol: equihash only: the solution size follows from (n, k)
     # equihash_k: 9
     # allow_reconnect_redirect: false  # follow client.reconnect to another host

@@ -9,6 +9,7 @@ use crate::protocol::stratum::{self, ConfigureRequest};
 use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::stats::ProxyStats;
+use crate::validate::{self, Vardiff, Verdict};
 use mio::{Interest, Token};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -16,6 +17,9 @@ use std::time::Instant;
 
 /// Invalid lines a miner may send before it is disconnected.
 const MAX_BAD_LINES: u32 = 8;
+
+/// How long a miner's previous vardiff target still counts after a retarget.
+pub(crate) const VARDIFF_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Longest worker name kept.
 const MAX_WORKER_NAME: usize = 128;
@@ -52,6 +56,8 @@ pub(crate) struct Miner {
     pub read_closed: bool,
     /// A PROXY protocol header is still expected (before anything else, TLS included).
     pub proxy_header: Option<crate::proxy_protocol::Mode>,
+    /// Its own difficulty, when the proxy runs vardiff.
+    pub vardiff: Option<Box<Vardiff>>,
 }
 
 impl Miner {
@@ -132,6 +138,11 @@ impl Reactor {
                 bad_lines: 0,
                 read_closed: false,
                 proxy_header,
+                vardiff: p
+                    .cfg
+                    .vardiff
+                    .as_ref()
+                    .map(|_| Box::new(Vardiff::new(Instant::now()))),
             }));
             ProxyStats::inc(&p.stats.miners_connected);
             ProxyStats::inc(&p.stats.miners_total);
@@ -318,10 +329,18 @@ impl Reactor {
                 }
                 self.reply_result(t, &msg.id, b"true")
             }
-            "mining.suggest_difficulty" | "mining.suggest_target" => {
-                // The pool sets one difficulty for the whole upstream; acknowledged, not forwarded.
+            "mining.suggest_difficulty" => {
+                // Without vardiff the pool's difficulty rules the upstream: acknowledged, not forwarded.
+                if let (Some(Conn::Miner(m)), Some(d)) =
+                    (self.conns.get_mut(t), msg.param(0).as_f64())
+                {
+                    if let Some(vd) = m.vardiff.as_mut() {
+                        vd.suggested = (d.is_finite() && d > 0.0).then_some(d);
+                    }
+                }
                 self.reply_result(t, &msg.id, b"true")
             }
+            "mining.suggest_target" => self.reply_result(t, &msg.id, b"true"),
             "mining.ping" => self.reply_result(t, &msg.id, b"\"pong\""),
             "mining.get_transactions" | "mining.multi_version" => {
                 self.reply_error(t, &msg.id, 20, "not supported by this proxy")
@@ -456,6 +475,46 @@ impl Reactor {
             Ok(s) => s,
             Err(e) => return refuse(self, 20, &e),
         };
+        if proxy.cfg.validates() {
+            let now = Instant::now();
+            let vd_target = m.vardiff.as_ref().map(|v| v.target(now, VARDIFF_GRACE));
+            let mask = m.version_mask.unwrap_or(0);
+            let (max_roll, params) = (proxy.cfg.max_ntime_roll, proxy.cfg.equihash_params());
+            let vstats = proxy.validation.clone();
+            let mut e1p = up.e1.clone();
+            e1p.extend(up.prefixes.bytes(prefix));
+            let Some(up) = self.upstreams.get_mut(u) else {
+                return refuse(self, 20, "pool unavailable");
+            };
+            let verdict = match up.book.find(share.job_id()) {
+                None => Verdict::Stale,
+                Some(entry) => {
+                    let miner_target = vd_target.unwrap_or(entry.pool_target);
+                    match &share {
+                        Share::Stratum(s) => {
+                            validate::check_stratum(entry, &e1p, s, mask, &miner_target, max_roll)
+                        }
+                        Share::Equihash(s) => validate::check_equihash(entry, &e1p, s, &params),
+                    }
+                }
+            };
+            vstats.count(&verdict);
+            if let Some((code, why)) = verdict.error() {
+                return refuse(self, code, why);
+            }
+            if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
+                if let Some(vd) = m.vardiff.as_mut() {
+                    vd.shares += 1;
+                }
+            }
+            if verdict == Verdict::BelowPool {
+                // A valid share at the miner's difficulty: the pool would not take it.
+                return self.reply_result(t, &msg.id, b"true");
+            }
+        }
+        let Some(up) = self.upstreams.get(u) else {
+            return refuse(self, 20, "pool unavailable");
+        };
         if pending >= max_pending {
             return refuse(self, 20, "too many shares waiting for the pool");
         }
@@ -481,11 +540,14 @@ impl Reactor {
         if !m.gets_jobs() {
             return;
         }
-        let Some(up) = m.upstream.and_then(|u| self.upstreams.get(u)) else {
+        let Some(u) = m.upstream else { return };
+        let mut out = self.start_vardiff(t).unwrap_or_default();
+        let Some(up) = self.upstreams.get(u) else {
             return;
         };
-        let mut out = Vec::with_capacity(up.difficulty_line.len() + up.notify_line.len());
-        out.extend_from_slice(&up.difficulty_line);
+        if out.is_empty() {
+            out.extend_from_slice(&up.difficulty_line);
+        }
         out.extend_from_slice(&up.notify_line);
         if !out.is_empty() {
             self.queue(t, &out);

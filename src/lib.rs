@@ -23,9 +23,11 @@ pub mod proxy_protocol;
 pub mod sim;
 pub mod stats;
 pub mod tls;
+pub mod validate;
 pub mod work;
 
 mod downstream;
 mod io;
 mod reactor;
 mod upstream;
+mod vardiff;

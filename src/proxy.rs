@@ -29,6 +29,7 @@ pub struct RunningProxy {
     shutdown: Arc<AtomicBool>,
     addrs: Vec<(String, Vec<SocketAddr>)>,
     stats: Vec<(String, Arc<ProxyStats>)>,
+    validation: Vec<Arc<crate::validate::ValidationStats>>,
 }
 
 impl RunningProxy {
@@ -52,6 +53,12 @@ impl RunningProxy {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, s)| s.clone())
+    }
+
+    /// Local-validation counters of proxy `name`.
+    pub fn validation_stats(&self, name: &str) -> Option<Arc<crate::validate::ValidationStats>> {
+        let i = self.stats.iter().position(|(n, _)| n == name)?;
+        self.validation.get(i).cloned()
     }
 
     /// The flag that stops the reactors when set (e.g. from a signal handler).
@@ -161,6 +168,8 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         .collect();
     // Bind everything first, so an address in use fails the start, not a thread.
     let mut resolved: Vec<Vec<SocketAddr>> = Vec::new();
+    let validation: Vec<Arc<crate::validate::ValidationStats>> =
+        config.proxies.iter().map(|_| Arc::default()).collect();
     let mut listen_tls = Vec::new();
     let mut pool_tls = Vec::new();
     for p in &config.proxies {
@@ -246,7 +255,9 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             .iter()
             .zip(&stats)
             .zip(&pool_tls)
-            .map(|((p, (_, s)), tls)| ProxyState {
+            .zip(&validation)
+            .map(|(((p, (_, s)), tls), v)| ProxyState {
+                validation: v.clone(),
                 cfg: p.clone(),
                 pool_tls: tls.clone(),
                 dialect: Dialect::for_kind(p.protocol),
@@ -289,5 +300,6 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             .map(|(p, a)| (p.name.clone(), a))
             .collect(),
         stats,
+        validation,
     })
 }

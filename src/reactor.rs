@@ -72,6 +72,8 @@ pub(crate) struct ProxyState {
     /// Upstream keys; the first is the primary and is never closed.
     pub upstreams: Vec<usize>,
     pub stats: Arc<ProxyStats>,
+    /// Counters of local validation.
+    pub validation: Arc<crate::validate::ValidationStats>,
     pub timing: Timing,
 }
 
@@ -356,6 +358,7 @@ impl Reactor {
         if now >= self.next_slow_tick {
             self.next_slow_tick = now + Duration::from_secs(1);
             self.tick_miners(now);
+            self.retarget_miners(now);
         }
     }
 

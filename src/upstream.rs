@@ -16,6 +16,7 @@ use crate::protocol::stratum;
 use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::stats::ProxyStats;
+use crate::validate::{BookJob, JobBook};
 use mio::{Interest, Token};
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
@@ -71,6 +72,11 @@ pub(crate) struct PoolConn {
     /// The latest set_difficulty and notify received on this connection, as lines for miners.
     pub difficulty_line: Vec<u8>,
     pub notify_line: Vec<u8>,
+    /// The pool's current share target and difficulty on this connection (for validation).
+    pub pool_target: [u8; 32],
+    pub pool_difficulty: f64,
+    /// The latest job, parsed (kept only when validating).
+    pub last_job: Option<BookJob>,
 }
 
 /// A pool session shared by up to `prefixes.capacity()` miners.
@@ -111,6 +117,10 @@ pub(crate) struct Upstream {
     pub orphans: HashMap<u64, u32>,
     /// The current pool cannot be used (its answer would not change): fail over at once.
     pub skip_pool: bool,
+    /// Jobs broadcast, for local validation.
+    pub book: JobBook,
+    /// The pool's current share difficulty (V1), the ceiling of every miner's vardiff difficulty.
+    pub pool_difficulty: f64,
 }
 
 impl Upstream {
@@ -184,6 +194,8 @@ impl Reactor {
             pending: Pending::default(),
             orphans: HashMap::new(),
             skip_pool: false,
+            book: JobBook::default(),
+            pool_difficulty: 1.0,
         });
         let proxy = &mut self.proxies[p];
         proxy.upstreams.push(u);
@@ -280,6 +292,9 @@ impl Reactor {
             configure: None,
             difficulty_line: Vec::new(),
             notify_line: Vec::new(),
+            pool_target: crate::validate::stratum_target(1.0),
+            pool_difficulty: 1.0,
+            last_job: None,
         }));
         ProxyStats::inc(&self.proxies[proxy].stats.pool_connections);
         let up = &mut self.upstreams[u];
@@ -526,6 +541,8 @@ impl Reactor {
         let mask = pc.configure.flatten();
         let pool_idx = pc.pool_idx;
         let (diff, notify) = (pc.difficulty_line.clone(), pc.notify_line.clone());
+        let (pool_target, pool_difficulty, last_job) =
+            (pc.pool_target, pc.pool_difficulty, pc.last_job.clone());
         let name = self.name(u);
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
@@ -544,6 +561,11 @@ impl Reactor {
         up.pool_mask = mask;
         up.difficulty_line = diff;
         up.notify_line = notify;
+        up.pool_difficulty = pool_difficulty;
+        up.book.clear();
+        if let Some(job) = last_job {
+            up.book.add(job, pool_target);
+        }
         if first {
             let p = proxy.dialect.prefix_len(n, proxy.cfg.min_extranonce2_size);
             up.e1 = e1;
@@ -770,16 +792,19 @@ impl Reactor {
         };
         match method {
             "mining.notify" => {
-                if let Err(e) = dialect.check_notify(msg.params_json) {
-                    log::warn!(
-                        "[{}] pool sent a malformed mining.notify ({e}), ignored",
-                        self.name(u)
-                    );
-                    return ControlFlow::Continue(());
-                }
+                let job = match dialect.parse_job(msg.params_json) {
+                    Ok(j) => j,
+                    Err(e) => {
+                        log::warn!(
+                            "[{}] pool sent a malformed mining.notify ({e}), ignored",
+                            self.name(u)
+                        );
+                        return ControlFlow::Continue(());
+                    }
+                };
                 let mut line = Vec::with_capacity(msg.params_json.len() + 64);
                 json::write_notification(&mut line, "mining.notify", msg.params_json.as_bytes());
-                self.store_and_broadcast(t, u, live, line, false);
+                self.on_pool_job(t, u, live, line, job);
             }
             "mining.set_difficulty" => {
                 let d = msg.param(0);
@@ -795,7 +820,15 @@ impl Reactor {
                 params.push(b']');
                 let mut line = Vec::with_capacity(64);
                 json::write_notification(&mut line, "mining.set_difficulty", &params);
-                self.store_and_broadcast(t, u, live, line, true);
+                let diff = d.as_f64().unwrap_or(1.0);
+                self.on_pool_target(
+                    t,
+                    u,
+                    live,
+                    line,
+                    crate::validate::stratum_target(diff),
+                    Some(diff),
+                );
             }
             "mining.set_target" if dialect == Dialect::Equihash => {
                 let Some(target) = msg
@@ -811,7 +844,8 @@ impl Reactor {
                 params.push(b']');
                 let mut line = Vec::with_capacity(100);
                 json::write_notification(&mut line, "mining.set_target", &params);
-                self.store_and_broadcast(t, u, live, line, true);
+                let target = crate::equihash::target_from_hex(target).unwrap_or([0xff; 32]);
+                self.on_pool_target(t, u, live, line, target, None);
             }
             "mining.set_version_mask" => {
                 let Some(mask) = msg
@@ -885,34 +919,63 @@ impl Reactor {
         ControlFlow::Continue(())
     }
 
-    /// Keeps a pool's latest difficulty or job on its connection and, when the connection is live, on the
-    /// upstream for late miners, and sends it to every miner with jobs.
-    fn store_and_broadcast(
-        &mut self,
-        t: usize,
-        u: usize,
-        live: bool,
-        line: Vec<u8>,
-        difficulty: bool,
-    ) {
-        if let Some(pc) = self.pool_conn(t) {
-            if difficulty {
-                pc.difficulty_line.clone_from(&line);
-            } else {
-                pc.notify_line.clone_from(&line);
-            }
+    /// A job from the pool: kept on its connection and, when the connection is live, on the upstream (for late
+    /// miners and, with validation, in the job book), and sent to every miner with jobs.
+    fn on_pool_job(&mut self, t: usize, u: usize, live: bool, line: Vec<u8>, job: BookJob) {
+        let validates = self
+            .upstreams
+            .get(u)
+            .is_some_and(|up| self.proxies[up.proxy].cfg.validates());
+        let Some(pc) = self.pool_conn(t) else { return };
+        pc.notify_line.clone_from(&line);
+        let target = pc.pool_target;
+        if validates {
+            pc.last_job = Some(job.clone());
         }
         if !live {
             return;
         }
         if let Some(up) = self.upstreams.get_mut(u) {
-            if difficulty {
-                up.difficulty_line.clone_from(&line);
-            } else {
-                up.notify_line.clone_from(&line);
+            up.notify_line.clone_from(&line);
+            if validates {
+                up.book.add(job, target);
             }
         }
         self.broadcast(u, &line, |m| m.gets_jobs());
+    }
+
+    /// A new share difficulty (V1) or target (Equihash) from the pool, for jobs sent after it. With vardiff the
+    /// miners keep their own difficulties (lowered where they exceed the pool's); otherwise it goes to all.
+    fn on_pool_target(
+        &mut self,
+        t: usize,
+        u: usize,
+        live: bool,
+        line: Vec<u8>,
+        target: [u8; 32],
+        difficulty: Option<f64>,
+    ) {
+        let Some(pc) = self.pool_conn(t) else { return };
+        pc.difficulty_line.clone_from(&line);
+        pc.pool_target = target;
+        if let Some(d) = difficulty {
+            pc.pool_difficulty = d;
+        }
+        if !live {
+            return;
+        }
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        up.difficulty_line.clone_from(&line);
+        if let Some(d) = difficulty {
+            up.pool_difficulty = d;
+        }
+        if self.proxies[up.proxy].cfg.vardiff.is_some() {
+            self.cap_miner_difficulties(u);
+        } else {
+            self.broadcast(u, &line, |m| m.gets_jobs());
+        }
     }
 
     fn pool_reconnect_request(&mut self, u: usize, msg: &Msg<'_>) {

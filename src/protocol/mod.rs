@@ -52,14 +52,17 @@ impl Dialect {
         }
     }
 
-    /// Checks a pool's `mining.notify` params (given as JSON text) field by field, so a job miners could not
+    /// Parses a pool's `mining.notify` params (given as JSON text) field by field, so a job miners could not
     /// use (bad hex, wrong sizes or types) is never broadcast. Jobs are rare: parsing them fully costs nothing.
-    pub fn check_notify(self, params_json: &str) -> Result<(), String> {
+    pub fn parse_job(self, params_json: &str) -> Result<crate::validate::BookJob, String> {
+        use crate::validate::BookJob;
         let v: serde_json::Value =
             serde_json::from_str(params_json).map_err(|_| "params are not JSON".to_string())?;
         match self {
-            Dialect::Stratum => crate::work::Job::from_notify_params(&v).map(|_| ()),
-            Dialect::Equihash => crate::equihash::EquihashJob::from_notify_params(&v).map(|_| ()),
+            Dialect::Stratum => crate::work::Job::from_notify_params(&v).map(BookJob::Stratum),
+            Dialect::Equihash => {
+                crate::equihash::EquihashJob::from_notify_params(&v).map(BookJob::Equihash)
+            }
         }
     }
 }
@@ -69,4 +72,14 @@ impl Dialect {
 pub enum Share<'a> {
     Stratum(stratum::Submit<'a>),
     Equihash(equihash::Submit<'a>),
+}
+
+impl Share<'_> {
+    /// The job it was found for.
+    pub fn job_id(&self) -> &str {
+        match self {
+            Share::Stratum(s) => s.job_id,
+            Share::Equihash(s) => s.job_id,
+        }
+    }
 }

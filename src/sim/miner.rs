@@ -54,6 +54,8 @@ pub struct SimMinerConfig {
     pub agent: String,
     /// Counters updated as replies arrive, for live progress (the demo).
     pub live: Option<Arc<LiveCounters>>,
+    /// Hashes per second at most (a slower simulated machine); `None`: as fast as the CPU allows.
+    pub hashrate: Option<f64>,
 }
 
 /// Accepted and rejected shares of a running miner, readable from other threads.
@@ -77,6 +79,7 @@ impl Default for SimMinerConfig {
             submit_interval: None,
             agent: "fastproxy-simminer/0.1".into(),
             live: None,
+            hashrate: None,
         }
     }
 }
@@ -181,6 +184,8 @@ struct Session<'a> {
     job_changed: bool,
     work: Option<Work>,
     last_submit: Option<Instant>,
+    /// When hashing began (for `hashrate` pacing).
+    hash_started: Option<Instant>,
     /// The connection is gone (closed by the peer or after a write error).
     closed: bool,
     /// A fatal handshake error: stop now.
@@ -209,6 +214,7 @@ impl<'a> Session<'a> {
             job_changed: false,
             work: None,
             last_submit: None,
+            hash_started: None,
             closed: false,
             failed: false,
         }
@@ -577,6 +583,12 @@ impl<'a> Session<'a> {
         work.set_version_bits(bits, self.mask.unwrap_or(0));
         let (hashes, found) = work.hash_batch(BATCH);
         self.report.hashes += hashes;
+        if let Some(rate) = self.cfg.hashrate.filter(|r| *r > 0.0) {
+            let started = *self.hash_started.get_or_insert_with(Instant::now);
+            let due = Duration::from_secs_f64(self.report.hashes as f64 / rate);
+            let ahead = due.saturating_sub(started.elapsed());
+            std::thread::sleep(ahead.min(Duration::from_millis(50)));
+        }
         for share in found {
             if !self.can_submit() {
                 break;

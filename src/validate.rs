@@ -1,0 +1,500 @@
+//! Local share validation: the jobs an upstream broadcast (its *job book*) and the verdict on each share.
+//!
+//! A share is rebuilt from the job and the miner's extranonces exactly as the pool will (coinbase, merkle root,
+//! header with the rolled version for V1; the 140-byte header and the Equihash solution for ZIP 301), hashed,
+//! and classified: stale (unknown or superseded job), invalid, low difficulty (above the miner's target),
+//! duplicate, meets only the miner's target (answered locally), or meets the pool's target (forwarded).
+
+use crate::equihash::{self, EquihashJob, Params};
+use crate::protocol::{equihash as zip301, stratum};
+use crate::work::{self, Job};
+use std::collections::{HashSet, VecDeque};
+
+/// Jobs kept per upstream (older ones are stale).
+const JOBS_KEPT: usize = 16;
+
+/// Shares remembered per job for duplicate detection (a job older than this many shares is rarely alive).
+const SEEN_PER_JOB: usize = 1 << 20;
+
+/// A job in either dialect.
+#[derive(Debug, Clone)]
+pub enum BookJob {
+    Stratum(Job),
+    Equihash(EquihashJob),
+}
+
+impl BookJob {
+    fn id(&self) -> &str {
+        match self {
+            BookJob::Stratum(j) => &j.job_id,
+            BookJob::Equihash(j) => &j.job_id,
+        }
+    }
+
+    fn clean(&self) -> bool {
+        match self {
+            BookJob::Stratum(j) => j.clean_jobs,
+            BookJob::Equihash(j) => j.clean_jobs,
+        }
+    }
+}
+
+/// A job with the pool target in force when it was sent, and the shares seen for it.
+#[derive(Debug)]
+pub struct JobEntry {
+    pub job: BookJob,
+    pub pool_target: [u8; 32],
+    seen: HashSet<u64>,
+}
+
+/// The jobs of one upstream, newest last.
+#[derive(Debug, Default)]
+pub struct JobBook {
+    jobs: VecDeque<JobEntry>,
+}
+
+impl JobBook {
+    /// Records a job sent to miners; a clean job voids the earlier ones.
+    pub fn add(&mut self, job: BookJob, pool_target: [u8; 32]) {
+        if job.clean() {
+            self.jobs.clear();
+        }
+        self.jobs.retain(|e| e.job.id() != job.id());
+        if self.jobs.len() >= JOBS_KEPT {
+            self.jobs.pop_front();
+        }
+        self.jobs.push_back(JobEntry {
+            job,
+            pool_target,
+            seen: HashSet::new(),
+        });
+    }
+
+    /// Forgets every job (the pool changed).
+    pub fn clear(&mut self) {
+        self.jobs.clear();
+    }
+
+    /// The job with this id, if still valid.
+    pub fn find(&mut self, id: &str) -> Option<&mut JobEntry> {
+        self.jobs.iter_mut().rev().find(|e| e.job.id() == id)
+    }
+}
+
+/// What a share is worth.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Unknown or superseded job (error 21).
+    Stale,
+    /// Malformed against its job (error 20 with the reason).
+    Invalid(String),
+    /// Above the miner's target (error 23).
+    LowDifficulty,
+    /// Seen already for this job (error 22).
+    Duplicate,
+    /// Meets the miner's target only: answered `true` by the proxy, not forwarded.
+    BelowPool,
+    /// Meets the pool's target: forwarded.
+    MeetsPool,
+}
+
+impl Verdict {
+    /// The JSON-RPC error for a refused share.
+    pub fn error(&self) -> Option<(i32, &str)> {
+        match self {
+            Verdict::Stale => Some((21, "Job not found (stale share)")),
+            Verdict::Invalid(why) => Some((20, why.as_str())),
+            Verdict::LowDifficulty => Some((23, "Low difficulty share")),
+            Verdict::Duplicate => Some((22, "Duplicate share")),
+            Verdict::BelowPool | Verdict::MeetsPool => None,
+        }
+    }
+}
+
+fn classify(entry: &mut JobEntry, hash: [u8; 32], miner_target: &[u8; 32]) -> Verdict {
+    if !work::hash_meets_target(&hash, miner_target) {
+        return Verdict::LowDifficulty;
+    }
+    // The hash covers every submitted field: equal hashes are the same share.
+    let key = u64::from_le_bytes([
+        hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
+    ]);
+    if entry.seen.len() >= SEEN_PER_JOB || !entry.seen.insert(key) {
+        return Verdict::Duplicate;
+    }
+    if work::hash_meets_target(&hash, &entry.pool_target) {
+        Verdict::MeetsPool
+    } else {
+        Verdict::BelowPool
+    }
+}
+
+/// Judges a V1 share. `extranonce1` is the miner's (pool E1 || prefix); `mask` the version bits it may roll;
+/// `miner_target` the easiest target it may be held to (the job's pool target when there is no vardiff).
+pub fn check_stratum(
+    entry: &mut JobEntry,
+    extranonce1: &[u8],
+    share: &stratum::Submit<'_>,
+    mask: u32,
+    miner_target: &[u8; 32],
+    max_ntime_roll: u32,
+) -> Verdict {
+    let BookJob::Stratum(job) = &entry.job else {
+        return Verdict::Stale;
+    };
+    let (Some(ntime), Some(nonce)) = (
+        work::u32_from_hex(share.ntime),
+        work::u32_from_hex(share.nonce),
+    ) else {
+        return Verdict::Invalid("ntime and nonce must be 8 hex digits".into());
+    };
+    if ntime < job.ntime || ntime - job.ntime > max_ntime_roll {
+        return Verdict::Invalid(format!(
+            "ntime out of range (job {:08x}, allowed up to +{max_ntime_roll}s)",
+            job.ntime
+        ));
+    }
+    let version = match share.version_bits.map(work::u32_from_hex) {
+        None => job.version,
+        Some(None) => return Verdict::Invalid("version bits must be 8 hex digits".into()),
+        Some(Some(bits)) if bits & !mask != 0 => {
+            return Verdict::Invalid("version bits outside the negotiated mask".into())
+        }
+        Some(Some(bits)) => work::rolled_version(job.version, mask, bits),
+    };
+    let Some(en2) = crate::hex::decode(share.extranonce2) else {
+        return Verdict::Invalid("extranonce2 is not hex".into());
+    };
+    let hash = job.share_hash(extranonce1, &en2, ntime, nonce, version);
+    classify(entry, hash, miner_target)
+}
+
+/// Judges an Equihash share: `nonce1` is the miner's (pool NONCE_1 || prefix). The solution is verified.
+pub fn check_equihash(
+    entry: &mut JobEntry,
+    nonce1: &[u8],
+    share: &zip301::Submit<'_>,
+    params: &Params,
+) -> Verdict {
+    let BookJob::Equihash(job) = &entry.job else {
+        return Verdict::Stale;
+    };
+    let (Some(time), Some(nonce2)) = (
+        crate::hex::decode_array::<4>(share.time),
+        crate::hex::decode(share.nonce2),
+    ) else {
+        return Verdict::Invalid("time and nonce_2 must be hex".into());
+    };
+    let Some(nonce) = equihash::nonce_from_parts(nonce1, &nonce2) else {
+        return Verdict::Invalid("NONCE_1 || NONCE_2 is not 32 bytes".into());
+    };
+    let solution = match equihash::parse_solution_hex(share.solution, params) {
+        Ok(s) => s,
+        Err(e) => return Verdict::Invalid(e),
+    };
+    // Verify against the easiest target: the miner's target is the job's pool target here.
+    let target = entry.pool_target;
+    match equihash::check_share(job, params, &time, &nonce, &solution, &[0xff; 32], true) {
+        Ok(hash) => classify(entry, hash, &target),
+        Err(e) => Verdict::Invalid(e.message().to_string()),
+    }
+}
+
+/// The target for a V1 share difficulty.
+pub fn stratum_target(difficulty: f64) -> [u8; 32] {
+    work::target_from_difficulty(difficulty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, clean: bool) -> Job {
+        Job {
+            job_id: id.into(),
+            prevhash: [7; 32],
+            coinb1: vec![1, 2, 3],
+            coinb2: vec![4, 5],
+            merkle_branch: vec![[9; 32]],
+            version: 0x2000_0000,
+            nbits: 0x1d00_ffff,
+            ntime: 0x5f5e_1000,
+            clean_jobs: clean,
+        }
+    }
+
+    fn submit<'a>(
+        en2: &'a str,
+        ntime: &'a str,
+        nonce: &'a str,
+        vb: Option<&'a str>,
+    ) -> stratum::Submit<'a> {
+        stratum::Submit {
+            job_id: "j",
+            extranonce2: en2,
+            ntime,
+            nonce,
+            version_bits: vb,
+        }
+    }
+
+    /// Finds a nonce whose share meets `target` (tiny targets only).
+    fn find_nonce(j: &Job, e1: &[u8], en2: &[u8], target: &[u8; 32], want: bool) -> u32 {
+        (0u32..)
+            .find(|&n| {
+                work::hash_meets_target(&j.share_hash(e1, en2, j.ntime, n, j.version), target)
+                    == want
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn clean_jobs_make_older_ones_stale() {
+        let mut book = JobBook::default();
+        book.add(BookJob::Stratum(job("a", true)), [0xff; 32]);
+        book.add(BookJob::Stratum(job("b", false)), [0xff; 32]);
+        assert!(book.find("a").is_some());
+        book.add(BookJob::Stratum(job("c", true)), [0xff; 32]);
+        assert!(book.find("a").is_none() && book.find("b").is_none());
+        assert!(book.find("c").is_some());
+    }
+
+    #[test]
+    fn shares_below_at_and_above_both_targets() {
+        let j = job("j", true);
+        let e1 = [0xaa, 0xbb, 0, 1];
+        let en2 = [0u8; 4];
+        let pool_target = work::target_from_difficulty(1.0 / 16.0);
+        let miner_target = work::target_from_difficulty(1.0 / 4096.0);
+        let mut book = JobBook::default();
+        book.add(BookJob::Stratum(j.clone()), pool_target);
+        let entry = book.find("j").unwrap();
+        let meets_pool = find_nonce(&j, &e1, &en2, &pool_target, true);
+        let hex = |n: u32| format!("{n:08x}");
+        let s = hex(meets_pool);
+        assert_eq!(
+            check_stratum(
+                entry,
+                &e1,
+                &submit("00000000", "5f5e1000", &s, None),
+                0,
+                &miner_target,
+                7200
+            ),
+            Verdict::MeetsPool
+        );
+        assert_eq!(
+            check_stratum(
+                entry,
+                &e1,
+                &submit("00000000", "5f5e1000", &s, None),
+                0,
+                &miner_target,
+                7200
+            ),
+            Verdict::Duplicate
+        );
+        // A nonce meeting the miner's target but not the pool's.
+        let below = (0u32..)
+            .find(|&n| {
+                let h = j.share_hash(&e1, &en2, j.ntime, n, j.version);
+                work::hash_meets_target(&h, &miner_target)
+                    && !work::hash_meets_target(&h, &pool_target)
+            })
+            .unwrap();
+        assert_eq!(
+            check_stratum(
+                entry,
+                &e1,
+                &submit("00000000", "5f5e1000", &hex(below), None),
+                0,
+                &miner_target,
+                7200
+            ),
+            Verdict::BelowPool
+        );
+        let bad = find_nonce(&j, &e1, &en2, &miner_target, false);
+        assert_eq!(
+            check_stratum(
+                entry,
+                &e1,
+                &submit("00000000", "5f5e1000", &hex(bad), None),
+                0,
+                &miner_target,
+                7200
+            ),
+            Verdict::LowDifficulty
+        );
+        // The same nonce with another miner's extranonce1 is a different share: the split matters.
+        let other = [0xaa, 0xbb, 0, 2];
+        let v = check_stratum(
+            entry,
+            &other,
+            &submit("00000000", "5f5e1000", &s, None),
+            0,
+            &miner_target,
+            7200,
+        );
+        assert_ne!(v, Verdict::Duplicate);
+    }
+
+    #[test]
+    fn ntime_and_version_bits_are_bounded() {
+        let mut book = JobBook::default();
+        book.add(BookJob::Stratum(job("j", true)), [0xff; 32]);
+        let e = book.find("j").unwrap();
+        let t = [0xff; 32];
+        let early = check_stratum(
+            e,
+            &[0; 4],
+            &submit("00000000", "5f5e0fff", "00000000", None),
+            0,
+            &t,
+            7200,
+        );
+        assert!(matches!(early, Verdict::Invalid(_)), "{early:?}");
+        let late = check_stratum(
+            e,
+            &[0; 4],
+            &submit("00000000", "5f5e2c21", "00000000", None),
+            0,
+            &t,
+            7200,
+        );
+        assert!(matches!(late, Verdict::Invalid(_)), "{late:?}");
+        let edge = check_stratum(
+            e,
+            &[0; 4],
+            &submit("00000000", "5f5e2c20", "00000000", None),
+            0,
+            &t,
+            7200,
+        );
+        assert_eq!(edge, Verdict::MeetsPool);
+        let vb = check_stratum(
+            e,
+            &[0; 4],
+            &submit("00000000", "5f5e1000", "00000001", Some("00004000")),
+            0x1fffe000,
+            &t,
+            7200,
+        );
+        assert_eq!(vb, Verdict::MeetsPool);
+        let out = check_stratum(
+            e,
+            &[0; 4],
+            &submit("00000000", "5f5e1000", "00000001", Some("00000001")),
+            0x1fffe000,
+            &t,
+            7200,
+        );
+        assert!(matches!(out, Verdict::Invalid(_)), "{out:?}");
+    }
+}
+
+/// Counters of local validation, per proxy entry (summed over reactors).
+#[derive(Debug, Default)]
+pub struct ValidationStats {
+    /// Shares that met the miner's target only: answered by the proxy.
+    pub accepted_locally: std::sync::atomic::AtomicU64,
+    /// Shares that met the pool's target: forwarded.
+    pub forwarded: std::sync::atomic::AtomicU64,
+    pub stale: std::sync::atomic::AtomicU64,
+    pub invalid: std::sync::atomic::AtomicU64,
+    pub low_difficulty: std::sync::atomic::AtomicU64,
+    pub duplicate: std::sync::atomic::AtomicU64,
+    /// Difficulty changes sent to miners by vardiff.
+    pub retargets: std::sync::atomic::AtomicU64,
+}
+
+impl ValidationStats {
+    /// Counts a verdict.
+    pub fn count(&self, v: &Verdict) {
+        let c = match v {
+            Verdict::Stale => &self.stale,
+            Verdict::Invalid(_) => &self.invalid,
+            Verdict::LowDifficulty => &self.low_difficulty,
+            Verdict::Duplicate => &self.duplicate,
+            Verdict::BelowPool => &self.accepted_locally,
+            Verdict::MeetsPool => &self.forwarded,
+        };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A miner's own difficulty under vardiff.
+#[derive(Debug, Clone)]
+pub struct Vardiff {
+    pub difficulty: f64,
+    pub target: [u8; 32],
+    /// The previous target and when it was replaced: shares found before the miner switched still count.
+    pub previous: Option<([u8; 32], std::time::Instant)>,
+    /// Shares counted since `since`.
+    pub shares: u32,
+    pub since: std::time::Instant,
+    /// The miner's `mining.suggest_difficulty`, if any.
+    pub suggested: Option<f64>,
+    /// Its first difficulty has been sent.
+    pub started: bool,
+}
+
+impl Vardiff {
+    /// Not started yet.
+    pub fn new(now: std::time::Instant) -> Vardiff {
+        Vardiff {
+            difficulty: 1.0,
+            target: work::target_from_difficulty(1.0),
+            previous: None,
+            shares: 0,
+            since: now,
+            suggested: None,
+            started: false,
+        }
+    }
+
+    /// Switches to `difficulty`, keeping the old target valid for `grace`.
+    pub fn set(&mut self, difficulty: f64, now: std::time::Instant) {
+        if self.started {
+            self.previous = Some((self.target, now));
+        }
+        self.started = true;
+        self.difficulty = difficulty;
+        self.target = work::target_from_difficulty(difficulty);
+        self.shares = 0;
+        self.since = now;
+    }
+
+    /// The easiest target a share may meet now (the previous one during its grace time).
+    pub fn target(&self, now: std::time::Instant, grace: std::time::Duration) -> [u8; 32] {
+        match self.previous {
+            Some((prev, at)) if now.duration_since(at) < grace => {
+                // Targets are big-endian: the larger one is the easier.
+                if prev > self.target {
+                    prev
+                } else {
+                    self.target
+                }
+            }
+            _ => self.target,
+        }
+    }
+
+    /// The next difficulty after `elapsed` with `shares` found, aiming at `per_minute`, moving at most 4x
+    /// per step and staying within [min, max]. `None` when the change would be under 10 %.
+    pub fn retarget(
+        &self,
+        per_minute: f64,
+        min: f64,
+        max: f64,
+        now: std::time::Instant,
+    ) -> Option<f64> {
+        let minutes = now.duration_since(self.since).as_secs_f64() / 60.0;
+        if minutes <= 0.0 {
+            return None;
+        }
+        let rate = f64::from(self.shares) / minutes;
+        let factor = (rate / per_minute).clamp(0.25, 4.0);
+        let next = (self.difficulty * factor).clamp(min, max.max(min));
+        ((next / self.difficulty - 1.0).abs() > 0.1).then_some(next)
+    }
+}

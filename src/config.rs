@@ -79,6 +79,13 @@ pub struct ProxyConfig {
     /// Follow a pool's `client.reconnect` to another host/port (otherwise reconnect to the same pool).
     #[serde(default)]
     pub allow_reconnect_redirect: bool,
+    /// Who may use this proxy: `none` (default), `passthrough` (the pool decides), or `{ users: [...] }`.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+    /// When the miner hears about its share: `pool` (default: the pool's verdict) or `immediate` (true at once;
+    /// the pool's rejects still count in stats and logs).
+    #[serde(default)]
+    pub share_reply: ShareReply,
     /// Rebuild and hash every share locally: invalid, stale and duplicate shares are refused by the proxy and
     /// only shares meeting the pool's target go upstream.
     #[serde(default)]
@@ -94,6 +101,15 @@ pub struct ProxyConfig {
     pub equihash_n: u32,
     #[serde(default = "default_equihash_k")]
     pub equihash_k: u32,
+}
+
+/// When a miner gets the answer to its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareReply {
+    #[default]
+    Pool,
+    Immediate,
 }
 
 /// Per-miner difficulty targets.
@@ -388,6 +404,9 @@ impl Config {
                     );
                 }
             }
+            if let Err(e) = proxy.auth.check() {
+                p(None, format!("proxy '{n}': {e}"));
+            }
             if let Some(v) = &proxy.vardiff {
                 let pos = |x: f64| x.is_finite() && x > 0.0;
                 if !pos(v.shares_per_minute)
@@ -521,6 +540,10 @@ proxies:
     # failover_after: 2             # failed attempts before moving down the pool list
     # failback: true                # go back to a higher-priority pool when it is healthy
     # failback_interval: 30
+    # Who may connect: none | passthrough (the pool checks each worker; submits carry its own name) |
+    # {{ users: [{{ name: farm1, password_hash: "<from fastproxy hash-password>" }}], match: account }}
+    # auth: none
+    # share_reply: pool               # pool (wait for the pool's verdict) | immediate (answer true at once)
     # Local share validation: rebuild and hash every share; only shares meeting the pool's target go up.
     # validate_shares: false
     # max_ntime_roll: 7200              # seconds a share's ntime may run ahead of its job's

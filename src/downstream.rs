@@ -3,6 +3,8 @@
 //! A miner is attached to one upstream (a pool session) from its first mining request; it gets a nonce prefix
 //! from that upstream when its subscribe is answered, which may wait until the pool connection is ready.
 
+use crate::auth::{AuthConfig, AuthMode, Refusal};
+use crate::config::ShareReply;
 use crate::io::Io;
 use crate::protocol::json::{self, IdBuf, Msg, Scalar};
 use crate::protocol::stratum::{self, ConfigureRequest};
@@ -58,6 +60,10 @@ pub(crate) struct Miner {
     pub proxy_header: Option<crate::proxy_protocol::Mode>,
     /// Its own difficulty, when the proxy runs vardiff.
     pub vardiff: Option<Box<Vardiff>>,
+    /// With `auth: passthrough`: the worker name and password the pool authorizes (and submits carry).
+    pub pool_account: Option<(Box<str>, Box<str>)>,
+    /// With `auth: passthrough`: an authorize waiting for a ready pool connection.
+    pub deferred_authorize: Option<IdBuf>,
 }
 
 impl Miner {
@@ -143,6 +149,8 @@ impl Reactor {
                     .vardiff
                     .as_ref()
                     .map(|_| Box::new(Vardiff::new(Instant::now()))),
+                pool_account: None,
+                deferred_authorize: None,
             }));
             ProxyStats::inc(&p.stats.miners_connected);
             ProxyStats::inc(&p.stats.miners_total);
@@ -405,6 +413,7 @@ impl Reactor {
         let Some(worker) = msg.param(0).as_str() else {
             return self.bad_miner_line(t, &msg.id, "authorize needs a worker name");
         };
+        let password = msg.param(1).as_str().unwrap_or("");
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
             return ControlFlow::Break(());
         };
@@ -413,9 +422,56 @@ impl Reactor {
             .nth(MAX_WORKER_NAME)
             .map_or(worker.len(), |(i, _)| i);
         m.worker = worker[..cut].into();
+        let (proxy, ip, addr) = (m.proxy, m.addr.ip(), m.addr);
+        match &self.proxies[proxy].cfg.auth {
+            AuthConfig::Mode(AuthMode::None) => {}
+            AuthConfig::Mode(AuthMode::Passthrough) => {
+                // The pool decides; the answer comes back through the reply table.
+                m.pool_account = Some((m.worker.clone(), password.into()));
+                m.deferred_authorize = Some(msg.id.clone());
+                self.attach_and_serve(t);
+                return ControlFlow::Continue(());
+            }
+            AuthConfig::Users(cfg) => {
+                let cfg = cfg.clone();
+                match self
+                    .authenticator
+                    .check(&cfg, worker, password, ip, Instant::now())
+                {
+                    Ok(()) => {}
+                    Err(Refusal::BadCredentials) => {
+                        log::info!(
+                            "[{}] miner {addr}: authorization refused for '{}'",
+                            self.proxies[proxy].cfg.name,
+                            &worker[..cut]
+                        );
+                        return self.reply_error(t, &msg.id, 24, "unauthorized worker");
+                    }
+                    Err(Refusal::TooManyFailures) => {
+                        let _ = self.reply_error(
+                            t,
+                            &msg.id,
+                            24,
+                            "too many failed authorizations from this address, try later",
+                        );
+                        ProxyStats::inc(&self.proxies[proxy].stats.miners_kicked);
+                        self.close_reason = Some("too many failed authorizations".into());
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        self.admit(t, &msg.id, b"true")
+    }
+
+    /// Marks miner `t` authorized, answers its authorize with `result`, and sends it work if it is ready.
+    pub(crate) fn admit(&mut self, t: usize, id: &IdBuf, result: &[u8]) -> ControlFlow<()> {
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return ControlFlow::Break(());
+        };
         let first = !m.authorized;
         m.authorized = true;
-        let flow = self.reply_result(t, &msg.id, b"true");
+        let flow = self.reply_result(t, id, result);
         if first {
             self.send_current_work(t);
         }
@@ -427,6 +483,7 @@ impl Reactor {
             return ControlFlow::Break(());
         };
         let stats = self.proxies[m.proxy].stats.clone();
+        let proxy_idx = m.proxy;
         ProxyStats::inc(&stats.shares_submitted);
         let refuse = |r: &mut Reactor, code: i32, why: &str| {
             ProxyStats::inc(&stats.shares_errored);
@@ -521,11 +578,16 @@ impl Reactor {
         let Some(conn) = up.ready_conn() else {
             return refuse(self, 20, "pool unavailable, share not forwarded");
         };
-        if self.forward_share(u, conn, t, gen, &msg.id, &share, prefix) {
+        let immediate = self.proxies[proxy_idx].cfg.share_reply == ShareReply::Immediate;
+        if self.forward_share(u, conn, t, gen, &msg.id, &share, prefix, immediate) {
             if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
                 m.pending_shares += 1;
             }
             ProxyStats::inc(&stats.shares_forwarded);
+            if immediate {
+                // The pool's verdict is counted and logged when it comes; the miner moves on now.
+                return self.reply_result(t, &msg.id, b"true");
+            }
             ControlFlow::Continue(())
         } else {
             refuse(self, 20, "pool unavailable, share not forwarded")
@@ -692,8 +754,12 @@ impl Reactor {
                 }
             }
         }
+        let authorize = m.deferred_authorize.is_some();
         if !out.is_empty() && self.queue(t, &out) {
             self.send_current_work(t);
+        }
+        if authorize {
+            self.forward_miner_authorize(t);
         }
         !full
     }

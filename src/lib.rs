@@ -10,6 +10,7 @@
 //! `pending`, line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and
 //! miners used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
 
+pub mod auth;
 pub mod config;
 pub mod equihash;
 pub mod framing;
@@ -28,6 +29,7 @@ pub mod work;
 
 mod downstream;
 mod io;
+mod passthrough;
 mod reactor;
 mod upstream;
 mod vardiff;

@@ -49,6 +49,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run only the simulated (share-checking) pool, to point the proxy and real miners at.
     SimPool(demo::SimPoolArgs),
+    /// Read a password from standard input and print its argon2 hash for `auth: { users: [...] }`.
+    HashPassword,
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Demo(args)) => return demo::run_demo(&args),
         Some(Command::SimPool(args)) => return demo::run_sim_pool(&args),
+        Some(Command::HashPassword) => return hash_password(),
         None => {}
     }
     let Some(path) = cli.config else {
@@ -120,6 +123,34 @@ fn main() -> ExitCode {
         }
     };
     serve_signals(running, &path)
+}
+
+/// `fastproxy hash-password`: one line from stdin in, its argon2id PHC hash out.
+fn hash_password() -> ExitCode {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        eprintln!("cannot read the password from standard input");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("empty password");
+        return ExitCode::FAILURE;
+    }
+    match fastproxy::auth::hash_password(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot hash: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs until SIGTERM/SIGINT (drain, then exit 0); SIGHUP reloads the config file.

@@ -102,6 +102,8 @@ pub(crate) struct Reactor {
     pub close_reason: Option<String>,
     /// Generation of the next miner: tells a reused slot from its previous occupant.
     pub next_gen: u64,
+    /// Verdict cache and failure counts for `auth: { users }`.
+    pub authenticator: crate::auth::Authenticator,
     shutdown: Arc<AtomicBool>,
     next_slow_tick: Instant,
     /// Set once shutdown began: listeners are closed, and the loop ends at this deadline or when no share is
@@ -134,6 +136,7 @@ impl Reactor {
             requeue: Vec::new(),
             close_reason: None,
             next_gen: 1,
+            authenticator: crate::auth::Authenticator::default(),
             shutdown,
             next_slow_tick: Instant::now(),
             draining: None,

@@ -35,7 +35,17 @@ pub(crate) enum Req {
         id: IdBuf,
         prefix: u64,
         epoch: u32,
+        /// The miner was answered already (`share_reply: immediate`).
+        replied: bool,
     },
+    /// A miner's own authorize, passed to the pool (`auth: passthrough`).
+    MinerAuthorize {
+        miner: usize,
+        gen: u64,
+        id: IdBuf,
+    },
+    /// A passthrough worker authorized again on a new pool connection; nobody waits for the answer.
+    ReAuthorize,
     Configure,
     Subscribe,
     ExtranonceSubscribe,
@@ -421,12 +431,24 @@ impl Reactor {
             return ControlFlow::Continue(());
         };
         match entry.value {
+            Req::MinerAuthorize { miner, gen, id } => {
+                self.miner_authorize_reply(miner, gen, &id, msg);
+            }
+            Req::ReAuthorize => {
+                if msg.error_json.is_some() || msg.result != Scalar::Bool(true) {
+                    log::warn!(
+                        "[{}] the pool refused a worker on re-authorization",
+                        self.name(u)
+                    );
+                }
+            }
             Req::Submit {
                 miner,
                 gen,
                 id,
                 prefix,
                 epoch,
+                replied,
             } => {
                 let accepted = msg.error_json.is_none() && msg.result == Scalar::Bool(true);
                 ProxyStats::inc(if accepted {
@@ -434,6 +456,20 @@ impl Reactor {
                 } else {
                     &stats.shares_rejected
                 });
+                if replied {
+                    if !accepted {
+                        log::info!(
+                            "[{}] pool rejected a share already answered true: {}",
+                            self.name(u),
+                            msg.error_json.unwrap_or("false")
+                        );
+                    }
+                    if !self.note_share_answered(miner, gen) {
+                        self.orphan_answered(u, prefix, epoch);
+                    }
+                    self.close_if_drained(t);
+                    return ControlFlow::Continue(());
+                }
                 let mut line = Vec::with_capacity(96);
                 match msg.error_json {
                     Some(err) => json::write_error_json(&mut line, id.as_bytes(), err.as_bytes()),
@@ -583,8 +619,11 @@ impl Reactor {
                 up.prefixes.capacity(),
                 n - p
             );
-        } else if (up.e1.as_slice(), up.n) != (e1.as_slice(), n) {
-            self.change_extranonce(u, e1, n);
+        } else {
+            if (up.e1.as_slice(), up.n) != (e1.as_slice(), n) {
+                self.change_extranonce(u, e1, n);
+            }
+            self.reauthorize_workers(u);
         }
         if mask_changed {
             if let Some(m) = mask {
@@ -740,14 +779,15 @@ impl Reactor {
         id: &IdBuf,
         share: &Share<'_>,
         prefix: u64,
+        replied: bool,
     ) -> bool {
         let Some(up) = self.upstreams.get_mut(u) else {
             return false;
         };
         let proxy = &self.proxies[up.proxy];
-        let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
+        if !matches!(self.conns.get(conn), Some(Conn::Pool(_))) {
             return false;
-        };
+        }
         let now = Instant::now();
         let pid = up.pending.insert(
             Req::Submit {
@@ -756,12 +796,21 @@ impl Reactor {
                 id: id.clone(),
                 prefix,
                 epoch: up.epoch,
+                replied,
             },
             conn,
             now,
             Some(now + proxy.timing.share),
         );
-        let user = &pc.user;
+        // With passthrough the pool sees the miner's own worker name.
+        let user = match self.conns.get(miner) {
+            Some(Conn::Miner(m)) => m.pool_account.as_ref().map(|a| a.0.clone()),
+            _ => None,
+        };
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
+            return false;
+        };
+        let user: &str = user.as_deref().unwrap_or(&pc.user);
         let mut line = Vec::with_capacity(192);
         let prefix = up.prefixes.bytes(prefix);
         match share {
@@ -1146,14 +1195,36 @@ impl Reactor {
 
     /// Answers a request that will get no reply from the pool.
     fn answer_failed(&mut self, u: usize, e: Entry<Req>, why: &str) {
+        if let Req::MinerAuthorize { miner, gen, id } = &e.value {
+            let mut line = Vec::with_capacity(96);
+            json::write_error(
+                &mut line,
+                id.as_bytes(),
+                20,
+                "pool unavailable for authorization",
+            );
+            if let Some(Conn::Miner(m)) = self.conns.get(*miner) {
+                if m.gen == *gen {
+                    self.queue(*miner, &line);
+                }
+            }
+            return;
+        }
         if let Req::Submit {
             miner,
             gen,
             id,
             prefix,
             epoch,
+            replied,
         } = e.value
         {
+            if replied {
+                if !self.note_share_answered(miner, gen) {
+                    self.orphan_answered(u, prefix, epoch);
+                }
+                return;
+            }
             if let Some(up) = self.upstreams.get(u) {
                 ProxyStats::inc(&self.proxies[up.proxy].stats.shares_errored);
             }

@@ -255,12 +255,13 @@ impl Reactor {
 
     /// One line from miner `t`.
     pub(crate) fn on_miner_line(&mut self, t: usize, line: &mut [u8]) -> ControlFlow<()> {
-        let mut parser = std::mem::take(&mut self.parser);
+        // Taken out while a line is handled (never re-entered, so the fallback never allocates).
+        let mut parser = self.parser.take().unwrap_or_default();
         let flow = parser.parse(line, |msg| match msg {
             Ok(msg) => self.on_miner_msg(t, &msg),
             Err(e) => self.bad_miner_line(t, &IdBuf::null(), e.text()),
         });
-        self.parser = parser;
+        self.parser = Some(parser);
         flow
     }
 
@@ -618,10 +619,20 @@ impl Reactor {
 
     /// Answers a share's pool verdict (or an error in its place) to the miner that sent it, if still there.
     pub(crate) fn deliver_share_reply(&mut self, t: usize, gen: u64, line: &[u8]) -> bool {
+        self.deliver_share_reply_with(t, gen, |out| out.extend_from_slice(line))
+    }
+
+    /// Like [`Reactor::deliver_share_reply`], writing the reply straight into the miner's queue.
+    pub(crate) fn deliver_share_reply_with(
+        &mut self,
+        t: usize,
+        gen: u64,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> bool {
         match self.conns.get_mut(t) {
             Some(Conn::Miner(m)) if m.gen == gen => {
                 m.pending_shares = m.pending_shares.saturating_sub(1);
-                self.queue(t, line);
+                self.queue_with(t, write);
                 true
             }
             _ => false,

@@ -38,6 +38,8 @@ pub struct Io {
     pub want_write: bool,
     /// Queued output waits for a flush at the end of this event round.
     pub dirty: bool,
+    /// Output capacity kept when the queue empties (small for miners, larger for busy pool connections).
+    pub keep_capacity: usize,
     /// The TLS session, when this connection is encrypted.
     pub tls: Option<Box<rustls::Connection>>,
     /// Raw bytes read from the socket ahead of time (after a PROXY protocol header), consumed before the socket.
@@ -55,6 +57,7 @@ impl Io {
             out_limit,
             want_write: false,
             dirty: false,
+            keep_capacity: 2048,
             tls: None,
             pre: Vec::new(),
         }
@@ -73,10 +76,18 @@ impl Io {
 
     /// Appends to the output queue; the caller flushes later (replies batch per read).
     pub fn queue(&mut self, bytes: &[u8]) -> Sent {
-        if self.queued() + bytes.len() > self.out_limit {
+        self.queue_with(|out| out.extend_from_slice(bytes))
+    }
+
+    /// Appends what `write` writes straight into the output queue (no intermediate buffer); undone when the
+    /// queue would exceed its limit.
+    pub fn queue_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Sent {
+        let before = self.out.len();
+        write(&mut self.out);
+        if self.out.len() - self.out_pos > self.out_limit {
+            self.out.truncate(before);
             return Sent::Overflow;
         }
-        self.out.extend_from_slice(bytes);
         self.dirty = true;
         Sent::Ok
     }
@@ -130,7 +141,7 @@ impl Io {
     fn reset_out(&mut self) {
         self.out.clear();
         self.out_pos = 0;
-        if self.out.capacity() > 2048 {
+        if self.out.capacity() > self.keep_capacity {
             self.out = Vec::new();
         }
     }

@@ -93,7 +93,7 @@ pub(crate) struct Reactor {
     /// Shared read buffer (taken while a read is handled).
     scratch: Vec<u8>,
     /// JSON parser (taken while a line is handled).
-    pub parser: Parser,
+    pub parser: Option<Parser>,
     /// Tokens with queued output to flush at the end of the round.
     dirty: Vec<usize>,
     /// Tokens whose reads were cut short for fairness.
@@ -131,7 +131,7 @@ impl Reactor {
             upstreams: Slab::new(),
             proxies,
             scratch: vec![0; SCRATCH],
-            parser: Parser::default(),
+            parser: Some(Parser::default()),
             dirty: Vec::new(),
             requeue: Vec::new(),
             close_reason: None,
@@ -282,6 +282,26 @@ impl Reactor {
         let sent = match self.conns.get_mut(t) {
             Some(Conn::Miner(m)) => m.io.queue(bytes),
             Some(Conn::Pool(p)) => p.io.queue(bytes),
+            _ => return false,
+        };
+        match sent {
+            Sent::Ok => {
+                self.mark_dirty(t);
+                true
+            }
+            _ => {
+                self.close_conn(t, "output queue full: the peer does not read");
+                false
+            }
+        }
+    }
+
+    /// Queues what `write` writes for connection `t`, straight into its output queue (flushed at the end of the
+    /// round). False when the connection is gone or its queue overflowed (it is then closed).
+    pub(crate) fn queue_with(&mut self, t: usize, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let sent = match self.conns.get_mut(t) {
+            Some(Conn::Miner(m)) => m.io.queue_with(write),
+            Some(Conn::Pool(p)) => p.io.queue_with(write),
             _ => return false,
         };
         match sent {

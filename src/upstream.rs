@@ -259,6 +259,7 @@ impl Reactor {
         let _ = socket.set_nodelay(true);
         let mut io = Io::new(socket, POOL_OUT_LIMIT);
         io.want_write = true;
+        io.keep_capacity = 256 * 1024;
         if url.tls {
             let session = self.proxies[proxy]
                 .pool_tls
@@ -388,7 +389,8 @@ impl Reactor {
 
     /// One line from pool connection `t`.
     pub(crate) fn on_pool_line(&mut self, t: usize, line: &mut [u8]) -> ControlFlow<()> {
-        let mut parser = std::mem::take(&mut self.parser);
+        // Taken out while a line is handled (never re-entered, so the fallback never allocates).
+        let mut parser = self.parser.take().unwrap_or_default();
         // Pool notifications are passed on as received: keep their params as text.
         let flow = parser.parse_keeping_params(line, |msg| match msg {
             Ok(msg) => match msg.method {
@@ -408,7 +410,7 @@ impl Reactor {
                 ControlFlow::Continue(())
             }
         });
-        self.parser = parser;
+        self.parser = Some(parser);
         flow
     }
 
@@ -470,16 +472,18 @@ impl Reactor {
                     self.close_if_drained(t);
                     return ControlFlow::Continue(());
                 }
-                let mut line = Vec::with_capacity(96);
-                match msg.error_json {
-                    Some(err) => json::write_error_json(&mut line, id.as_bytes(), err.as_bytes()),
-                    None => {
-                        let mut result = Vec::with_capacity(8);
-                        scalar_json(&msg.result, msg.result_json, &mut result);
-                        json::write_result(&mut line, id.as_bytes(), &result);
-                    }
-                }
-                if !self.deliver_share_reply(miner, gen, &line) {
+                let delivered =
+                    self.deliver_share_reply_with(miner, gen, |out| match msg.error_json {
+                        Some(err) => json::write_error_json(out, id.as_bytes(), err.as_bytes()),
+                        None => {
+                            out.extend_from_slice(b"{\"id\":");
+                            out.extend_from_slice(id.as_bytes());
+                            out.extend_from_slice(b",\"result\":");
+                            scalar_json(&msg.result, msg.result_json, out);
+                            out.extend_from_slice(b",\"error\":null}\n");
+                        }
+                    });
+                if !delivered {
                     self.orphan_answered(u, prefix, epoch);
                 }
                 self.close_if_drained(t);
@@ -811,13 +815,12 @@ impl Reactor {
             return false;
         };
         let user: &str = user.as_deref().unwrap_or(&pc.user);
-        let mut line = Vec::with_capacity(192);
         let prefix = up.prefixes.bytes(prefix);
-        match share {
-            Share::Stratum(s) => stratum::write_submit_upstream(&mut line, pid, user, s, prefix),
-            Share::Equihash(s) => equihash::write_submit_upstream(&mut line, pid, user, s, prefix),
-        }
-        if pc.io.queue(&line) != crate::io::Sent::Ok {
+        let sent = pc.io.queue_with(|out| match share {
+            Share::Stratum(s) => stratum::write_submit_upstream(out, pid, user, s, prefix),
+            Share::Equihash(s) => equihash::write_submit_upstream(out, pid, user, s, prefix),
+        });
+        if sent != crate::io::Sent::Ok {
             up.pending.take(pid);
             return false;
         }
@@ -1393,20 +1396,22 @@ impl Reactor {
 
     /// Timers of every upstream: share timeouts, handshake timeouts, retries, failback and reconnect probes.
     pub(crate) fn tick_upstreams(&mut self, now: Instant) {
-        let keys: Vec<usize> = self.upstreams.iter().map(|(k, _)| k).collect();
-        for u in keys {
+        // By slot number rather than a collected key list: a tick allocates nothing when nothing happens.
+        for u in 0..self.upstreams.capacity() {
             let Some(up) = self.upstreams.get_mut(u) else {
                 continue;
             };
             let timing = self.proxies[up.proxy].timing;
             let mut expired = Vec::new();
             up.pending.expire(now, &mut expired);
-            let why = format!(
-                "the pool did not answer within {}s",
-                timing.share.as_secs_f64()
-            );
-            for e in expired {
-                self.answer_failed(u, e, &why);
+            if !expired.is_empty() {
+                let why = format!(
+                    "the pool did not answer within {}s",
+                    timing.share.as_secs_f64()
+                );
+                for e in expired {
+                    self.answer_failed(u, e, &why);
+                }
             }
             let Some(up) = self.upstreams.get(u) else {
                 continue;

@@ -13,7 +13,7 @@ use argon2::Argon2;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How a proxy admits miners.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -87,6 +87,9 @@ impl AuthConfig {
     /// Problems with the configured users (unparsable hashes, no users).
     pub fn check(&self) -> Result<(), String> {
         if let AuthConfig::Users(u) = self {
+            if !(u.ban_seconds.is_finite() && u.ban_seconds >= 0.0) {
+                return Err("auth: ban_seconds must be a number of seconds".into());
+            }
             if u.users.is_empty() {
                 return Err("auth: users is empty (nobody could connect)".into());
             }
@@ -138,7 +141,7 @@ impl Authenticator {
         ip: IpAddr,
         now: Instant,
     ) -> Result<(), Refusal> {
-        let ban = Duration::from_secs_f64(cfg.ban_seconds.clamp(0.0, 86_400.0));
+        let ban = crate::config::ProxyConfig::secs(cfg.ban_seconds.min(86_400.0));
         if let Some(&(n, last)) = self.failures.get(&ip) {
             if now.duration_since(last) >= ban {
                 self.failures.remove(&ip);
@@ -214,7 +217,7 @@ mod tests {
             a.check(&cfg, "farm1.rig7", "s3cret", ip, now),
             Err(Refusal::TooManyFailures)
         );
-        let later = now + Duration::from_secs(61);
+        let later = now + std::time::Duration::from_secs(61);
         assert_eq!(
             a.check(&cfg, "farm1.rig7", "s3cret", ip, later),
             Ok(()),

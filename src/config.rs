@@ -16,6 +16,9 @@ pub struct Config {
     /// Reactor threads; 0 means one per core.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// HTTP endpoint for Prometheus metrics, the status JSON and the live page.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
     /// Seconds a shutdown (SIGTERM/SIGINT) waits for the pools' verdicts on shares in flight.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: f64,
@@ -101,6 +104,20 @@ pub struct ProxyConfig {
     pub equihash_n: u32,
     #[serde(default = "default_equihash_k")]
     pub equihash_k: u32,
+}
+
+/// `metrics: { listen: 127.0.0.1:9100, max_workers: 1000 }`: GET /metrics (Prometheus), /status (JSON), / (page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: Spanned<String>,
+    /// Worker names tracked per proxy entry; more are counted together as `__other__`.
+    #[serde(default = "default_max_workers")]
+    pub max_workers: usize,
+}
+
+fn default_max_workers() -> usize {
+    1000
 }
 
 /// When a miner gets the answer to its share.
@@ -333,6 +350,17 @@ impl Config {
         if self.proxies.is_empty() {
             p(None, "no proxies configured".into());
         }
+        if let Some(m) = &self.metrics {
+            if m.listen.value.parse::<SocketAddr>().is_err() {
+                p(
+                    Some(m.listen.referenced.line()),
+                    format!("metrics listen '{}' is not IP:PORT", m.listen.value),
+                );
+            }
+            if m.max_workers == 0 {
+                p(None, "metrics max_workers must be at least 1".into());
+            }
+        }
         if !(self.drain_timeout.is_finite() && (0.0..=3600.0).contains(&self.drain_timeout)) {
             p(None, "drain_timeout must be 0..=3600 seconds".into());
         }
@@ -408,7 +436,7 @@ impl Config {
                 p(None, format!("proxy '{n}': {e}"));
             }
             if let Some(v) = &proxy.vardiff {
-                let pos = |x: f64| x.is_finite() && x > 0.0;
+                let pos = |x: f64| x.is_finite() && x > 0.0 && x < 1e7;
                 if !pos(v.shares_per_minute)
                     || !pos(v.retarget_interval)
                     || !pos(v.min_difficulty)
@@ -494,7 +522,11 @@ impl ProxyConfig {
 
     /// A duration setting in seconds as a `Duration`.
     pub fn secs(v: f64) -> Duration {
-        Duration::from_secs_f64(v.clamp(0.0, 1e7))
+        if v.is_finite() {
+            Duration::from_secs_f64(v.clamp(0.0, 1e7))
+        } else {
+            Duration::ZERO
+        }
     }
 }
 
@@ -511,6 +543,7 @@ pub fn template(pool_url: &str, user: &str) -> String {
 threads: 1                    # reactor threads (0 = one per core)
 drain_timeout: 5              # on SIGTERM/SIGINT, seconds to wait for the pools' verdicts on shares in flight
 # SIGHUP reloads this file: pool lists and limits apply without dropping miners; listeners need a restart.
+# metrics: {{ listen: 127.0.0.1:9100, max_workers: 1000 }}   # GET /metrics (Prometheus), /status, / (live page)
 
 proxies:
   - name: btc-farm

@@ -64,6 +64,8 @@ pub(crate) struct Miner {
     pub pool_account: Option<(Box<str>, Box<str>)>,
     /// With `auth: passthrough`: an authorize waiting for a ready pool connection.
     pub deferred_authorize: Option<IdBuf>,
+    /// Its worker's counters (shares, hashrate), once authorized.
+    pub worker_stats: Option<std::sync::Arc<crate::stats::WorkerStats>>,
 }
 
 impl Miner {
@@ -151,6 +153,7 @@ impl Reactor {
                     .map(|_| Box::new(Vardiff::new(Instant::now()))),
                 pool_account: None,
                 deferred_authorize: None,
+                worker_stats: None,
             }));
             ProxyStats::inc(&p.stats.miners_connected);
             ProxyStats::inc(&p.stats.miners_total);
@@ -472,6 +475,17 @@ impl Reactor {
         };
         let first = !m.authorized;
         m.authorized = true;
+        let now = Instant::now();
+        let name_changed = m
+            .worker_stats
+            .as_ref()
+            .is_none_or(|w| w.name() != &*m.worker);
+        if name_changed {
+            if let Some(old) = m.worker_stats.take() {
+                old.detach();
+            }
+            m.worker_stats = Some(self.proxies[m.proxy].stats.workers.attach(&m.worker, now));
+        }
         let flow = self.reply_result(t, id, result);
         if first {
             self.send_current_work(t);
@@ -486,8 +500,18 @@ impl Reactor {
         let stats = self.proxies[m.proxy].stats.clone();
         let proxy_idx = m.proxy;
         ProxyStats::inc(&stats.shares_submitted);
+        let worker = m.worker_stats.clone();
         let refuse = |r: &mut Reactor, code: i32, why: &str| {
             ProxyStats::inc(&stats.shares_errored);
+            let reason = if why.starts_with("pool unavailable") {
+                crate::stats::Reject::PoolUnavailable
+            } else {
+                crate::stats::Reject::from_code(i64::from(code))
+            };
+            stats.on_share_error(reason);
+            if let Some(w) = &worker {
+                w.on_rejected(Instant::now());
+            }
             r.reply_error(t, &msg.id, code, why)
         };
         if self.draining.is_some() {
@@ -539,6 +563,7 @@ impl Reactor {
             let mask = m.version_mask.unwrap_or(0);
             let (max_roll, params) = (proxy.cfg.max_ntime_roll, proxy.cfg.equihash_params());
             let vstats = proxy.validation.clone();
+            let up_difficulty = up.pool_difficulty;
             let mut e1p = up.e1.clone();
             e1p.extend(up.prefixes.bytes(prefix));
             let Some(up) = self.upstreams.get_mut(u) else {
@@ -561,8 +586,15 @@ impl Reactor {
                 return refuse(self, code, why);
             }
             if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
-                if let Some(vd) = m.vardiff.as_mut() {
-                    vd.shares += 1;
+                let credited = match m.vardiff.as_mut() {
+                    Some(vd) => {
+                        vd.shares += 1;
+                        vd.difficulty
+                    }
+                    None => up_difficulty,
+                };
+                if let Some(w) = &m.worker_stats {
+                    w.on_accepted(credited, now);
                 }
             }
             if verdict == Verdict::BelowPool {
@@ -617,6 +649,18 @@ impl Reactor {
         }
     }
 
+    /// The worker counters of miner `t`, if it is still the miner of generation `gen`.
+    pub(crate) fn worker_of(
+        &self,
+        t: usize,
+        gen: u64,
+    ) -> Option<std::sync::Arc<crate::stats::WorkerStats>> {
+        match self.conns.get(t) {
+            Some(Conn::Miner(m)) if m.gen == gen => m.worker_stats.clone(),
+            _ => None,
+        }
+    }
+
     /// Answers a share's pool verdict (or an error in its place) to the miner that sent it, if still there.
     pub(crate) fn deliver_share_reply(&mut self, t: usize, gen: u64, line: &[u8]) -> bool {
         self.deliver_share_reply_with(t, gen, |out| out.extend_from_slice(line))
@@ -651,6 +695,9 @@ impl Reactor {
         let _ = self.poll.registry().deregister(&mut m.io.socket);
         let p = &self.proxies[m.proxy];
         ProxyStats::dec(&p.stats.miners_connected);
+        if let Some(w) = &m.worker_stats {
+            w.detach();
+        }
         if reason == "connection closed by peer" {
             log::debug!(
                 "[{}] miner {} ({}) disconnected",

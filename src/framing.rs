@@ -17,15 +17,20 @@ pub enum Framed {
     TooLong,
 }
 
-/// Calls `f` for every complete line in `buf` (without `\n` or `\r\n`; empty lines skipped), returning how many
-/// bytes were consumed and whether the handler stopped early.
+/// Calls `f` for every complete line in `buf` (without `\n` or `\r\n`; blank lines skipped), returning how many
+/// bytes were consumed and why it stopped early, if it did. A line longer than `max_line` (its `\r` included)
+/// stops framing with [`Framed::TooLong`], however the stream was cut into reads.
 pub fn split_lines(
     buf: &mut [u8],
+    max_line: usize,
     mut f: impl FnMut(&mut [u8]) -> ControlFlow<()>,
-) -> (usize, bool) {
+) -> (usize, Option<Framed>) {
     let mut start = 0;
     while let Some(off) = memchr::memchr(b'\n', &buf[start..]) {
         let end = start + off;
+        if end - start > max_line {
+            return (start, Some(Framed::TooLong));
+        }
         let mut line_end = end;
         if line_end > start && buf[line_end - 1] == b'\r' {
             line_end -= 1;
@@ -36,10 +41,10 @@ pub fn split_lines(
             continue;
         }
         if f(line).is_break() {
-            return (start, true);
+            return (start, Some(Framed::Stopped));
         }
     }
-    (start, false)
+    (start, None)
 }
 
 /// Frames `data` (just read) against the connection's unfinished line `partial`, calling `f` per line.
@@ -51,9 +56,9 @@ pub fn feed(
     f: impl FnMut(&mut [u8]) -> ControlFlow<()>,
 ) -> Framed {
     if partial.is_empty() {
-        let (used, stopped) = split_lines(data, f);
-        if stopped {
-            return Framed::Stopped;
+        let (used, stop) = split_lines(data, max_line, f);
+        if let Some(stop) = stop {
+            return stop;
         }
         let tail = &data[used..];
         if tail.len() > max_line {
@@ -75,13 +80,13 @@ pub fn feed(
         return Framed::Ok;
     }
     let mut f = f;
-    let (_, stopped) = split_lines(partial, &mut f);
+    let (_, stop) = split_lines(partial, max_line, &mut f);
     partial.clear();
     if partial.capacity() > 4096 {
         *partial = Vec::new();
     }
-    if stopped {
-        return Framed::Stopped;
+    if let Some(stop) = stop {
+        return stop;
     }
     feed(partial, &mut data[take..], max_line, f)
 }
@@ -144,6 +149,18 @@ mod tests {
         let (lines, r) = collect(&[&ok[..30], &ok[30..]], 64);
         assert_eq!(r, Framed::Ok);
         assert_eq!(lines.len(), 1);
+    }
+
+    #[test]
+    fn a_long_complete_line_within_one_read_is_refused_too() {
+        assert_eq!(collect(&[b"{\"id\":1}\nxxxxx\n"], 4).1, Framed::TooLong);
+        assert_eq!(collect(&[b"      \n"], 4).1, Framed::TooLong);
+        assert_eq!(
+            collect(&[b"xxxx\r\n"], 4).1,
+            Framed::TooLong,
+            "the \\r counts"
+        );
+        assert_eq!(collect(&[b"xxx\r\n"], 4).1, Framed::Ok);
     }
 
     #[test]

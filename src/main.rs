@@ -122,6 +122,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let _metrics = match &config.metrics {
+        Some(m) => {
+            let addr = m
+                .listen
+                .value
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 9100).into());
+            match fastproxy::metrics::start(addr, running.all_stats(), Default::default()) {
+                Ok(h) => {
+                    log::info!("metrics on http://{}/ (/metrics, /status)", h.local_addr());
+                    Some(h)
+                }
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     serve_signals(running, &path)
 }
 

@@ -55,6 +55,11 @@ impl RunningProxy {
             .map(|(_, s)| s.clone())
     }
 
+    /// The counters of every proxy entry, for the metrics endpoint.
+    pub fn all_stats(&self) -> Vec<(String, Arc<ProxyStats>)> {
+        self.stats.clone()
+    }
+
     /// Local-validation counters of proxy `name`.
     pub fn validation_stats(&self, name: &str) -> Option<Arc<crate::validate::ValidationStats>> {
         let i = self.stats.iter().position(|(n, _)| n == name)?;
@@ -161,10 +166,14 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let max_workers = config.metrics.as_ref().map_or(1000, |m| m.max_workers);
     let stats: Vec<(String, Arc<ProxyStats>)> = config
         .proxies
         .iter()
-        .map(|p| (p.name.clone(), Arc::new(ProxyStats::default())))
+        .map(|p| {
+            let urls = p.pools.iter().map(|pool| pool.url.value.clone());
+            (p.name.clone(), Arc::new(ProxyStats::new(urls, max_workers)))
+        })
         .collect();
     // Bind everything first, so an address in use fails the start, not a thread.
     let mut resolved: Vec<Vec<SocketAddr>> = Vec::new();

@@ -245,6 +245,7 @@ impl Reactor {
                 Err(e) => break Some(format!("read error: {e}")),
             };
             let mut partial = std::mem::take(&mut io.partial);
+            self.count_pool_bytes(t, n, true);
             let framed = crate::framing::feed(&mut partial, &mut scratch[..n], max_line, |line| {
                 on_line(self, t, line)
             });
@@ -301,7 +302,13 @@ impl Reactor {
     pub(crate) fn queue_with(&mut self, t: usize, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         let sent = match self.conns.get_mut(t) {
             Some(Conn::Miner(m)) => m.io.queue_with(write),
-            Some(Conn::Pool(p)) => p.io.queue_with(write),
+            Some(Conn::Pool(p)) => {
+                let before = p.io.queued();
+                let sent = p.io.queue_with(write);
+                let n = p.io.queued().saturating_sub(before);
+                self.count_pool_bytes(t, n, false);
+                sent
+            }
             _ => return false,
         };
         match sent {
@@ -313,6 +320,22 @@ impl Reactor {
                 self.close_conn(t, "output queue full: the peer does not read");
                 false
             }
+        }
+    }
+
+    /// Counts bytes read from (`inbound`) or queued to pool connection `t` (nothing for miners).
+    pub(crate) fn count_pool_bytes(&self, t: usize, n: usize, inbound: bool) {
+        let Some(Conn::Pool(pc)) = self.conns.get(t) else {
+            return;
+        };
+        let Some(up) = self.upstreams.get(pc.upstream) else {
+            return;
+        };
+        let pool = self.proxies[up.proxy].stats.pool(pc.pool_idx);
+        if inbound {
+            pool.on_bytes_in(n);
+        } else {
+            pool.on_bytes_out(n);
         }
     }
 

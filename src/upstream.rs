@@ -15,7 +15,7 @@ use crate::protocol::json::{self, IdBuf, Msg, Scalar};
 use crate::protocol::stratum;
 use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
-use crate::stats::ProxyStats;
+use crate::stats::{ProxyStats, Reject};
 use crate::validate::{BookJob, JobBook};
 use mio::{Interest, Token};
 use std::collections::HashMap;
@@ -37,6 +37,8 @@ pub(crate) enum Req {
         epoch: u32,
         /// The miner was answered already (`share_reply: immediate`).
         replied: bool,
+        /// The share's difficulty (the miner's under vardiff, else the pool's), for hashrate figures.
+        difficulty: f64,
     },
     /// A miner's own authorize, passed to the pool (`auth: passthrough`).
     MinerAuthorize {
@@ -210,6 +212,7 @@ impl Reactor {
         let proxy = &mut self.proxies[p];
         proxy.upstreams.push(u);
         ProxyStats::inc(&proxy.stats.upstreams);
+        proxy.stats.upstream_moved(None, Some(0));
         let url = proxy.pools[0].clone();
         log::info!(
             "[{}#{number}] opening upstream to {}:{}: {why}",
@@ -309,6 +312,11 @@ impl Reactor {
         }));
         ProxyStats::inc(&self.proxies[proxy].stats.pool_connections);
         let up = &mut self.upstreams[u];
+        let retry = up.ever_ready || up.attempts > 0;
+        self.proxies[proxy]
+            .stats
+            .pool(pool_idx)
+            .on_connecting(retry);
         if probe {
             up.probe = Some(t);
         } else {
@@ -423,6 +431,7 @@ impl Reactor {
             return ControlFlow::Break(());
         };
         let stats = self.proxies[up.proxy].stats.clone();
+        let validates = self.proxies[up.proxy].cfg.validates();
         let Some(entry) = msg.id_scalar.as_u64().and_then(|id| up.pending.take(id)) else {
             ProxyStats::inc(&stats.unknown_replies);
             log::debug!(
@@ -451,6 +460,7 @@ impl Reactor {
                 prefix,
                 epoch,
                 replied,
+                difficulty,
             } => {
                 let accepted = msg.error_json.is_none() && msg.result == Scalar::Bool(true);
                 ProxyStats::inc(if accepted {
@@ -458,6 +468,25 @@ impl Reactor {
                 } else {
                     &stats.shares_rejected
                 });
+                let now = Instant::now();
+                let pool_idx = self.pool_conn(t).map_or(usize::MAX, |pc| pc.pool_idx);
+                let pool = stats.pool(pool_idx);
+                pool.on_reply(now.saturating_duration_since(entry.sent));
+                if accepted {
+                    pool.on_accepted(difficulty);
+                } else {
+                    pool.on_rejected(Reject::from_error_json(msg.error_json));
+                }
+                // With local validation the worker was credited when its share was checked.
+                if !validates {
+                    if let Some(w) = self.worker_of(miner, gen) {
+                        if accepted {
+                            w.on_accepted(difficulty, now);
+                        } else {
+                            w.on_rejected(now);
+                        }
+                    }
+                }
                 if replied {
                     if !accepted {
                         log::info!(
@@ -550,13 +579,14 @@ impl Reactor {
         // Replies come in order: a pool that answered authorize but not configure ignores configure.
         let mask = *pc.configure.get_or_insert(None);
         pc.state = PoolState::Ready;
-        let u = pc.upstream;
+        let (u, pool_idx) = (pc.upstream, pc.pool_idx);
         let (e1, n) = pc.sub.clone().unwrap_or_default();
         let url = format!("{}:{}", pc.url.host, pc.url.port);
         let Some(up) = self.upstreams.get(u) else {
             return;
         };
         ProxyStats::inc(&self.proxies[up.proxy].stats.pool_ready);
+        self.proxies[up.proxy].stats.pool(pool_idx).on_ready();
         log::info!(
             "[{}] pool {url} ready: extranonce1 {}, extranonce2_size {n}, version rolling {}",
             self.name(u),
@@ -592,6 +622,9 @@ impl Reactor {
         up.attempts = 0;
         up.failures_here = 0;
         up.retry_at = None;
+        proxy
+            .stats
+            .upstream_moved(Some(up.pool_idx), Some(pool_idx));
         up.pool_idx = pool_idx;
         up.failback_at = (pool_idx > 0 && proxy.cfg.failback).then(|| now + proxy.timing.failback);
         let first = !up.ever_ready;
@@ -785,9 +818,14 @@ impl Reactor {
         prefix: u64,
         replied: bool,
     ) -> bool {
+        let difficulty = match self.conns.get(miner) {
+            Some(Conn::Miner(m)) => m.vardiff.as_ref().map(|v| v.difficulty),
+            _ => None,
+        };
         let Some(up) = self.upstreams.get_mut(u) else {
             return false;
         };
+        let difficulty = difficulty.unwrap_or(up.pool_difficulty);
         let proxy = &self.proxies[up.proxy];
         if !matches!(self.conns.get(conn), Some(Conn::Pool(_))) {
             return false;
@@ -801,6 +839,7 @@ impl Reactor {
                 prefix,
                 epoch: up.epoch,
                 replied,
+                difficulty,
             },
             conn,
             now,
@@ -816,6 +855,7 @@ impl Reactor {
         };
         let user: &str = user.as_deref().unwrap_or(&pc.user);
         let prefix = up.prefixes.bytes(prefix);
+        let before = pc.io.queued();
         let sent = pc.io.queue_with(|out| match share {
             Share::Stratum(s) => stratum::write_submit_upstream(out, pid, user, s, prefix),
             Share::Equihash(s) => equihash::write_submit_upstream(out, pid, user, s, prefix),
@@ -824,6 +864,10 @@ impl Reactor {
             up.pending.take(pid);
             return false;
         }
+        proxy
+            .stats
+            .pool(pc.pool_idx)
+            .on_bytes_out(pc.io.queued().saturating_sub(before));
         self.mark_dirty(conn);
         true
     }
@@ -978,7 +1022,12 @@ impl Reactor {
             .upstreams
             .get(u)
             .is_some_and(|up| self.proxies[up.proxy].cfg.validates());
-        let Some(pc) = self.pool_conn(t) else { return };
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+            return;
+        };
+        if let Some(up) = self.upstreams.get(u) {
+            self.proxies[up.proxy].stats.pool(pc.pool_idx).on_job();
+        }
         pc.notify_line.clone_from(&line);
         let target = pc.pool_target;
         if validates {
@@ -1007,11 +1056,19 @@ impl Reactor {
         target: [u8; 32],
         difficulty: Option<f64>,
     ) {
-        let Some(pc) = self.pool_conn(t) else { return };
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+            return;
+        };
         pc.difficulty_line.clone_from(&line);
         pc.pool_target = target;
         if let Some(d) = difficulty {
             pc.pool_difficulty = d;
+            if let Some(up) = self.upstreams.get(u) {
+                self.proxies[up.proxy]
+                    .stats
+                    .pool(pc.pool_idx)
+                    .set_difficulty(d);
+            }
         }
         if !live {
             return;
@@ -1121,6 +1178,11 @@ impl Reactor {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
+        let was_ready = matches!(pc.state, PoolState::Ready | PoolState::Draining);
+        self.proxies[up.proxy]
+            .stats
+            .pool(pc.pool_idx)
+            .on_closed(was_ready);
         let mut entries = Vec::new();
         up.pending.drain_conn(t, &mut entries);
         let name = self.name(u);
@@ -1130,6 +1192,7 @@ impl Reactor {
                 u,
                 e,
                 "pool connection lost before the pool answered this share",
+                Reject::PoolUnavailable,
             );
         }
         let up = &mut self.upstreams[u];
@@ -1167,7 +1230,9 @@ impl Reactor {
         up.failures_here += 1;
         let skip = std::mem::take(&mut up.skip_pool);
         if (skip || up.failures_here >= proxy.cfg.failover_after) && proxy.pools.len() > 1 {
+            let from = up.pool_idx;
             up.pool_idx = (up.pool_idx + 1) % proxy.pools.len();
+            proxy.stats.upstream_moved(Some(from), Some(up.pool_idx));
             up.failures_here = 0;
             ProxyStats::inc(&proxy.stats.failovers);
             let next = proxy.pool(up.pool_idx);
@@ -1197,7 +1262,7 @@ impl Reactor {
     }
 
     /// Answers a request that will get no reply from the pool.
-    fn answer_failed(&mut self, u: usize, e: Entry<Req>, why: &str) {
+    fn answer_failed(&mut self, u: usize, e: Entry<Req>, why: &str, reason: Reject) {
         if let Req::MinerAuthorize { miner, gen, id } = &e.value {
             let mut line = Vec::with_capacity(96);
             json::write_error(
@@ -1220,8 +1285,15 @@ impl Reactor {
             prefix,
             epoch,
             replied,
+            ..
         } = e.value
         {
+            if let Some(up) = self.upstreams.get(u) {
+                self.proxies[up.proxy].stats.on_share_error(reason);
+            }
+            if let Some(w) = self.worker_of(miner, gen) {
+                w.on_rejected(Instant::now());
+            }
             if replied {
                 if !self.note_share_answered(miner, gen) {
                     self.orphan_answered(u, prefix, epoch);
@@ -1264,7 +1336,7 @@ impl Reactor {
         let mut entries = Vec::new();
         up.pending.drain_all(&mut entries);
         for e in entries {
-            self.answer_failed(u, e, why);
+            self.answer_failed(u, e, why, Reject::PoolUnavailable);
         }
     }
 
@@ -1383,13 +1455,17 @@ impl Reactor {
             .chain(up.probe)
             .chain(up.draining.iter().copied())
             .collect();
+        let p = up.proxy;
         for t in conns {
             if let Some(Conn::Pool(mut pc)) = self.conns.try_remove(t) {
                 let _ = self.poll.registry().deregister(&mut pc.io.socket);
+                let was_ready = matches!(pc.state, PoolState::Ready | PoolState::Draining);
+                self.proxies[p].stats.pool(pc.pool_idx).on_closed(was_ready);
             }
         }
         let up = self.upstreams.remove(u);
         let proxy = &mut self.proxies[up.proxy];
+        proxy.stats.upstream_moved(Some(up.pool_idx), None);
         proxy.upstreams.retain(|&x| x != u);
         ProxyStats::dec(&proxy.stats.upstreams);
     }
@@ -1410,7 +1486,7 @@ impl Reactor {
                     timing.share.as_secs_f64()
                 );
                 for e in expired {
-                    self.answer_failed(u, e, &why);
+                    self.answer_failed(u, e, &why, Reject::Timeout);
                 }
             }
             let Some(up) = self.upstreams.get(u) else {

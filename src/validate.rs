@@ -264,8 +264,9 @@ mod tests {
         let j = job("j", true);
         let e1 = [0xaa, 0xbb, 0, 1];
         let en2 = [0u8; 4];
-        let pool_target = work::target_from_difficulty(1.0 / 16.0);
-        let miner_target = work::target_from_difficulty(1.0 / 4096.0);
+        // Tiny difficulties (about 1 in 1,024 and 1 in 64 hashes), so debug builds find shares at once.
+        let pool_target = work::target_from_difficulty(1.0 / 4_194_304.0);
+        let miner_target = work::target_from_difficulty(1.0 / 67_108_864.0);
         let mut book = JobBook::default();
         book.add(BookJob::Stratum(j.clone()), pool_target);
         let entry = book.find("j").unwrap();

@@ -4,7 +4,7 @@
 
 use crate::reactor::{Conn, Reactor};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Appends `mining.set_difficulty [d]`.
 fn difficulty_line(d: f64) -> Vec<u8> {
@@ -74,7 +74,9 @@ impl Reactor {
             let Some(vd) = m.vardiff.as_mut().filter(|v| v.started) else {
                 continue;
             };
-            if now.duration_since(vd.since) < Duration::from_secs_f64(cfg.retarget_interval) {
+            if now.duration_since(vd.since)
+                < crate::config::ProxyConfig::secs(cfg.retarget_interval)
+            {
                 continue;
             }
             let Some(up) = m.upstream.and_then(|u| self.upstreams.get(u)) else {

@@ -1,0 +1,73 @@
+//! The per-share hot path, piece by piece: checking and rewriting a submit for upstream, mapping the pool's
+//! reply back through the reply table, and encoding a broadcast once. Run: `cargo bench --bench share_path`.
+//! End to end, `tests/zero_alloc.rs` shows a forwarded share costs the proxy no heap allocation.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use fastproxy::pending::Pending;
+use fastproxy::protocol::json::{write_notification, IdBuf, Parser};
+use fastproxy::protocol::stratum::{check_submit, write_submit_upstream};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const SUBMIT: &[u8] = br#"{"id":4711,"method":"mining.submit","params":["farm.rig17","1a2b3c","000000000001","5f5e1000","0a0b0c0d","00002000"]}"#;
+
+fn bench_rewrite(c: &mut Criterion) {
+    let mut g = c.benchmark_group("share");
+    g.throughput(Throughput::Elements(1));
+    let mut parser = Parser::default();
+    let mut line = SUBMIT.to_vec();
+    let mut out = Vec::with_capacity(512);
+    g.bench_function("parse + check + rewrite a submit for upstream", |b| {
+        b.iter(|| {
+            line.copy_from_slice(SUBMIT);
+            out.clear();
+            parser.parse(&mut line, |m| {
+                let m = m.unwrap();
+                let s = check_submit(&m.params, m.params_len, 6).unwrap();
+                write_submit_upstream(
+                    &mut out,
+                    81_604_378_625,
+                    "account.farm1",
+                    &s,
+                    [0x12u8, 0x34].into_iter(),
+                );
+            });
+            black_box(out.len())
+        })
+    });
+    let mut table: Pending<(usize, u64, IdBuf)> = Pending::default();
+    let id = IdBuf::null();
+    let now = Instant::now();
+    let deadline = now + Duration::from_secs(30);
+    g.bench_function("reply table: insert + take", |b| {
+        b.iter(|| {
+            let pid = table.insert((17, 42, id.clone()), 3, now, Some(deadline));
+            black_box(table.take(pid).map(|e| e.value.0))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("broadcast");
+    g.throughput(Throughput::Elements(1));
+    let params = format!(
+        r#"["4d16b6f85af6e219","{}","{}","{}",["{}","{}","{}"],"20000000","1d00ffff","5f5e1000",true]"#,
+        "ab".repeat(32),
+        "01".repeat(60),
+        "02".repeat(40),
+        "cd".repeat(32),
+        "ef".repeat(32),
+        "12".repeat(32)
+    );
+    let mut out = Vec::with_capacity(1024);
+    g.bench_function("encode a mining.notify once (for all miners)", |b| {
+        b.iter(|| {
+            out.clear();
+            write_notification(&mut out, "mining.notify", params.as_bytes());
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_rewrite);
+criterion_main!(benches);

@@ -209,6 +209,30 @@ pub fn stratum_target(difficulty: f64) -> [u8; 32] {
 mod tests {
     use super::*;
 
+    #[test]
+    fn retarget_waits_for_enough_shares_and_moves_at_most_four_times() {
+        let t0 = std::time::Instant::now();
+        let mut v = Vardiff::new(t0);
+        v.set(1.0, t0);
+        let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+        // 20 per minute wanted: 8 expected after 24 s. One share in 10 s says nothing yet.
+        v.shares = 1;
+        assert_eq!(v.retarget(20.0, 1e-9, 100.0, at(10)), Retarget::Wait);
+        // Nothing in 30 s: down, by at most 4x.
+        v.shares = 0;
+        assert_eq!(
+            v.retarget(20.0, 1e-9, 100.0, at(30)),
+            Retarget::Change(0.25)
+        );
+        // 100 in 5 s (a much faster miner): up at once, by at most 4x, capped by the pool's difficulty.
+        v.shares = 100;
+        assert_eq!(v.retarget(20.0, 1e-9, 100.0, at(5)), Retarget::Change(4.0));
+        assert_eq!(v.retarget(20.0, 1e-9, 2.0, at(5)), Retarget::Change(2.0));
+        // On target: no change.
+        v.shares = 10;
+        assert_eq!(v.retarget(20.0, 1e-9, 100.0, at(30)), Retarget::Keep);
+    }
+
     fn job(id: &str, clean: bool) -> Job {
         Job {
             job_id: id.into(),
@@ -480,22 +504,43 @@ impl Vardiff {
         }
     }
 
-    /// The next difficulty after `elapsed` with `shares` found, aiming at `per_minute`, moving at most 4x
-    /// per step and staying within [min, max]. `None` when the change would be under 10 %.
+    /// The next difficulty for the shares found since `since`, aiming at `per_minute`, moving at most 4x per
+    /// step and staying within [min, max]. `None` while the window is too short to judge, or when the change
+    /// would be under 10 %.
     pub fn retarget(
         &self,
         per_minute: f64,
         min: f64,
         max: f64,
         now: std::time::Instant,
-    ) -> Option<f64> {
+    ) -> Retarget {
         let minutes = now.duration_since(self.since).as_secs_f64() / 60.0;
         if minutes <= 0.0 {
-            return None;
+            return Retarget::Wait;
+        }
+        // A window must hold enough shares to say anything: at least 8 expected at the target rate, unless the
+        // miner is clearly faster (16 found already). Fewer make a noisy estimate that swings the difficulty.
+        if per_minute * minutes < 8.0 && self.shares < 16 {
+            return Retarget::Wait;
         }
         let rate = f64::from(self.shares) / minutes;
         let factor = (rate / per_minute).clamp(0.25, 4.0);
         let next = (self.difficulty * factor).clamp(min, max.max(min));
-        ((next / self.difficulty - 1.0).abs() > 0.1).then_some(next)
+        if (next / self.difficulty - 1.0).abs() > 0.1 {
+            Retarget::Change(next)
+        } else {
+            Retarget::Keep
+        }
     }
+}
+
+/// What a vardiff window says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Retarget {
+    /// Too few shares yet to judge: keep counting.
+    Wait,
+    /// On target: start a new window.
+    Keep,
+    /// Move to this difficulty.
+    Change(f64),
 }

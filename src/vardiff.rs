@@ -3,6 +3,7 @@
 //! target (see `validate`); only those meeting the pool's target go upstream.
 
 use crate::reactor::{Conn, Reactor};
+use crate::validate::Retarget;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -88,7 +89,8 @@ impl Reactor {
                 up.pool_difficulty,
                 now,
             ) {
-                Some(d) => {
+                Retarget::Wait => {}
+                Retarget::Change(d) => {
                     vd.set(d, now);
                     changes.push((t, d, m.upstream));
                     self.proxies[m.proxy]
@@ -96,7 +98,7 @@ impl Reactor {
                         .retargets
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                None => {
+                Retarget::Keep => {
                     // On target: start a new window.
                     vd.shares = 0;
                     vd.since = now;

@@ -587,7 +587,8 @@ impl<'a> Session<'a> {
             let started = *self.hash_started.get_or_insert_with(Instant::now);
             let due = Duration::from_secs_f64(self.report.hashes as f64 / rate);
             let ahead = due.saturating_sub(started.elapsed());
-            std::thread::sleep(ahead.min(Duration::from_millis(50)));
+            // Long enough to hold the rate even with whole batches (2,000 hashes at 10 kH/s is 200 ms).
+            std::thread::sleep(ahead.min(Duration::from_millis(500)));
         }
         for share in found {
             if !self.can_submit() {

@@ -426,11 +426,15 @@ fn pool_reconnect_request_keeps_miners_connected() {
     let r = h.join().unwrap();
     assert!(!r.disconnected_by_peer, "{r:?}");
     assert!(r.set_extranonce_received >= 1, "{r:?}");
+    // Shares in flight at the switch were found with the old extranonce1: the pool refuses them as stale (21)
+    // or, when it sends the same job again on the new connection, as invalid (23). Nothing else, and few.
+    let stale_or_old = r.reject_codes.get(&21).copied().unwrap_or(0)
+        + r.reject_codes.get(&23).copied().unwrap_or(0);
     assert_eq!(
-        r.rejected,
-        r.reject_codes.get(&21).copied().unwrap_or(0),
-        "only stale rejects: {r:?}"
+        r.rejected, stale_or_old,
+        "only rejects from the switch: {r:?}"
     );
+    assert!(r.rejected <= 3, "{r:?}");
 }
 
 #[test]

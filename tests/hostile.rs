@@ -29,6 +29,13 @@ fn good_miner(addr: SocketAddr, shares: u64) -> JoinHandle<MinerReport> {
     )
 }
 
+/// These tests measure the whole process (RSS, open descriptors): they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     s.lines()
@@ -44,6 +51,7 @@ fn open_fds() -> usize {
 
 #[test]
 fn a_pool_that_lies_is_ignored_line_by_line_and_miners_keep_working() {
+    let _serial = serial();
     let fake = FakePool::new();
     let proxy = start_proxy(&proxy_yaml(&[fake.addr()], "share_timeout: 3"));
     let mut pool = fake.accept("aabbccdd", 8);
@@ -106,6 +114,7 @@ fn a_pool_that_lies_is_ignored_line_by_line_and_miners_keep_working() {
 
 #[test]
 fn a_garbage_flood_is_cut_off_with_bounded_memory() {
+    let _serial = serial();
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], ""));
     let addr = proxy.first_addr().unwrap();
@@ -140,6 +149,7 @@ fn a_garbage_flood_is_cut_off_with_bounded_memory() {
 
 #[test]
 fn odd_numbers_and_shapes_are_answered_not_fatal() {
+    let _serial = serial();
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], ""));
     let mut c = Client::connect(proxy.first_addr().unwrap());
@@ -175,6 +185,7 @@ fn odd_numbers_and_shapes_are_answered_not_fatal() {
 
 #[test]
 fn slowloris_and_silent_clients_are_closed_by_the_idle_timeout() {
+    let _serial = serial();
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "idle_timeout: 1"));
     let addr = proxy.first_addr().unwrap();
@@ -204,6 +215,7 @@ fn slowloris_and_silent_clients_are_closed_by_the_idle_timeout() {
 
 #[test]
 fn thousands_of_connects_and_disconnects_leak_nothing() {
+    let _serial = serial();
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], ""));
     let addr = proxy.first_addr().unwrap();

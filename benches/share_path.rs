@@ -70,4 +70,45 @@ fn bench_rewrite(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_rewrite);
-criterion_main!(benches);
+
+
+fn bench_validation(c: &mut Criterion) {
+    use fastproxy::validate::{check_stratum, BookJob, JobBook};
+    use fastproxy::work::Job;
+    let job = Job {
+        job_id: "j".into(),
+        prevhash: [7; 32],
+        coinb1: vec![1; 60],
+        coinb2: vec![2; 40],
+        merkle_branch: vec![[9; 32]; 12],
+        version: 0x2000_0000,
+        nbits: 0x1d00_ffff,
+        ntime: 0x5f5e_1000,
+        clean_jobs: true,
+    };
+    let mut book = JobBook::default();
+    book.add(BookJob::Stratum(job), [0xff; 32]);
+    let e1p = [0xaa, 0xbb, 0xcc, 0xdd, 0x12, 0x34];
+    let mut g = c.benchmark_group("validate");
+    g.throughput(Throughput::Elements(1));
+    let mut n = 0u64;
+    g.bench_function("rebuild + hash a V1 share (12-deep merkle branch)", |b| {
+        b.iter(|| {
+            n += 1;
+            let en2 = format!("{n:012x}");
+            let share = fastproxy::protocol::stratum::Submit {
+                job_id: "j",
+                extranonce2: &en2,
+                ntime: "5f5e1000",
+                nonce: "00000000",
+                version_bits: None,
+            };
+            let entry = book.find("j").unwrap();
+            black_box(check_stratum(entry, &e1p, &share, 0, &[0xff; 32], 7200))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(validation, bench_validation);
+criterion_main!(benches, validation);

@@ -113,6 +113,8 @@ impl Reactor {
             }
             let p = &self.proxies[proxy];
             let mut io = Io::new(socket, p.cfg.max_write_buffer);
+            // Keep room for a share reply, not for the burst of subscribe answers and the first job.
+            io.keep_capacity = 256;
             if let Some(cfg) = tls {
                 match rustls::ServerConnection::new(cfg) {
                     Ok(c) => io.set_tls(rustls::Connection::Server(c)),

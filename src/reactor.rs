@@ -98,6 +98,8 @@ pub(crate) struct Reactor {
     dirty: Vec<usize>,
     /// Tokens whose reads were cut short for fairness.
     requeue: Vec<usize>,
+    /// The event being handled also said the peer closed (or failed): read on to the end of stream.
+    peer_closed: bool,
     /// Why the connection being handled must close (set by a line handler that stops framing).
     pub close_reason: Option<String>,
     /// Generation of the next miner: tells a reused slot from its previous occupant.
@@ -135,6 +137,7 @@ impl Reactor {
             dirty: Vec::new(),
             requeue: Vec::new(),
             close_reason: None,
+            peer_closed: true,
             next_gen: 1,
             authenticator: crate::auth::Authenticator::default(),
             shutdown,
@@ -181,9 +184,11 @@ impl Reactor {
                     continue;
                 }
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                self.peer_closed = ev.is_read_closed() || ev.is_error();
                 self.dispatch(t.0, readable, ev.is_writable());
             }
             let requeue = std::mem::take(&mut self.requeue);
+            self.peer_closed = true;
             for t in requeue {
                 self.dispatch(t, true, false);
             }
@@ -267,6 +272,11 @@ impl Reactor {
                     break Some(format!("line longer than {max_line} bytes"))
                 }
             }
+            // A short plain read emptied the socket: the next byte brings a new edge, so skip the read that
+            // would only say WouldBlock (one syscall less per share).
+            if n < scratch.len() && !self.peer_closed && self.plain_and_drained(t) {
+                break None;
+            }
             reads += 1;
             if reads >= READS_PER_ROUND {
                 self.requeue.push(t);
@@ -275,6 +285,16 @@ impl Reactor {
         };
         self.scratch = scratch;
         reason
+    }
+
+    /// True when `t` is a plain (non-TLS) connection with no bytes kept back from an earlier raw read.
+    fn plain_and_drained(&self, t: usize) -> bool {
+        let io = match self.conns.get(t) {
+            Some(Conn::Miner(m)) => &m.io,
+            Some(Conn::Pool(p)) => &p.io,
+            _ => return false,
+        };
+        io.tls.is_none() && io.pre.is_empty()
     }
 
     /// Queues `bytes` for connection `t` (flushed at the end of the round). False when the connection is gone
@@ -459,3 +479,4 @@ impl Reactor {
         Waker::new(poll.registry(), WAKER)
     }
 }
+

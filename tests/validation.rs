@@ -216,12 +216,13 @@ fn vardiff_steers_miners_of_ten_times_different_speed_to_their_own_difficulty() 
     let fast = rig(100_000.0, "fast");
     let (slow, fast) = (slow.join().unwrap(), fast.join().unwrap());
     let secs = started.elapsed().as_secs_f64();
-    // The difficulty that gives `per_minute` shares at the rate each miner really hashed.
+    // The difficulty that gives `per_minute` shares at the rate each miner really hashed (averaged over the run;
+    // one retarget step may move 4x, so the last one is held to that).
     let ideal = |hashes: u64| (hashes as f64 / secs) * 60.0 / per_minute / 4_294_967_296.0;
     for (r, name) in [(&slow, "slow"), (&fast, "fast")] {
         let want = ideal(r.hashes);
         assert!(
-            r.difficulty > want / 3.0 && r.difficulty < want * 3.0,
+            r.difficulty > want / 4.0 && r.difficulty < want * 4.0,
             "{name}: difficulty {} vs ideal {want} ({} hashes in {secs:.1}s)",
             r.difficulty,
             r.hashes

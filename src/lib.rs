@@ -16,6 +16,7 @@ pub mod equihash;
 pub mod framing;
 pub mod hex;
 pub mod lifecycle;
+pub mod loadgen;
 pub mod metrics;
 pub mod nonce;
 pub mod pending;

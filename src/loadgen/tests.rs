@@ -1,0 +1,57 @@
+//! End-to-end runs of the load generator against fastproxy started in this process: short, small, and
+//! checked for sane numbers only (the performance targets live in BENCHMARKS.md, not in tests).
+
+use super::{run, Dialect, Mode, Options};
+
+fn opts(mode: Mode, miners: u32) -> Options {
+    let mut o = Options::new(mode, miners);
+    if mode != Mode::Direct {
+        o.start_proxy = true;
+        o.in_process = true;
+    }
+    o.timeout = 20.0;
+    o.duration = 1.0;
+    o.warmup = 0.2;
+    o.notifies = 3;
+    o.notify_gap_ms = 20;
+    o.miners_per_source = 64;
+    o
+}
+
+#[test]
+fn connect_200_miners_through_the_proxy() {
+    let r = run(&opts(Mode::Connect, 200)).unwrap();
+    assert_eq!(r.connect.admitted, 200, "{:?}", r.notes);
+    assert!(r.connect.time_to_admit_all_s.unwrap() > 0.0);
+    assert_eq!(r.connect.admit_ms.count, 200);
+    assert_eq!(r.pool_counters.working, 1);
+    assert!(r.complete, "{:?}", r.notes);
+}
+
+#[test]
+fn shares_flow_through_the_proxy_and_are_timed() {
+    let r = run(&opts(Mode::Shares, 50)).unwrap();
+    let s = r.shares.as_ref().unwrap();
+    assert!(s.replies > 100, "{s:?}");
+    assert_eq!(s.rejected, 0);
+    assert_eq!(s.answered_by_proxy, 0);
+    assert_eq!(s.transit_us.count, s.replies);
+    assert!(s.transit_us.p50 > 0.0 && s.transit_us.p50 <= s.rtt_us.p50);
+    assert!(s.proxy_cpu_per_share_us.unwrap() > 0.0);
+    assert!(r.complete, "{:?}", r.notes);
+}
+
+#[test]
+fn equihash_fanout_and_a_paced_direct_run() {
+    let mut o = opts(Mode::Fanout, 40);
+    o.protocol = Dialect::Equihash;
+    let r = run(&o).unwrap();
+    let f = r.fanout.as_ref().unwrap();
+    assert_eq!((f.reached_all, f.arrival_ms.count), (3, 120), "{f:?}");
+    let mut d = opts(Mode::Direct, 30);
+    d.rate = 2000.0;
+    let r = run(&d).unwrap();
+    let s = r.shares.as_ref().unwrap();
+    assert!(s.shares_per_s > 1000.0 && s.shares_per_s < 2500.0, "{s:?}");
+    assert!(r.complete, "{:?}", r.notes);
+}

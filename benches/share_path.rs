@@ -71,7 +71,6 @@ fn bench_rewrite(c: &mut Criterion) {
 
 criterion_group!(benches, bench_rewrite);
 
-
 fn bench_validation(c: &mut Criterion) {
     use fastproxy::validate::{check_stratum, BookJob, JobBook};
     use fastproxy::work::Job;

@@ -300,21 +300,7 @@ impl Reactor {
     /// Queues `bytes` for connection `t` (flushed at the end of the round). False when the connection is gone
     /// or its queue overflowed (it is then closed).
     pub(crate) fn queue(&mut self, t: usize, bytes: &[u8]) -> bool {
-        let sent = match self.conns.get_mut(t) {
-            Some(Conn::Miner(m)) => m.io.queue(bytes),
-            Some(Conn::Pool(p)) => p.io.queue(bytes),
-            _ => return false,
-        };
-        match sent {
-            Sent::Ok => {
-                self.mark_dirty(t);
-                true
-            }
-            _ => {
-                self.close_conn(t, "output queue full: the peer does not read");
-                false
-            }
-        }
+        self.queue_with(t, |out| out.extend_from_slice(bytes))
     }
 
     /// Queues what `write` writes for connection `t`, straight into its output queue (flushed at the end of the
@@ -479,4 +465,3 @@ impl Reactor {
         Waker::new(poll.registry(), WAKER)
     }
 }
-

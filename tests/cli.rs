@@ -4,21 +4,13 @@ mod common;
 
 use fastproxy::sim::miner::{run_miner, SimMinerConfig};
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fastproxy"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
@@ -118,8 +110,8 @@ fn check_config_lists_every_problem_with_its_line() {
 
 #[test]
 fn the_binary_proxies_real_shares_to_the_sim_pool_and_stops_on_sigterm() {
-    let pool_port = free_port();
-    let proxy_port = free_port();
+    let pool_port = common::free_port();
+    let proxy_port = common::free_port();
     let _pool = Running(
         bin()
             .args([

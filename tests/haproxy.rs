@@ -8,7 +8,7 @@ use common::*;
 use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
 use fastproxy::sim::pool::SimPoolConfig;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -26,14 +26,6 @@ fn haproxy_bin() -> String {
         }
     }
     panic!("haproxy is not installed: run `bash scripts/test.sh` (or apt-get install haproxy)");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn temp_dir(tag: &str) -> PathBuf {

@@ -10,7 +10,7 @@ use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
 use serde_json::json;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -127,14 +127,6 @@ fn reload_moves_miners_to_a_new_pool_list_without_dropping_them() {
     wait_until(Duration::from_secs(5), "old pool connection closed", || {
         old_pool.stats().connections_open == 0
     });
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -31,14 +31,6 @@ struct Counts {
     unanswered: AtomicU64,
     duplicate_replies: AtomicU64,
     sessions: AtomicU64,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn env_u64(key: &str, default: u64) -> u64 {
@@ -171,12 +163,12 @@ fn status(metrics: SocketAddr) -> Value {
 fn soak_with_faults_loses_nothing() {
     let seconds = env_u64("SOAK_SECONDS", 120);
     let miners = env_u64("SOAK_MINERS", 2000);
-    let (p1, p2) = (free_port(), free_port());
+    let (p1, p2) = (common::free_port(), common::free_port());
     let (a1, a2): (SocketAddr, SocketAddr) =
         (([127, 0, 0, 1], p1).into(), ([127, 0, 0, 1], p2).into());
     let mut primary = Some(pool_at(a1));
     let backup = pool_at(a2);
-    let (listen, metrics_port) = (free_port(), free_port());
+    let (listen, metrics_port) = (common::free_port(), common::free_port());
     let dir = std::env::temp_dir().join(format!("fastproxy-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("soak.yaml");

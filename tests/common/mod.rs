@@ -49,6 +49,15 @@ pub fn start_proxy(yaml: &str) -> RunningProxy {
     fastproxy::proxy::start(&config).expect("start proxy")
 }
 
+/// A port free on 127.0.0.1 right now (for processes that need a fixed port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Waits until `f` is true, failing the test with `what` after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();

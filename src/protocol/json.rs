@@ -301,6 +301,10 @@ fn extract<'a>(
             }
             "method" => m.method = v.into_string(),
             "params" => {
+                // A repeated key: the last one wins, whole (no mix of occurrences).
+                m.params = [Scalar::Missing; MAX_PARAMS];
+                m.params_len = None;
+                ranges.params = None;
                 if let Some(arr) = v.as_array() {
                     let mut n = 0;
                     let mut complex = false;
@@ -320,6 +324,7 @@ fn extract<'a>(
             }
             "result" => {
                 m.is_reply = true;
+                ranges.result = None;
                 m.result = Scalar::from_value(&v);
                 if m.result == Scalar::Complex {
                     ranges.result = Some(encode_into(&v, scratch));
@@ -327,6 +332,7 @@ fn extract<'a>(
             }
             "error" => {
                 m.is_reply = true;
+                ranges.error = None;
                 if v.value_type() != ValueType::Null {
                     ranges.error = Some(encode_into(&v, scratch));
                 }

@@ -3,7 +3,6 @@
 mod common;
 
 use fastproxy::sim::miner::{run_miner, SimMinerConfig};
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -155,32 +154,8 @@ fn the_binary_proxies_real_shares_to_the_sim_pool_and_stops_on_sigterm() {
     );
     assert_eq!(report.accepted, 3, "{report:?}");
     // SIGTERM: a clean exit with status 0.
-    let pid = proxy.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = proxy.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "proxy did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, log) = common::terminate(&mut proxy.0, Duration::from_secs(10));
     assert!(status.success());
-    let mut log = String::new();
-    proxy
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
     assert!(log.contains("listening on 127.0.0.1"), "{log}");
     assert!(log.contains("ready: extranonce1"), "{log}");
 }

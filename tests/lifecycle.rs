@@ -9,7 +9,6 @@ use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
 use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
 use serde_json::json;
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -191,30 +190,8 @@ fn sighup_reloads_the_file_and_sigterm_exits_zero() {
     stop.store(true, Ordering::Relaxed);
     let r = miner.join().unwrap();
     assert!(!r.disconnected_by_peer, "{r:?}");
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, log) = terminate(&mut child, Duration::from_secs(15));
     assert!(status.success());
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
     assert!(log.contains("config NOT reloaded"), "{log}");
     assert!(log.contains("config reloaded"), "{log}");
 }

@@ -33,6 +33,15 @@ fn miners(addr: SocketAddr, n: usize, shares: u64) -> Vec<MinerReport> {
     hs.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
+/// A second listen entry, on TLS with the PKI's certificate.
+fn tls_listen(pki: &TestPki) -> String {
+    format!(
+        "      - address: 127.0.0.1:0\n        tls: {{ cert: {}, key: {} }}\n",
+        pki.cert.display(),
+        pki.key.display()
+    )
+}
+
 fn yaml(listen_extra: &str, pool_url: &str, pool_extra: &str) -> String {
     format!(
         "proxies:\n  - name: test\n    protocol: stratum\n    retry_initial: 0.1\n    retry_max: 0.3\n    listen:\n      - address: 127.0.0.1:0\n{listen_extra}    pools:\n      - url: {pool_url}\n        user: acct.tls\n{pool_extra}"
@@ -43,11 +52,7 @@ fn yaml(listen_extra: &str, pool_url: &str, pool_extra: &str) -> String {
 fn miners_over_tls_and_plain_on_one_proxy_all_get_shares_accepted() {
     let pki = TestPki::new("listen");
     let pool = pool(SimPoolConfig::default());
-    let listen_tls = format!(
-        "      - address: 127.0.0.1:0\n        tls: {{ cert: {}, key: {} }}\n",
-        pki.cert.display(),
-        pki.key.display()
-    );
+    let listen_tls = tls_listen(&pki);
     let proxy = start_proxy(&yaml(
         &listen_tls,
         &format!("stratum+tcp://{}", pool.addr()),
@@ -71,11 +76,7 @@ fn miners_over_tls_and_plain_on_one_proxy_all_get_shares_accepted() {
 fn plaintext_on_the_tls_port_is_closed_and_tls_miners_are_unaffected() {
     let pki = TestPki::new("plain");
     let pool = pool(SimPoolConfig::default());
-    let listen_tls = format!(
-        "      - address: 127.0.0.1:0\n        tls: {{ cert: {}, key: {} }}\n",
-        pki.cert.display(),
-        pki.key.display()
-    );
+    let listen_tls = tls_listen(&pki);
     let proxy = start_proxy(&yaml(
         &listen_tls,
         &format!("stratum+tcp://{}", pool.addr()),

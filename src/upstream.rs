@@ -23,6 +23,9 @@ use std::net::ToSocketAddrs;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+/// Unparsable lines in a row after which a pool connection is dropped.
+const MAX_POOL_BAD_LINES: u32 = 64;
+
 /// Bytes queued for a pool before the connection is considered stuck.
 const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -89,6 +92,8 @@ pub(crate) struct PoolConn {
     pub pool_difficulty: f64,
     /// The latest job, parsed (kept only when validating).
     pub last_job: Option<BookJob>,
+    /// Unparsable lines in a row (logged for the first few; too many close the connection).
+    pub bad_lines: u32,
 }
 
 /// A pool session shared by up to `prefixes.capacity()` miners.
@@ -309,6 +314,7 @@ impl Reactor {
             pool_target: crate::validate::stratum_target(1.0),
             pool_difficulty: 1.0,
             last_job: None,
+            bad_lines: 0,
         }));
         ProxyStats::inc(&self.proxies[proxy].stats.pool_connections);
         let up = &mut self.upstreams[u];
@@ -401,14 +407,28 @@ impl Reactor {
         let mut parser = self.parser.take().unwrap_or_default();
         // Pool notifications are passed on as received: keep their params as text.
         let flow = parser.parse_keeping_params(line, |msg| match msg {
-            Ok(msg) => match msg.method {
-                Some(method) => self.pool_message(t, method, &msg),
-                None if msg.is_reply => self.pool_reply(t, &msg),
-                None => ControlFlow::Continue(()),
-            },
-            Err(e) => {
+            Ok(msg) => {
                 if let Some(pc) = self.pool_conn(t) {
-                    let u = pc.upstream;
+                    pc.bad_lines = 0;
+                }
+                match msg.method {
+                    Some(method) => self.pool_message(t, method, &msg),
+                    None if msg.is_reply => self.pool_reply(t, &msg),
+                    None => ControlFlow::Continue(()),
+                }
+            }
+            Err(e) => {
+                let Some(pc) = self.pool_conn(t) else {
+                    return ControlFlow::Break(());
+                };
+                pc.bad_lines += 1;
+                let (u, bad) = (pc.upstream, pc.bad_lines);
+                if bad > MAX_POOL_BAD_LINES {
+                    // A pool that only sends garbage is not a pool: drop it (and fail over as for any loss).
+                    self.close_reason = Some(format!("{bad} bad lines in a row from the pool"));
+                    return ControlFlow::Break(());
+                }
+                if bad <= 3 {
                     log::warn!(
                         "[{}] pool sent a bad line ({}), ignored",
                         self.name(u),

@@ -256,3 +256,21 @@ fn thousands_of_connects_and_disconnects_leak_nothing() {
         "descriptors back to where they were: {fds_before} -> {fds_after}"
     );
 }
+
+#[test]
+fn a_pool_that_sends_only_garbage_is_dropped_and_reconnected() {
+    let _serial = serial();
+    let fake = FakePool::new();
+    let proxy = start_proxy(&proxy_yaml(&[fake.addr()], "retry_initial: 0.1"));
+    let mut pool = fake.accept("aabbccdd", 8);
+    let st = proxy.stats("test").unwrap();
+    for _ in 0..70 {
+        pool.send_raw(b"%%% not json %%%\n");
+    }
+    // The proxy hangs up on it and comes back for a fresh session.
+    let _again = fake.accept("aabbccee", 8);
+    wait_until(Duration::from_secs(10), "ready again", || {
+        ProxyStats::get(&st.pool_ready) == 2
+    });
+    assert_eq!(ProxyStats::get(&st.pool_connections), 2);
+}

@@ -208,20 +208,7 @@ fn shares_beyond_the_pending_limit_are_refused_at_once() {
     let mut c = Client::connect(proxy.first_addr().unwrap());
     let (_, n, notes) = c.handshake();
     let job = c.job_id(&notes);
-    let ids: Vec<u64> = (0..3)
-        .map(|i| {
-            c.request(
-                "mining.submit",
-                json!([
-                    "w",
-                    job,
-                    format!("{:0w$x}", i, w = 2 * n as usize),
-                    "00000000",
-                    "00000000"
-                ]),
-            )
-        })
-        .collect();
+    let ids: Vec<u64> = (0..3).map(|i| c.submit_numbered(&job, n, i)).collect();
     let (r, _) = c.reply(ids[2], Duration::from_secs(2));
     assert_eq!(r["error"][0], json!(20));
     assert!(r["error"][1].as_str().unwrap().contains("too many"), "{r}");

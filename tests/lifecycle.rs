@@ -28,20 +28,7 @@ fn shutdown_stops_accepting_and_answers_every_pending_share() {
     let mut c = Client::connect(addr);
     let (_, n, notes) = c.handshake();
     let job = c.job_id(&notes);
-    let ids: Vec<u64> = (0..2)
-        .map(|i| {
-            c.request(
-                "mining.submit",
-                json!([
-                    "w",
-                    job,
-                    format!("{:0w$x}", i, w = 2 * n as usize),
-                    "00000000",
-                    "00000000"
-                ]),
-            )
-        })
-        .collect();
+    let ids: Vec<u64> = (0..2).map(|i| c.submit_numbered(&job, n, i)).collect();
     let st = proxy.stats("test").unwrap();
     wait_until(Duration::from_secs(5), "forwarded", || {
         ProxyStats::get(&st.shares_forwarded) == 2
@@ -53,16 +40,7 @@ fn shutdown_stops_accepting_and_answers_every_pending_share() {
         TcpStream::connect(addr).is_err()
     });
     // A share sent while draining is refused; the pending ones are answered when the drain time is up.
-    let late = c.request(
-        "mining.submit",
-        json!([
-            "w",
-            job,
-            format!("{:0w$x}", 9, w = 2 * n as usize),
-            "00000000",
-            "00000000"
-        ]),
-    );
+    let late = c.submit_numbered(&job, n, 9);
     let (r, _) = c.reply(late, Duration::from_secs(5));
     assert!(
         r["error"][1].as_str().unwrap().contains("shutting down"),

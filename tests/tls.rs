@@ -42,6 +42,24 @@ fn tls_listen(pki: &TestPki) -> String {
     )
 }
 
+/// A test PKI, a plain simulated pool, and a proxy listening plain (first address) and on TLS (second).
+fn tls_listening_proxy(
+    tag: &str,
+) -> (
+    TestPki,
+    fastproxy::sim::pool::SimPool,
+    fastproxy::proxy::RunningProxy,
+) {
+    let pki = TestPki::new(tag);
+    let pool = pool(SimPoolConfig::default());
+    let proxy = start_proxy(&yaml(
+        &tls_listen(&pki),
+        &format!("stratum+tcp://{}", pool.addr()),
+        "",
+    ));
+    (pki, pool, proxy)
+}
+
 fn yaml(listen_extra: &str, pool_url: &str, pool_extra: &str) -> String {
     format!(
         "proxies:\n  - name: test\n    protocol: stratum\n    retry_initial: 0.1\n    retry_max: 0.3\n    listen:\n      - address: 127.0.0.1:0\n{listen_extra}    pools:\n      - url: {pool_url}\n        user: acct.tls\n{pool_extra}"
@@ -50,14 +68,7 @@ fn yaml(listen_extra: &str, pool_url: &str, pool_extra: &str) -> String {
 
 #[test]
 fn miners_over_tls_and_plain_on_one_proxy_all_get_shares_accepted() {
-    let pki = TestPki::new("listen");
-    let pool = pool(SimPoolConfig::default());
-    let listen_tls = tls_listen(&pki);
-    let proxy = start_proxy(&yaml(
-        &listen_tls,
-        &format!("stratum+tcp://{}", pool.addr()),
-        "",
-    ));
+    let (pki, pool, proxy) = tls_listening_proxy("listen");
     let addrs = proxy.local_addrs("test");
     assert_eq!(addrs.len(), 2);
     let relay = client_relay(addrs[1], &pki);
@@ -74,14 +85,7 @@ fn miners_over_tls_and_plain_on_one_proxy_all_get_shares_accepted() {
 
 #[test]
 fn plaintext_on_the_tls_port_is_closed_and_tls_miners_are_unaffected() {
-    let pki = TestPki::new("plain");
-    let pool = pool(SimPoolConfig::default());
-    let listen_tls = tls_listen(&pki);
-    let proxy = start_proxy(&yaml(
-        &listen_tls,
-        &format!("stratum+tcp://{}", pool.addr()),
-        "",
-    ));
+    let (pki, pool, proxy) = tls_listening_proxy("plain");
     let tls_addr = proxy.local_addrs("test")[1];
     let relay = client_relay(tls_addr, &pki);
     let stop = Arc::new(AtomicBool::new(false));

@@ -194,6 +194,16 @@ impl Client {
         (e1, n, notes)
     }
 
+    /// Submits a share for `job` whose extranonce2 (of `size` bytes) is the number `i`, with ntime and nonce 0;
+    /// returns the request id.
+    pub fn submit_numbered(&mut self, job: &Value, size: u64, i: u64) -> u64 {
+        let en2 = format!("{:0w$x}", i, w = 2 * size as usize);
+        self.request(
+            "mining.submit",
+            json!(["w", job, en2, "00000000", "00000000"]),
+        )
+    }
+
     /// The job id of the latest mining.notify among `seen`, else of the next one read.
     pub fn job_id(&mut self, seen: &[Value]) -> Value {
         if let Some(v) = seen

@@ -85,7 +85,7 @@ fn miners_over_tls_and_plain_on_one_proxy_all_get_shares_accepted() {
 
 #[test]
 fn plaintext_on_the_tls_port_is_closed_and_tls_miners_are_unaffected() {
-    let (pki, pool, proxy) = tls_listening_proxy("plain");
+    let (pki, _pool, proxy) = tls_listening_proxy("plain");
     let tls_addr = proxy.local_addrs("test")[1];
     let relay = client_relay(tls_addr, &pki);
     let stop = Arc::new(AtomicBool::new(false));

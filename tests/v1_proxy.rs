@@ -405,7 +405,8 @@ fn pool_reconnect_request_keeps_miners_connected() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut cfg = miner(addr, 1, 1000);
     cfg.extranonce_subscribe = true;
-    cfg.duration = Duration::from_secs(4);
+    // Long enough for a busy machine; the test stops it once it has seen what it needs.
+    cfg.duration = Duration::from_secs(60);
     let h = spawn_miner(cfg, stop.clone());
     let st = proxy.stats("test").unwrap();
     wait_until(Duration::from_secs(10), "first shares", || {
@@ -423,6 +424,7 @@ fn pool_reconnect_request_keeps_miners_connected() {
         "shares after the reconnect",
         || ProxyStats::get(&st.shares_accepted) >= before + 2,
     );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let r = h.join().unwrap();
     assert!(!r.disconnected_by_peer, "{r:?}");
     assert!(r.set_extranonce_received >= 1, "{r:?}");

@@ -74,38 +74,51 @@ criterion_group!(benches, bench_rewrite);
 fn bench_validation(c: &mut Criterion) {
     use fastproxy::validate::{check_stratum, BookJob, JobBook};
     use fastproxy::work::Job;
-    let job = Job {
-        job_id: "j".into(),
-        prevhash: [7; 32],
-        coinb1: vec![1; 60],
-        coinb2: vec![2; 40],
-        merkle_branch: vec![[9; 32]; 12],
-        version: 0x2000_0000,
-        nbits: 0x1d00_ffff,
-        ntime: 0x5f5e_1000,
-        clean_jobs: true,
-    };
-    let mut book = JobBook::default();
-    book.add(BookJob::Stratum(job), [0xff; 32]);
-    let e1p = [0xaa, 0xbb, 0xcc, 0xdd, 0x12, 0x34];
     let mut g = c.benchmark_group("validate");
     g.throughput(Throughput::Elements(1));
-    let mut n = 0u64;
-    g.bench_function("rebuild + hash a V1 share (12-deep merkle branch)", |b| {
-        b.iter(|| {
-            n += 1;
-            let en2 = format!("{n:012x}");
-            let share = fastproxy::protocol::stratum::Submit {
-                job_id: "j",
-                extranonce2: &en2,
-                ntime: "5f5e1000",
-                nonce: "00000000",
-                version_bits: None,
-            };
-            let entry = book.find("j").unwrap();
-            black_box(check_stratum(entry, &e1p, &share, 0, &[0xff; 32], 7200))
-        })
+    // The floor: one SHA-256 compression (a V1 share needs 6 plus 3 per merkle branch level).
+    let mut state = [7u32; 8];
+    let block = [[3u8; 64].into()];
+    g.bench_function("one SHA-256 compression (floor)", |b| {
+        b.iter(|| sha2::compress256(black_box(&mut state), black_box(&block)))
     });
+    for depth in [0usize, 4, 12] {
+        let job = Job {
+            job_id: "j".into(),
+            prevhash: [7; 32],
+            coinb1: vec![1; 60],
+            coinb2: vec![2; 40],
+            merkle_branch: vec![[9; 32]; depth],
+            version: 0x2000_0000,
+            nbits: 0x1d00_ffff,
+            ntime: 0x5f5e_1000,
+            clean_jobs: true,
+        };
+        let mut book = JobBook::default();
+        book.add(BookJob::Stratum(job), [0xff; 32]);
+        let e1p = [0xaa, 0xbb, 0xcc, 0xdd, 0x12, 0x34];
+        // A new extranonce2 per share (a repeated one would be a duplicate), written in place.
+        let mut en2 = *b"000000000000";
+        let mut n = 0u64;
+        let name = format!("rebuild + hash + classify a V1 share ({depth}-level merkle branch)");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                n += 1;
+                for (i, d) in en2.iter_mut().rev().enumerate() {
+                    *d = b"0123456789abcdef"[((n >> (4 * i)) & 15) as usize];
+                }
+                let share = fastproxy::protocol::stratum::Submit {
+                    job_id: "j",
+                    extranonce2: std::str::from_utf8(&en2).unwrap(),
+                    ntime: "5f5e1000",
+                    nonce: "00000000",
+                    version_bits: None,
+                };
+                let entry = book.find("j").unwrap();
+                black_box(check_stratum(entry, &e1p, &share, 0, &[0xff; 32], 7200))
+            })
+        });
+    }
     g.finish();
 }
 

@@ -566,8 +566,18 @@ impl Reactor {
             let (max_roll, params) = (proxy.cfg.max_ntime_roll, proxy.cfg.equihash_params());
             let vstats = proxy.validation.clone();
             let up_difficulty = up.pool_difficulty;
-            let mut e1p = up.e1.clone();
-            e1p.extend(up.prefixes.bytes(prefix));
+            // The miner's extranonce1 (pool E1 || prefix), on the stack.
+            let mut e1p_buf = [0u8; 64];
+            let e1p_len = up.e1.len() + up.prefixes.prefix_len();
+            let Some(e1p) = e1p_buf.get_mut(..e1p_len) else {
+                return refuse(self, 20, "extranonce1 too long to validate");
+            };
+            let (pool_part, prefix_part) = e1p.split_at_mut(up.e1.len());
+            pool_part.copy_from_slice(&up.e1);
+            for (d, b) in prefix_part.iter_mut().zip(up.prefixes.bytes(prefix)) {
+                *d = b;
+            }
+            let e1p = &e1p_buf[..e1p_len];
             let Some(up) = self.upstreams.get_mut(u) else {
                 return refuse(self, 20, "pool unavailable");
             };
@@ -577,9 +587,9 @@ impl Reactor {
                     let miner_target = vd_target.unwrap_or(entry.pool_target);
                     match &share {
                         Share::Stratum(s) => {
-                            validate::check_stratum(entry, &e1p, s, mask, &miner_target, max_roll)
+                            validate::check_stratum(entry, e1p, s, mask, &miner_target, max_roll)
                         }
-                        Share::Equihash(s) => validate::check_equihash(entry, &e1p, s, &params),
+                        Share::Equihash(s) => validate::check_equihash(entry, e1p, s, &params),
                     }
                 }
             };

@@ -23,6 +23,7 @@ pub mod pending;
 pub mod protocol;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod share_hash;
 pub mod sim;
 pub mod stats;
 pub mod tls;

@@ -7,8 +7,13 @@
 
 use crate::equihash::{self, EquihashJob, Params};
 use crate::protocol::{equihash as zip301, stratum};
+use crate::share_hash::JobHasher;
 use crate::work::{self, Job};
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The longest extranonce2 a share may carry (its size is set by the proxy, at most 8 bytes in practice).
+const MAX_EXTRANONCE2: usize = 32;
 
 /// Jobs kept per upstream (older ones are stale).
 const JOBS_KEPT: usize = 16;
@@ -39,12 +44,33 @@ impl BookJob {
     }
 }
 
+/// Hashes a key that is already a hash (8 bytes of a share's sha256d) by keeping it: a miner cannot choose
+/// it without doing the work the share stands for.
+#[derive(Default)]
+struct KeepHash(u64);
+
+impl Hasher for KeepHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 /// A job with the pool target in force when it was sent, and the shares seen for it.
 #[derive(Debug)]
 pub struct JobEntry {
     pub job: BookJob,
     pub pool_target: [u8; 32],
-    seen: HashSet<u64>,
+    /// The per-job part of a V1 share's hash.
+    hasher: Option<JobHasher>,
+    seen: HashSet<u64, BuildHasherDefault<KeepHash>>,
 }
 
 /// The jobs of one upstream, newest last.
@@ -63,10 +89,15 @@ impl JobBook {
         if self.jobs.len() >= JOBS_KEPT {
             self.jobs.pop_front();
         }
+        let hasher = match &job {
+            BookJob::Stratum(j) => Some(JobHasher::new(j)),
+            BookJob::Equihash(_) => None,
+        };
         self.jobs.push_back(JobEntry {
             job,
             pool_target,
-            seen: HashSet::new(),
+            hasher,
+            seen: HashSet::default(),
         });
     }
 
@@ -139,7 +170,7 @@ pub fn check_stratum(
     miner_target: &[u8; 32],
     max_ntime_roll: u32,
 ) -> Verdict {
-    let BookJob::Stratum(job) = &entry.job else {
+    let (BookJob::Stratum(job), Some(hasher)) = (&entry.job, &entry.hasher) else {
         return Verdict::Stale;
     };
     let (Some(ntime), Some(nonce)) = (
@@ -162,10 +193,14 @@ pub fn check_stratum(
         }
         Some(Some(bits)) => work::rolled_version(job.version, mask, bits),
     };
-    let Some(en2) = crate::hex::decode(share.extranonce2) else {
-        return Verdict::Invalid("extranonce2 is not hex".into());
-    };
-    let hash = job.share_hash(extranonce1, &en2, ntime, nonce, version);
+    let mut en2 = [0u8; MAX_EXTRANONCE2];
+    let en2_len = share.extranonce2.len() / 2;
+    if en2_len > MAX_EXTRANONCE2
+        || !crate::hex::decode_into(share.extranonce2.as_bytes(), &mut en2[..en2_len])
+    {
+        return Verdict::Invalid("extranonce2 is not hex of at most 32 bytes".into());
+    }
+    let hash = hasher.share_hash(job, extranonce1, &en2[..en2_len], ntime, nonce, version);
     classify(entry, hash, miner_target)
 }
 

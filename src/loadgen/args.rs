@@ -93,6 +93,11 @@ pub struct Options {
     /// Fan-out mode: milliseconds between one notify reaching every miner (or timing out) and the next.
     #[arg(long, default_value_t = 200)]
     pub notify_gap_ms: u64,
+    /// The started fastproxy validates every share (`validate_shares: true`), and the pool sets a V1
+    /// difficulty so low that every (unhashed) share meets it: each share is hashed by the proxy, then
+    /// forwarded. Compare with the same run without it for the cost of validation.
+    #[arg(long)]
+    pub validate: bool,
     /// Merkle branches per job (12 is typical of Bitcoin mainnet; sets the notify's size).
     #[arg(long, default_value_t = 12)]
     pub merkle_branches: usize,
@@ -165,6 +170,12 @@ impl Options {
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
         if !non_negative(self.warmup) || !non_negative(self.rate) {
             return Err("--warmup and --rate must be zero or positive".into());
+        }
+        if self.validate && (self.protocol != Dialect::Stratum || !self.start_proxy) {
+            return Err(
+                "--validate needs --start-proxy and --protocol stratum (its Equihash solutions are not real)"
+                    .into(),
+            );
         }
         if self.threads == 0 {
             return Err("--threads must be at least 1".into());

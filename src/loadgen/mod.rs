@@ -88,6 +88,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         o.protocol,
         o.merkle_branches,
         o.miners_per_source,
+        o.validate,
     )
     .map_err(|e| format!("pool cannot listen on {}: {e}", o.pool_listen))?;
     let deadline = r.clock.at(o.timeout);
@@ -221,6 +222,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         proxy,
         loadgen,
         pool_counters: r.pool.counters().clone(),
+        proxy_shares_validated: t.shares_validated(),
         notes,
         complete,
     };

@@ -53,6 +53,7 @@ struct PoolConn {
 struct Ctx {
     dialect: Dialect,
     merkle_branches: usize,
+    difficulty_line: &'static [u8],
     next_e1: u32,
     notify_line: Vec<u8>,
     counters: PoolCounters,
@@ -75,6 +76,7 @@ impl FastPool {
         registry: &Registry,
         dialect: Dialect,
         merkle_branches: usize,
+        every_share_meets: bool,
     ) -> io::Result<FastPool> {
         let mut listener = listen(addr)?;
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -85,6 +87,7 @@ impl FastPool {
             ctx: Ctx {
                 dialect,
                 merkle_branches,
+                difficulty_line: wire::difficulty(dialect, every_share_meets),
                 next_e1: 0x1000_0000,
                 notify_line: wire::notify(dialect, 0, merkle_branches),
                 counters: PoolCounters::default(),
@@ -174,7 +177,7 @@ impl FastPool {
             handle_line(ctx, l, out, subscribed, authorized, answered, clock);
             if !was_working && *subscribed && *authorized {
                 ctx.counters.working += 1;
-                out.extend_from_slice(wire::difficulty(ctx.dialect));
+                out.extend_from_slice(ctx.difficulty_line);
                 out.extend_from_slice(&ctx.notify_line);
             }
         });

@@ -84,9 +84,16 @@ impl Reactor {
         dialect: Dialect,
         merkle_branches: usize,
         miners_per_source: u32,
+        every_share_meets: bool,
     ) -> std::io::Result<Reactor> {
         let poll = Poll::new()?;
-        let pool = FastPool::bind(pool_listen, poll.registry(), dialect, merkle_branches)?;
+        let pool = FastPool::bind(
+            pool_listen,
+            poll.registry(),
+            dialect,
+            merkle_branches,
+            every_share_meets,
+        )?;
         let target = pool.addr();
         Ok(Reactor {
             poll,

@@ -122,6 +122,8 @@ pub struct Report {
     pub proxy: ProcessFigures,
     pub loadgen: ProcessFigures,
     pub pool_counters: PoolCounters,
+    /// Shares the proxy validated and forwarded (known for fastproxy in this process only).
+    pub proxy_shares_validated: Option<u64>,
     /// Everything that did not go as asked, in words.
     pub notes: Vec<String>,
     /// Every phase ran to its end with every miner.
@@ -225,6 +227,9 @@ impl Report {
                 ),
             )?;
             row(w, "shares per second", format!("{:.0}", s.shares_per_s))?;
+            if let Some(v) = self.proxy_shares_validated {
+                row(w, "validated by the proxy", format!("{v} (forwarded)"))?;
+            }
             row(
                 w,
                 "proxy CPU",

@@ -38,13 +38,14 @@ pub fn config_yaml(
     pool: SocketAddr,
     threads: usize,
     dialect: Dialect,
+    validate: bool,
 ) -> String {
     let protocol = match dialect {
         Dialect::Stratum => "stratum",
         Dialect::Equihash => "equihash",
     };
     format!(
-        "threads: {threads}\nproxies:\n  - name: loadgen\n    protocol: {protocol}\n    listen:\n      - address: {listen}\n    pools:\n      - url: stratum+tcp://{pool}\n        user: lg.proxy\n        password: x\n"
+        "threads: {threads}\nproxies:\n  - name: loadgen\n    protocol: {protocol}\n    listen:\n      - address: {listen}\n    pools:\n      - url: stratum+tcp://{pool}\n        user: lg.proxy\n        password: x\n    validate_shares: {validate}\n"
     )
 }
 
@@ -89,9 +90,10 @@ impl Target {
         }
         if o.start_proxy && o.in_process {
             let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-            let cfg =
-                crate::config::Config::from_yaml(&config_yaml(listen, pool, o.threads, o.protocol))
-                    .map_err(|p| format!("generated config: {p:?}"))?;
+            let cfg = crate::config::Config::from_yaml(&config_yaml(
+                listen, pool, o.threads, o.protocol, o.validate,
+            ))
+            .map_err(|p| format!("generated config: {p:?}"))?;
             let running =
                 crate::proxy::start(&cfg).map_err(|e| format!("cannot start fastproxy: {e}"))?;
             let addr = running.local_addrs("loadgen")[0];
@@ -102,8 +104,13 @@ impl Target {
                 scope: Some(Scope::OwnThreads("reactor-")),
                 expected_pool_conns: o.threads as u64,
                 description: format!(
-                    "fastproxy in this process, {} thread(s), at {addr}",
-                    o.threads
+                    "fastproxy in this process, {} thread(s){}, at {addr}",
+                    o.threads,
+                    if o.validate {
+                        ", validating every share"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }
@@ -117,8 +124,11 @@ impl Target {
             let listen = free_port()?;
             let path =
                 std::env::temp_dir().join(format!("fastproxy-loadgen-{}.yaml", std::process::id()));
-            std::fs::write(&path, config_yaml(listen, pool, o.threads, o.protocol))
-                .map_err(|e| format!("cannot write the proxy config: {e}"))?;
+            std::fs::write(
+                &path,
+                config_yaml(listen, pool, o.threads, o.protocol, o.validate),
+            )
+            .map_err(|e| format!("cannot write the proxy config: {e}"))?;
             let mut child = Command::new(&bin)
                 .arg("-q")
                 .arg("-c")
@@ -144,8 +154,13 @@ impl Target {
                 scope: Some(Scope::Pid(pid)),
                 expected_pool_conns: o.threads as u64,
                 description: format!(
-                    "fastproxy child process {pid}, {} thread(s), at {listen}",
-                    o.threads
+                    "fastproxy child process {pid}, {} thread(s){}, at {listen}",
+                    o.threads,
+                    if o.validate {
+                        ", validating every share"
+                    } else {
+                        ""
+                    }
                 ),
             };
             return ready.map(|_| t);
@@ -206,6 +221,16 @@ impl Target {
     /// CPU nanoseconds used by the proxy so far.
     pub fn cpu_ns(&self) -> Option<u64> {
         self.scope.as_ref().and_then(procstat::cpu_ns)
+    }
+
+    /// Shares an in-process fastproxy validated and forwarded (None for the other kinds of target).
+    pub fn shares_validated(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::InProcess(r) => r
+                .validation_stats("loadgen")
+                .map(|v| v.forwarded.load(std::sync::atomic::Ordering::Relaxed)),
+            _ => None,
+        }
     }
 
     /// The proxy's own memory (not for an in-process proxy, whose memory is the load generator's too).

@@ -42,6 +42,26 @@ fn shares_flow_through_the_proxy_and_are_timed() {
 }
 
 #[test]
+fn a_validating_proxy_hashes_and_forwards_every_share() {
+    let mut o = opts(Mode::Shares, 20);
+    o.validate = true;
+    let r = run(&o).unwrap();
+    let s = r.shares.as_ref().unwrap();
+    assert!(s.replies > 100, "{s:?}");
+    // The pool's difficulty makes every share meet its target: none is refused or answered locally.
+    assert_eq!((s.rejected, s.answered_by_proxy), (0, 0), "{s:?}");
+    let validated = r.proxy_shares_validated.expect("in-process proxy");
+    assert!(
+        validated >= s.replies,
+        "{validated} validated, {} replies",
+        s.replies
+    );
+    assert!(r.complete, "{:?}", r.notes);
+    let plain = run(&opts(Mode::Shares, 20)).unwrap();
+    assert_eq!(plain.proxy_shares_validated, Some(0));
+}
+
+#[test]
 fn equihash_fanout_and_a_paced_direct_run() {
     let mut o = opts(Mode::Fanout, 40);
     o.protocol = Dialect::Equihash;

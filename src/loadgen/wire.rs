@@ -109,8 +109,12 @@ pub fn error(out: &mut Vec<u8>, id: &[u8], message: &str) {
 }
 
 /// The share difficulty (V1) or target (Equihash) a pool sends before its first job: easy, never checked.
-pub fn difficulty(dialect: Dialect) -> &'static [u8] {
+/// `every_share_meets`: a V1 difficulty so low that its target is 2^256 - 1 (for a validating proxy).
+pub fn difficulty(dialect: Dialect, every_share_meets: bool) -> &'static [u8] {
     match dialect {
+        Dialect::Stratum if every_share_meets => {
+            b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-12]}\n"
+        }
         Dialect::Stratum => b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1]}\n",
         Dialect::Equihash => b"{\"id\":null,\"method\":\"mining.set_target\",\"params\":[\"00ffff0000000000000000000000000000000000000000000000000000000000\"]}\n",
     }
@@ -161,7 +165,8 @@ mod tests {
             subscribe_result(&mut out, d, b"1", 0xabcd);
             result(&mut out, b"\"x\"", b"true");
             error(&mut out, b"5", "unknown method");
-            out.extend_from_slice(difficulty(d));
+            out.extend_from_slice(difficulty(d, false));
+            out.extend_from_slice(difficulty(d, true));
             out.extend_from_slice(&notify(d, 3, 12));
         }
         for l in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -120,6 +120,54 @@ fn bench_validation(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Two shares hashed side by side, as the reactor does when two arrive in one round: time per share.
+    let mut g = c.benchmark_group("validate_pairs");
+    g.throughput(Throughput::Elements(2));
+    for depth in [0usize, 4, 12] {
+        use fastproxy::share_hash::share_hashes;
+        use fastproxy::validate::{judge, prepare_stratum};
+        let job = Job {
+            job_id: "j".into(),
+            prevhash: [7; 32],
+            coinb1: vec![1; 60],
+            coinb2: vec![2; 40],
+            merkle_branch: vec![[9; 32]; depth],
+            version: 0x2000_0000,
+            nbits: 0x1d00_ffff,
+            ntime: 0x5f5e_1000,
+            clean_jobs: true,
+        };
+        let mut book = JobBook::default();
+        book.add(BookJob::Stratum(job), [0xff; 32]);
+        let e1p = [0xaa, 0xbb, 0xcc, 0xdd, 0x12, 0x34];
+        let mut en2 = [*b"000000000000", *b"800000000000"];
+        let mut n = 0u64;
+        let name = format!("two V1 shares side by side ({depth}-level merkle branch)");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                n += 1;
+                for e in en2.iter_mut() {
+                    for (i, d) in e.iter_mut().rev().take(11).enumerate() {
+                        *d = b"0123456789abcdef"[((n >> (4 * i)) & 15) as usize];
+                    }
+                }
+                let share = |k: usize| fastproxy::protocol::stratum::Submit {
+                    job_id: "j",
+                    extranonce2: std::str::from_utf8(&en2[k]).unwrap(),
+                    ntime: "5f5e1000",
+                    nonce: "00000000",
+                    version_bits: None,
+                };
+                let entry = book.get("j").unwrap();
+                let checks = [0, 1].map(|k| prepare_stratum(entry, &e1p, &share(k), 0, 7200).unwrap());
+                let [a, b] = [0, 1].map(|k| entry.share_input(&checks[k]).unwrap());
+                let hashes = share_hashes([&a, &b]);
+                let entry = book.find("j").unwrap();
+                black_box(hashes.map(|h| judge(entry, h, &[0xff; 32])))
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(validation, bench_validation);

@@ -11,6 +11,8 @@ use crate::protocol::stratum::{self, ConfigureRequest};
 use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::stats::ProxyStats;
+use crate::share_batch::{Parked, ShareBatch};
+use crate::share_hash::share_hashes;
 use crate::validate::{self, Vardiff, Verdict};
 use mio::{Interest, Token};
 use std::net::SocketAddr;
@@ -499,40 +501,22 @@ impl Reactor {
         let Some(Conn::Miner(m)) = self.conns.get(t) else {
             return ControlFlow::Break(());
         };
-        let stats = self.proxies[m.proxy].stats.clone();
-        let proxy_idx = m.proxy;
-        ProxyStats::inc(&stats.shares_submitted);
-        let worker = m.worker_stats.clone();
-        let refuse = |r: &mut Reactor, code: i32, why: &str| {
-            ProxyStats::inc(&stats.shares_errored);
-            let reason = if why.starts_with("pool unavailable") {
-                crate::stats::Reject::PoolUnavailable
-            } else {
-                crate::stats::Reject::from_code(i64::from(code))
-            };
-            stats.on_share_error(reason);
-            if let Some(w) = &worker {
-                w.on_rejected(Instant::now());
-            }
-            r.reply_error(t, &msg.id, code, why)
-        };
+        ProxyStats::inc(&self.proxies[m.proxy].stats.shares_submitted);
         if self.draining.is_some() {
-            return refuse(self, 20, "proxy is shutting down, share not forwarded");
+            return self.refuse_share(t, &msg.id, 20, "proxy is shutting down, share not forwarded");
         }
         if !m.subscribed {
-            return refuse(self, 25, "not subscribed");
+            return self.refuse_share(t, &msg.id, 25, "not subscribed");
         }
         if !m.authorized {
-            return refuse(self, 24, "unauthorized worker");
+            return self.refuse_share(t, &msg.id, 24, "unauthorized worker");
         }
         let (Some(u), Some(prefix)) = (m.upstream, m.prefix) else {
-            return refuse(self, 25, "not subscribed");
+            return self.refuse_share(t, &msg.id, 25, "not subscribed");
         };
-        let max_pending = self.proxies[m.proxy].cfg.max_pending_shares;
-        let pending = m.pending_shares;
         let gen = m.gen;
         let Some(up) = self.upstreams.get(u) else {
-            return refuse(self, 20, "pool unavailable");
+            return self.refuse_share(t, &msg.id, 20, "pool unavailable");
         };
         let proxy = &self.proxies[m.proxy];
         let size = up.miner_extranonce2_size();
@@ -557,85 +541,205 @@ impl Reactor {
         };
         let share = match share {
             Ok(s) => s,
-            Err(e) => return refuse(self, 20, &e),
+            Err(e) => return self.refuse_share(t, &msg.id, 20, &e),
         };
-        if proxy.cfg.validates() {
-            let now = Instant::now();
-            let vd_target = m.vardiff.as_ref().map(|v| v.target(now, VARDIFF_GRACE));
-            let mask = m.version_mask.unwrap_or(0);
-            let (max_roll, params) = (proxy.cfg.max_ntime_roll, proxy.cfg.equihash_params());
-            let vstats = proxy.validation.clone();
-            let up_difficulty = up.pool_difficulty;
-            // The miner's extranonce1 (pool E1 || prefix), on the stack.
-            let mut e1p_buf = [0u8; 64];
-            let e1p_len = up.e1.len() + up.prefixes.prefix_len();
-            let Some(e1p) = e1p_buf.get_mut(..e1p_len) else {
-                return refuse(self, 20, "extranonce1 too long to validate");
-            };
-            let (pool_part, prefix_part) = e1p.split_at_mut(up.e1.len());
-            pool_part.copy_from_slice(&up.e1);
-            for (d, b) in prefix_part.iter_mut().zip(up.prefixes.bytes(prefix)) {
-                *d = b;
-            }
-            let e1p = &e1p_buf[..e1p_len];
-            let Some(up) = self.upstreams.get_mut(u) else {
-                return refuse(self, 20, "pool unavailable");
-            };
-            let verdict = match up.book.find(share.job_id()) {
-                None => Verdict::Stale,
-                Some(entry) => {
-                    let miner_target = vd_target.unwrap_or(entry.pool_target);
-                    match &share {
-                        Share::Stratum(s) => {
-                            validate::check_stratum(entry, e1p, s, mask, &miner_target, max_roll)
+        if !proxy.cfg.validates() {
+            return self.share_judged(t, &msg.id, &share, u, prefix, None, Instant::now());
+        }
+        let now = Instant::now();
+        let vd_target = m.vardiff.as_ref().map(|v| v.target(now, VARDIFF_GRACE));
+        let mask = m.version_mask.unwrap_or(0);
+        let (max_roll, params) = (proxy.cfg.max_ntime_roll, proxy.cfg.equihash_params());
+        // The miner's extranonce1 (pool E1 || prefix), on the stack.
+        let mut e1p_buf = [0u8; validate::MAX_EXTRANONCE1];
+        let e1p_len = up.e1.len() + up.prefixes.prefix_len();
+        let Some(e1p) = e1p_buf.get_mut(..e1p_len) else {
+            return self.refuse_share(t, &msg.id, 20, "extranonce1 too long to validate");
+        };
+        let (pool_part, prefix_part) = e1p.split_at_mut(up.e1.len());
+        pool_part.copy_from_slice(&up.e1);
+        for (d, b) in prefix_part.iter_mut().zip(up.prefixes.bytes(prefix)) {
+            *d = b;
+        }
+        let e1p = &e1p_buf[..e1p_len];
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return self.refuse_share(t, &msg.id, 20, "pool unavailable");
+        };
+        let verdict = match up.book.find(share.job_id()) {
+            None => Verdict::Stale,
+            Some(entry) => {
+                let miner_target = vd_target.unwrap_or(entry.pool_target);
+                match &share {
+                    Share::Stratum(s) => {
+                        match validate::prepare_stratum(entry, e1p, s, mask, max_roll) {
+                            Err(v) => v,
+                            Ok(check) => {
+                                // Hashed at the end of this round, beside another share if one comes.
+                                let parked = Parked {
+                                    miner: t,
+                                    gen,
+                                    id: msg.id.clone(),
+                                    upstream: u,
+                                    prefix,
+                                    check,
+                                    miner_target,
+                                    now,
+                                };
+                                self.share_batch.park(parked, s);
+                                return ControlFlow::Continue(());
+                            }
                         }
-                        Share::Equihash(s) => validate::check_equihash(entry, e1p, s, &params),
                     }
+                    Share::Equihash(s) => validate::check_equihash(entry, e1p, s, &params),
                 }
-            };
-            vstats.count(&verdict);
-            if let Some((code, why)) = verdict.error() {
-                return refuse(self, code, why);
             }
-            if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
-                let credited = match m.vardiff.as_mut() {
-                    Some(vd) => {
-                        vd.shares += 1;
-                        vd.difficulty
-                    }
-                    None => up_difficulty,
-                };
-                if let Some(w) = &m.worker_stats {
-                    w.on_accepted(credited, now);
+        };
+        self.share_judged(t, &msg.id, &share, u, prefix, Some(verdict), now)
+    }
+
+    /// Answers a share with an error and counts it.
+    fn refuse_share(&mut self, t: usize, id: &IdBuf, code: i32, why: &str) -> ControlFlow<()> {
+        if let Some(Conn::Miner(m)) = self.conns.get(t) {
+            let stats = &self.proxies[m.proxy].stats;
+            ProxyStats::inc(&stats.shares_errored);
+            let reason = if why.starts_with("pool unavailable") {
+                crate::stats::Reject::PoolUnavailable
+            } else {
+                crate::stats::Reject::from_code(i64::from(code))
+            };
+            stats.on_share_error(reason);
+            if let Some(w) = &m.worker_stats {
+                w.on_rejected(Instant::now());
+            }
+        }
+        self.reply_error(t, id, code, why)
+    }
+
+    /// What happens to a share once it is judged (`verdict`: the local validation's, None without it):
+    /// refused, answered here (valid but below the pool's target), or forwarded to the pool.
+    #[allow(clippy::too_many_arguments)]
+    fn share_judged(
+        &mut self,
+        t: usize,
+        id: &IdBuf,
+        share: &Share<'_>,
+        u: usize,
+        prefix: u64,
+        verdict: Option<Verdict>,
+        now: Instant,
+    ) -> ControlFlow<()> {
+        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+            return ControlFlow::Break(());
+        };
+        let proxy_idx = m.proxy;
+        let gen = m.gen;
+        if let Some(verdict) = verdict {
+            self.proxies[proxy_idx].validation.count(&verdict);
+            if let Some((code, why)) = verdict.error() {
+                return self.refuse_share(t, id, code, why);
+            }
+            let credited = match m.vardiff.as_mut() {
+                Some(vd) => {
+                    vd.shares += 1;
+                    vd.difficulty
                 }
+                None => self.upstreams.get(u).map_or(0.0, |up| up.pool_difficulty),
+            };
+            if let Some(w) = &m.worker_stats {
+                w.on_accepted(credited, now);
             }
             if verdict == Verdict::BelowPool {
                 // A valid share at the miner's difficulty: the pool would not take it.
-                return self.reply_result(t, &msg.id, b"true");
+                return self.reply_result(t, id, b"true");
             }
         }
+        let (pending, max_pending) = (
+            m.pending_shares,
+            self.proxies[proxy_idx].cfg.max_pending_shares,
+        );
         let Some(up) = self.upstreams.get(u) else {
-            return refuse(self, 20, "pool unavailable");
+            return self.refuse_share(t, id, 20, "pool unavailable");
         };
         if pending >= max_pending {
-            return refuse(self, 20, "too many shares waiting for the pool");
+            return self.refuse_share(t, id, 20, "too many shares waiting for the pool");
         }
         let Some(conn) = up.ready_conn() else {
-            return refuse(self, 20, "pool unavailable, share not forwarded");
+            return self.refuse_share(t, id, 20, "pool unavailable, share not forwarded");
         };
         let immediate = self.proxies[proxy_idx].cfg.share_reply == ShareReply::Immediate;
-        if self.forward_share(u, conn, t, gen, &msg.id, &share, prefix, immediate) {
+        if self.forward_share(u, conn, t, gen, id, share, prefix, immediate) {
             if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
                 m.pending_shares += 1;
             }
-            ProxyStats::inc(&stats.shares_forwarded);
+            ProxyStats::inc(&self.proxies[proxy_idx].stats.shares_forwarded);
             if immediate {
                 // The pool's verdict is counted and logged when it comes; the miner moves on now.
-                return self.reply_result(t, &msg.id, b"true");
+                return self.reply_result(t, id, b"true");
             }
             ControlFlow::Continue(())
         } else {
-            refuse(self, 20, "pool unavailable, share not forwarded")
+            self.refuse_share(t, id, 20, "pool unavailable, share not forwarded")
+        }
+    }
+
+    /// Hashes the V1 shares parked this round, two at a time, and judges each (see [`crate::share_batch`]).
+    pub(crate) fn judge_waiting_shares(&mut self) {
+        if self.share_batch.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.share_batch);
+        let mut i = 0;
+        while i < batch.len() {
+            let pair = i + 1 < batch.len();
+            let hashes = self.hash_parked(&batch, i, pair);
+            for (k, hash) in hashes.into_iter().enumerate().take(1 + usize::from(pair)) {
+                let p = batch.get(i + k);
+                let alive = matches!(self.conns.get(p.miner), Some(Conn::Miner(m)) if m.gen == p.gen);
+                if !alive {
+                    // The miner left within this round: nobody to answer, nothing to credit.
+                    log::debug!("share of a miner that left before it was judged: not forwarded");
+                    continue;
+                }
+                let verdict = match (hash, self.upstreams.get_mut(p.upstream)) {
+                    (Some(h), Some(up)) => match up.book.find(batch.submit(i + k).job_id) {
+                        Some(entry) => validate::judge(entry, h, &p.miner_target),
+                        None => Verdict::Stale,
+                    },
+                    _ => Verdict::Stale,
+                };
+                let share = Share::Stratum(batch.submit(i + k));
+                let _ = self.share_judged(
+                    p.miner,
+                    &p.id,
+                    &share,
+                    p.upstream,
+                    p.prefix,
+                    Some(verdict),
+                    p.now,
+                );
+            }
+            i += 1 + usize::from(pair);
+        }
+        batch.clear();
+        self.share_batch = batch;
+    }
+
+    /// The hashes of parked shares `i` and, with `pair`, `i + 1` (None: the job is gone).
+    fn hash_parked(&self, batch: &ShareBatch, i: usize, pair: bool) -> [Option<[u8; 32]>; 2] {
+        let entry = |k: usize| {
+            let p = batch.get(k);
+            let e = self.upstreams.get(p.upstream)?.book.get(batch.submit(k).job_id)?;
+            e.share_input(&p.check)
+        };
+        match (entry(i), if pair { entry(i + 1) } else { None }) {
+            (Some(a), Some(b)) => {
+                let [ha, hb] = share_hashes([&a, &b]);
+                [Some(ha), Some(hb)]
+            }
+            (a, _) => {
+                let b = if pair { entry(i + 1) } else { None };
+                [a.map(|a| share_hashes([&a])[0]), b.map(|b| share_hashes([&b])[0])]
+            }
         }
     }
 

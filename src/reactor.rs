@@ -98,6 +98,8 @@ pub(crate) struct Reactor {
     dirty: Vec<usize>,
     /// Tokens whose reads were cut short for fairness.
     requeue: Vec<usize>,
+    /// V1 shares waiting to be hashed (two at a time) at the end of the round.
+    pub share_batch: crate::share_batch::ShareBatch,
     /// The event being handled also said the peer closed (or failed): read on to the end of stream.
     peer_closed: bool,
     /// Why the connection being handled must close (set by a line handler that stops framing).
@@ -136,6 +138,7 @@ impl Reactor {
             parser: Some(Parser::default()),
             dirty: Vec::new(),
             requeue: Vec::new(),
+            share_batch: Default::default(),
             close_reason: None,
             peer_closed: true,
             next_gen: 1,
@@ -192,6 +195,7 @@ impl Reactor {
             for t in requeue {
                 self.dispatch(t, true, false);
             }
+            self.judge_waiting_shares();
             self.flush_dirty();
             let now = Instant::now();
             if self.shutdown.load(Ordering::Relaxed) {

@@ -1,20 +1,16 @@
-//! The share hash on the proxy's hot path: double SHA-256 of a V1 share's header with no allocation and no
-//! more SHA-256 compressions than the data needs.
+//! The share hash on the proxy's hot path: double SHA-256 of a V1 share's header with no allocation, no more
+//! SHA-256 compressions than the data needs, and two shares hashed side by side when two are waiting.
 //!
 //! [`crate::work::Job::share_hash`] is the plain reference (build the coinbase, hash it, fold the branch,
 //! hash the header); the simulated pool uses it. This module computes the same value faster:
 //! - per job, coinb1's whole 64-byte blocks are compressed once ([`JobHasher::new`]); a share resumes from
 //!   that midstate with the tail of coinb1, the extranonces and coinb2;
 //! - the merkle fold and the header use fixed-length double hashes that call the compression function
-//!   directly with their constant padding blocks (three compressions per branch level, three for the header).
-//!
-//! The sha2 crate picks its SHA-NI or AVX2 backend at run time.
+//!   directly with their constant padding blocks (three compressions per branch level, three for the header);
+//! - [`share_hashes`] with two inputs runs both shares' compressions pairwise ([`crate::sha256x2`]).
 
+use crate::sha256x2::{compress, compress_pair};
 use crate::work::{swap_words, Job};
-use sha2::digest::generic_array::GenericArray;
-use sha2::{Digest, Sha256};
-
-type Block = GenericArray<u8, sha2::digest::consts::U64>;
 
 const IV: [u32; 8] = [
     0x6a09_e667,
@@ -35,6 +31,9 @@ const PAD_64: [u8; 64] = {
     b
 };
 
+/// The coinbase after coinb1's whole blocks, padded, fits this on the stack (longer ones use the heap).
+const TAIL_ON_STACK: usize = 512;
+
 fn state_bytes(state: &[u32; 8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     for (o, w) in out.chunks_exact_mut(4).zip(state) {
@@ -43,67 +42,121 @@ fn state_bytes(state: &[u32; 8]) -> [u8; 32] {
     out
 }
 
-/// SHA-256 of a 32-byte digest: one compression (data, 0x80, zeros, bit length 256).
-fn sha256_of_digest(digest: &[u8; 32]) -> [u8; 32] {
-    let mut block = Block::default();
-    block[..32].copy_from_slice(digest);
-    block[32] = 0x80;
-    block[62] = 0x01;
-    let mut state = IV;
-    sha2::compress256(&mut state, std::slice::from_ref(&block));
-    state_bytes(&state)
+fn block(bytes: &[u8]) -> &[u8; 64] {
+    bytes.try_into().expect("a 64-byte block")
 }
 
-/// sha256d of exactly 64 bytes (one merkle step): three compressions.
+/// Compresses one block per lane: pairwise when there are two lanes.
+fn compress_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: [&[u8; 64]; N]) {
+    if let ([a, b], [ba, bb]) = (&mut states[..], &blocks[..]) {
+        compress_pair(a, ba, b, bb);
+    } else {
+        for (s, b) in states.iter_mut().zip(blocks) {
+            compress(s, b);
+        }
+    }
+}
+
+/// SHA-256 of 32-byte digests: one compression each (data, 0x80, zeros, bit length 256).
+fn sha256_of_digests<const N: usize>(digests: [[u8; 32]; N]) -> [[u8; 32]; N] {
+    let mut blocks = [[0u8; 64]; N];
+    for (b, d) in blocks.iter_mut().zip(&digests) {
+        b[..32].copy_from_slice(d);
+        b[32] = 0x80;
+        b[62] = 0x01;
+    }
+    let mut states = [IV; N];
+    compress_lanes(&mut states, std::array::from_fn(|i| &blocks[i]));
+    states.map(|s| state_bytes(&s))
+}
+
+/// sha256d of exactly 64 bytes per lane (one merkle step): three compressions.
+fn sha256d_64_lanes<const N: usize>(data: [&[u8; 64]; N]) -> [[u8; 32]; N] {
+    let mut states = [IV; N];
+    compress_lanes(&mut states, data);
+    compress_lanes(&mut states, [&PAD_64; N]);
+    sha256_of_digests(states.map(|s| state_bytes(&s)))
+}
+
+/// sha256d of exactly 64 bytes (one merkle step).
 pub fn sha256d_64(data: &[u8; 64]) -> [u8; 32] {
-    let mut state = IV;
-    let blocks = [*Block::from_slice(data), *Block::from_slice(&PAD_64)];
-    sha2::compress256(&mut state, &blocks);
-    sha256_of_digest(&state_bytes(&state))
+    sha256d_64_lanes([data])[0]
 }
 
-/// sha256d of an 80-byte block header: three compressions.
+/// sha256d of 80-byte block headers: three compressions each.
+fn sha256d_80_lanes<const N: usize>(headers: [&[u8; 80]; N]) -> [[u8; 32]; N] {
+    let mut tails = [[0u8; 64]; N];
+    for (t, h) in tails.iter_mut().zip(&headers) {
+        t[..16].copy_from_slice(&h[64..]);
+        t[16] = 0x80;
+        // Bit length 640 = 0x280.
+        t[62] = 0x02;
+        t[63] = 0x80;
+    }
+    let mut states = [IV; N];
+    compress_lanes(&mut states, headers.map(|h| block(&h[..64])));
+    compress_lanes(&mut states, std::array::from_fn(|i| &tails[i]));
+    sha256_of_digests(states.map(|s| state_bytes(&s)))
+}
+
+/// sha256d of an 80-byte block header.
 pub fn sha256d_80(header: &[u8; 80]) -> [u8; 32] {
-    let mut tail = Block::default();
-    tail[..16].copy_from_slice(&header[64..]);
-    tail[16] = 0x80;
-    // Bit length 640 = 0x280.
-    tail[62] = 0x02;
-    tail[63] = 0x80;
-    let mut state = IV;
-    sha2::compress256(&mut state, &[*Block::from_slice(&header[..64]), tail]);
-    sha256_of_digest(&state_bytes(&state))
+    sha256d_80_lanes([header])[0]
 }
 
 /// Folds a merkle branch onto a coinbase transaction hash: merkle = sha256d(merkle || h) per entry.
 pub fn merkle_fold(coinbase_hash: [u8; 32], branch: &[[u8; 32]]) -> [u8; 32] {
-    let mut pair = [0u8; 64];
-    branch.iter().fold(coinbase_hash, |acc, h| {
-        pair[..32].copy_from_slice(&acc);
-        pair[32..].copy_from_slice(h);
-        sha256d_64(&pair)
-    })
+    merkle_fold_lanes([coinbase_hash], [branch])[0]
+}
+
+/// The merkle fold of each lane; levels both lanes have are hashed pairwise.
+fn merkle_fold_lanes<const N: usize>(
+    mut acc: [[u8; 32]; N],
+    branches: [&[[u8; 32]]; N],
+) -> [[u8; 32]; N] {
+    let mut pairs = [[0u8; 64]; N];
+    let depth = branches.iter().map(|b| b.len()).max().unwrap_or(0);
+    for level in 0..depth {
+        for ((p, a), b) in pairs.iter_mut().zip(&acc).zip(&branches) {
+            if let Some(h) = b.get(level) {
+                p[..32].copy_from_slice(a);
+                p[32..].copy_from_slice(h);
+            }
+        }
+        if branches.iter().all(|b| level < b.len()) {
+            acc = sha256d_64_lanes(std::array::from_fn(|i| &pairs[i]));
+        } else {
+            for ((a, p), b) in acc.iter_mut().zip(&pairs).zip(&branches) {
+                if level < b.len() {
+                    *a = sha256d_64(p);
+                }
+            }
+        }
+    }
+    acc
 }
 
 /// What a job's shares have in common, computed once per job.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct JobHasher {
-    /// SHA-256 state after coinb1 (whole blocks compressed, the rest buffered).
-    coinb1: Sha256,
+    /// SHA-256 state after coinb1's whole 64-byte blocks.
+    midstate: [u32; 8],
+    /// How many bytes of coinb1 the midstate covers.
+    hashed: usize,
     /// prevhash in header byte order.
     prevhash: [u8; 32],
 }
 
-impl std::fmt::Debug for JobHasher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobHasher").finish_non_exhaustive()
-    }
-}
-
 impl JobHasher {
     pub fn new(job: &Job) -> JobHasher {
+        let mut midstate = IV;
+        let whole = job.coinb1.len() / 64 * 64;
+        for b in job.coinb1[..whole].chunks_exact(64) {
+            compress(&mut midstate, block(b));
+        }
         JobHasher {
-            coinb1: Sha256::new().chain_update(&job.coinb1),
+            midstate,
+            hashed: whole,
             prevhash: swap_words(&job.prevhash),
         }
     }
@@ -118,30 +171,124 @@ impl JobHasher {
         nonce: u32,
         version: u32,
     ) -> [u8; 32] {
-        let first: [u8; 32] = self
-            .coinb1
-            .clone()
-            .chain_update(extranonce1)
-            .chain_update(extranonce2)
-            .chain_update(&job.coinb2)
-            .finalize()
-            .into();
-        let merkle = merkle_fold(sha256_of_digest(&first), &job.merkle_branch);
-        let mut header = [0u8; 80];
-        header[0..4].copy_from_slice(&version.to_le_bytes());
-        header[4..36].copy_from_slice(&self.prevhash);
-        header[36..68].copy_from_slice(&merkle);
-        header[68..72].copy_from_slice(&ntime.to_le_bytes());
-        header[72..76].copy_from_slice(&job.nbits.to_le_bytes());
-        header[76..80].copy_from_slice(&nonce.to_le_bytes());
-        sha256d_80(&header)
+        share_hashes([&ShareInput {
+            job,
+            hasher: self,
+            extranonce1,
+            extranonce2,
+            ntime,
+            nonce,
+            version,
+        }])[0]
     }
+}
+
+/// One share to hash: its job (with the job's [`JobHasher`]) and the fields the miner chose.
+#[derive(Clone, Copy, Debug)]
+pub struct ShareInput<'a> {
+    pub job: &'a Job,
+    pub hasher: &'a JobHasher,
+    /// The miner's whole extranonce1 (pool E1 || prefix).
+    pub extranonce1: &'a [u8],
+    pub extranonce2: &'a [u8],
+    pub ntime: u32,
+    pub nonce: u32,
+    pub version: u32,
+}
+
+impl ShareInput<'_> {
+    /// The coinbase from the end of the midstate on, padded to whole blocks, written to `out` (which must be
+    /// long enough: [`ShareInput::padded_tail_len`]).
+    fn write_padded_tail(&self, out: &mut [u8]) {
+        let parts = [
+            &self.job.coinb1[self.hasher.hashed..],
+            self.extranonce1,
+            self.extranonce2,
+            &self.job.coinb2[..],
+        ];
+        let mut at = 0;
+        for p in parts {
+            out[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        let bits = ((self.hasher.hashed + at) as u64) * 8;
+        out[at] = 0x80;
+        let end = out.len();
+        out[at + 1..end - 8].fill(0);
+        out[end - 8..].copy_from_slice(&bits.to_be_bytes());
+    }
+
+    fn padded_tail_len(&self) -> usize {
+        let len = self.job.coinb1.len() - self.hasher.hashed
+            + self.extranonce1.len()
+            + self.extranonce2.len()
+            + self.job.coinb2.len();
+        (len + 9).div_ceil(64) * 64
+    }
+
+    fn header(&self, merkle_root: &[u8; 32]) -> [u8; 80] {
+        let mut header = [0u8; 80];
+        header[0..4].copy_from_slice(&self.version.to_le_bytes());
+        header[4..36].copy_from_slice(&self.hasher.prevhash);
+        header[36..68].copy_from_slice(merkle_root);
+        header[68..72].copy_from_slice(&self.ntime.to_le_bytes());
+        header[72..76].copy_from_slice(&self.job.nbits.to_le_bytes());
+        header[76..80].copy_from_slice(&self.nonce.to_le_bytes());
+        header
+    }
+}
+
+/// The first SHA-256 of each lane's coinbase, from its job's midstate; blocks all lanes have are pairwise.
+fn coinbase_first_hash<const N: usize>(inputs: [&ShareInput<'_>; N]) -> [[u8; 32]; N] {
+    let lens = inputs.map(|i| i.padded_tail_len());
+    let mut stack = [[0u8; TAIL_ON_STACK]; N];
+    let mut heap: [Vec<u8>; N] = std::array::from_fn(|_| Vec::new());
+    let tails: [&[u8]; N] = {
+        for i in 0..N {
+            if lens[i] <= TAIL_ON_STACK {
+                inputs[i].write_padded_tail(&mut stack[i][..lens[i]]);
+            } else {
+                heap[i] = vec![0; lens[i]];
+                inputs[i].write_padded_tail(&mut heap[i]);
+            }
+        }
+        std::array::from_fn(|i| {
+            if lens[i] <= TAIL_ON_STACK {
+                &stack[i][..lens[i]]
+            } else {
+                &heap[i][..]
+            }
+        })
+    };
+    let mut states = inputs.map(|i| i.hasher.midstate);
+    let common = lens.iter().min().copied().unwrap_or(0) / 64;
+    for j in 0..common {
+        compress_lanes(
+            &mut states,
+            std::array::from_fn(|i| block(&tails[i][j * 64..j * 64 + 64])),
+        );
+    }
+    for (s, t) in states.iter_mut().zip(&tails) {
+        for b in t[common * 64..].chunks_exact(64) {
+            compress(s, block(b));
+        }
+    }
+    states.map(|s| state_bytes(&s))
+}
+
+/// sha256d of each share's header: one share alone, or two side by side (about 1.7 times the speed).
+pub fn share_hashes<const N: usize>(inputs: [&ShareInput<'_>; N]) -> [[u8; 32]; N] {
+    let coinbase = sha256_of_digests(coinbase_first_hash(inputs));
+    let merkle = merkle_fold_lanes(coinbase, inputs.map(|i| &i.job.merkle_branch[..]));
+    let headers: [[u8; 80]; N] = std::array::from_fn(|i| inputs[i].header(&merkle[i]));
+    sha256d_80_lanes(std::array::from_fn(|i| &headers[i]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::work::sha256d;
+    use sha2::Digest;
 
     #[test]
     fn fixed_length_hashes_equal_the_generic_ones() {
@@ -155,9 +302,55 @@ mod tests {
         );
         assert_eq!(sha256d_80(&data), sha256d(&data));
         assert_eq!(
-            sha256_of_digest(data[..32].try_into().unwrap()),
-            <[u8; 32]>::from(Sha256::digest(&data[..32]))
+            sha256_of_digests([data[..32].try_into().unwrap()])[0],
+            <[u8; 32]>::from(sha2::Sha256::digest(&data[..32]))
         );
+    }
+
+    fn test_job(coinb1_len: usize, coinb2_len: usize, depth: usize) -> Job {
+        Job {
+            job_id: "j".into(),
+            prevhash: [0x5a; 32],
+            coinb1: (0..coinb1_len).map(|i| i as u8).collect(),
+            coinb2: (0..coinb2_len).map(|i| (i * 3) as u8).collect(),
+            merkle_branch: (0..depth).map(|i| [i as u8 + 1; 32]).collect(),
+            version: 0x2000_0000,
+            nbits: 0x1d00_ffff,
+            ntime: 0x6000_0000,
+            clean_jobs: true,
+        }
+    }
+
+    #[test]
+    fn two_shares_side_by_side_equal_the_reference() {
+        // Same job; jobs whose coinbases differ in block count (one beyond the stack buffer) and whose
+        // branches differ in depth.
+        let jobs = [
+            test_job(41, 97, 12),
+            test_job(41, 97, 12),
+            test_job(130, 600, 3),
+            test_job(0, 20, 0),
+        ];
+        let hashers = jobs.each_ref().map(JobHasher::new);
+        let e1 = [9u8, 8, 7, 6, 0, 1];
+        let en2s = [[0u8, 0, 0, 1], [0, 0, 0, 2], [5, 5, 5, 5], [1, 2, 3, 4]];
+        let input = |k: usize| ShareInput {
+            job: &jobs[k],
+            hasher: &hashers[k],
+            extranonce1: &e1,
+            extranonce2: &en2s[k],
+            ntime: jobs[k].ntime + k as u32,
+            nonce: 0xdead_0000 + k as u32,
+            version: 0x2000_0000 | ((k as u32) << 13),
+        };
+        let reference = |k: usize| {
+            let i = input(k);
+            jobs[k].share_hash(&e1, &en2s[k], i.ntime, i.nonce, i.version)
+        };
+        for (a, b) in [(0, 1), (0, 2), (2, 3), (3, 0), (1, 1)] {
+            let [ha, hb] = share_hashes([&input(a), &input(b)]);
+            assert_eq!((ha, hb), (reference(a), reference(b)), "lanes {a} and {b}");
+        }
     }
 
     #[test]

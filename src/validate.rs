@@ -7,10 +7,13 @@
 
 use crate::equihash::{self, EquihashJob, Params};
 use crate::protocol::{equihash as zip301, stratum};
-use crate::share_hash::JobHasher;
+use crate::share_hash::{share_hashes, JobHasher, ShareInput};
 use crate::work::{self, Job};
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+
+/// The longest extranonce1 (pool E1 || prefix) a share may be validated with.
+pub const MAX_EXTRANONCE1: usize = 64;
 
 /// The longest extranonce2 a share may carry (its size is set by the proxy, at most 8 bytes in practice).
 const MAX_EXTRANONCE2: usize = 32;
@@ -106,6 +109,11 @@ impl JobBook {
         self.jobs.clear();
     }
 
+    /// The job with this id, if still valid (to read).
+    pub fn get(&self, id: &str) -> Option<&JobEntry> {
+        self.jobs.iter().rev().find(|e| e.job.id() == id)
+    }
+
     /// The job with this id, if still valid.
     pub fn find(&mut self, id: &str) -> Option<&mut JobEntry> {
         self.jobs.iter_mut().rev().find(|e| e.job.id() == id)
@@ -160,6 +168,102 @@ fn classify(entry: &mut JobEntry, hash: [u8; 32], miner_target: &[u8; 32]) -> Ve
     }
 }
 
+/// A V1 share that passed every check that needs no hashing: the inputs of its hash.
+#[derive(Debug, Clone)]
+pub struct StratumCheck {
+    extranonce1: [u8; MAX_EXTRANONCE1],
+    e1_len: usize,
+    extranonce2: [u8; MAX_EXTRANONCE2],
+    en2_len: usize,
+    ntime: u32,
+    nonce: u32,
+    version: u32,
+}
+
+/// Checks a V1 share against its job without hashing it: ntime within the roll range, version bits within
+/// `mask`, hex fields. `extranonce1` is the miner's (pool E1 || prefix), at most [`MAX_EXTRANONCE1`] bytes.
+pub fn prepare_stratum(
+    entry: &JobEntry,
+    extranonce1: &[u8],
+    share: &stratum::Submit<'_>,
+    mask: u32,
+    max_ntime_roll: u32,
+) -> Result<StratumCheck, Verdict> {
+    let BookJob::Stratum(job) = &entry.job else {
+        return Err(Verdict::Stale);
+    };
+    let (Some(ntime), Some(nonce)) = (
+        work::u32_from_hex(share.ntime),
+        work::u32_from_hex(share.nonce),
+    ) else {
+        return Err(Verdict::Invalid(
+            "ntime and nonce must be 8 hex digits".into(),
+        ));
+    };
+    if ntime < job.ntime || ntime - job.ntime > max_ntime_roll {
+        return Err(Verdict::Invalid(format!(
+            "ntime out of range (job {:08x}, allowed up to +{max_ntime_roll}s)",
+            job.ntime
+        )));
+    }
+    let version = match share.version_bits.map(work::u32_from_hex) {
+        None => job.version,
+        Some(None) => return Err(Verdict::Invalid("version bits must be 8 hex digits".into())),
+        Some(Some(bits)) if bits & !mask != 0 => {
+            return Err(Verdict::Invalid(
+                "version bits outside the negotiated mask".into(),
+            ))
+        }
+        Some(Some(bits)) => work::rolled_version(job.version, mask, bits),
+    };
+    let mut check = StratumCheck {
+        extranonce1: [0; MAX_EXTRANONCE1],
+        e1_len: extranonce1.len(),
+        extranonce2: [0; MAX_EXTRANONCE2],
+        en2_len: share.extranonce2.len() / 2,
+        ntime,
+        nonce,
+        version,
+    };
+    let Some(e1) = check.extranonce1.get_mut(..extranonce1.len()) else {
+        return Err(Verdict::Invalid("extranonce1 too long to validate".into()));
+    };
+    e1.copy_from_slice(extranonce1);
+    let decoded = check
+        .extranonce2
+        .get_mut(..check.en2_len)
+        .is_some_and(|out| crate::hex::decode_into(share.extranonce2.as_bytes(), out));
+    if !decoded {
+        return Err(Verdict::Invalid(
+            "extranonce2 is not hex of at most 32 bytes".into(),
+        ));
+    }
+    Ok(check)
+}
+
+impl JobEntry {
+    /// What the hash of a prepared share is computed from (None for an Equihash job).
+    pub fn share_input<'a>(&'a self, c: &'a StratumCheck) -> Option<ShareInput<'a>> {
+        match (&self.job, &self.hasher) {
+            (BookJob::Stratum(job), Some(hasher)) => Some(ShareInput {
+                job,
+                hasher,
+                extranonce1: &c.extranonce1[..c.e1_len],
+                extranonce2: &c.extranonce2[..c.en2_len],
+                ntime: c.ntime,
+                nonce: c.nonce,
+                version: c.version,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The verdict on a hashed share: its hash against the miner's and the pool's targets, and duplicates.
+pub fn judge(entry: &mut JobEntry, hash: [u8; 32], miner_target: &[u8; 32]) -> Verdict {
+    classify(entry, hash, miner_target)
+}
+
 /// Judges a V1 share. `extranonce1` is the miner's (pool E1 || prefix); `mask` the version bits it may roll;
 /// `miner_target` the easiest target it may be held to (the job's pool target when there is no vardiff).
 pub fn check_stratum(
@@ -170,37 +274,14 @@ pub fn check_stratum(
     miner_target: &[u8; 32],
     max_ntime_roll: u32,
 ) -> Verdict {
-    let (BookJob::Stratum(job), Some(hasher)) = (&entry.job, &entry.hasher) else {
+    let check = match prepare_stratum(entry, extranonce1, share, mask, max_ntime_roll) {
+        Ok(c) => c,
+        Err(v) => return v,
+    };
+    let Some(input) = entry.share_input(&check) else {
         return Verdict::Stale;
     };
-    let (Some(ntime), Some(nonce)) = (
-        work::u32_from_hex(share.ntime),
-        work::u32_from_hex(share.nonce),
-    ) else {
-        return Verdict::Invalid("ntime and nonce must be 8 hex digits".into());
-    };
-    if ntime < job.ntime || ntime - job.ntime > max_ntime_roll {
-        return Verdict::Invalid(format!(
-            "ntime out of range (job {:08x}, allowed up to +{max_ntime_roll}s)",
-            job.ntime
-        ));
-    }
-    let version = match share.version_bits.map(work::u32_from_hex) {
-        None => job.version,
-        Some(None) => return Verdict::Invalid("version bits must be 8 hex digits".into()),
-        Some(Some(bits)) if bits & !mask != 0 => {
-            return Verdict::Invalid("version bits outside the negotiated mask".into())
-        }
-        Some(Some(bits)) => work::rolled_version(job.version, mask, bits),
-    };
-    let mut en2 = [0u8; MAX_EXTRANONCE2];
-    let en2_len = share.extranonce2.len() / 2;
-    if en2_len > MAX_EXTRANONCE2
-        || !crate::hex::decode_into(share.extranonce2.as_bytes(), &mut en2[..en2_len])
-    {
-        return Verdict::Invalid("extranonce2 is not hex of at most 32 bytes".into());
-    }
-    let hash = hasher.share_hash(job, extranonce1, &en2[..en2_len], ntime, nonce, version);
+    let [hash] = share_hashes([&input]);
     classify(entry, hash, miner_target)
 }
 

@@ -133,6 +133,51 @@ fn the_proxy_refuses_what_the_pool_would_and_forwards_only_valid_shares() {
 }
 
 #[test]
+fn shares_that_arrive_together_are_hashed_side_by_side_and_judged_each_on_its_own() {
+    // Five submits in one write are read in one round and hashed in pairs (and one alone): a share's verdict
+    // must be its own, whatever lane it was hashed in.
+    let diff = 1.0 / 65_536.0;
+    let pool = pool(SimPoolConfig {
+        difficulty: diff,
+        ..SimPoolConfig::default()
+    });
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "validate_shares: true"));
+    let vs = proxy.validation_stats("test").unwrap();
+    let mut rig = Rig::new(proxy.first_addr().unwrap());
+    let t = rig.job.ntime;
+    let want = [true, false, true, false, true];
+    let mut lines = Vec::new();
+    for (i, &good) in want.iter().enumerate() {
+        let mut en2 = vec![0u8; rig.n];
+        en2[rig.n - 1] = i as u8 + 1;
+        let nonce = rig.nonce(&en2, t, diff, good);
+        let submit = json!({"id": 100 + i, "method": "mining.submit", "params": [
+            "rig", rig.job.job_id, fastproxy::hex::encode(&en2), format!("{t:08x}"), format!("{nonce:08x}")
+        ]});
+        lines.extend_from_slice(format!("{submit}\n").as_bytes());
+    }
+    rig.c.send_raw(&lines).unwrap();
+    // Refusals are answered at once, forwarded shares when the pool answers: replies come in any order.
+    let mut replies = std::collections::HashMap::new();
+    while replies.len() < want.len() {
+        let r = rig.c.read(Duration::from_secs(5)).expect("a reply to every share");
+        if let Some(id) = r["id"].as_u64() {
+            assert!(replies.insert(id, r).is_none(), "one reply per share");
+        }
+    }
+    for (i, &good) in want.iter().enumerate() {
+        let r = &replies[&(100 + i as u64)];
+        if good {
+            assert_eq!(r["result"], json!(true), "share {i}: {r}");
+        } else {
+            assert_eq!(r["error"][0], json!(23), "share {i}: {r}");
+        }
+    }
+    assert_eq!((pool.stats().submits, pool.stats().accepted), (3, 3));
+    assert_eq!((get(&vs.forwarded), get(&vs.low_difficulty)), (3, 2));
+}
+
+#[test]
 fn version_bits_outside_the_mask_are_refused_locally() {
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "validate_shares: true"));

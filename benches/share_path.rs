@@ -159,7 +159,8 @@ fn bench_validation(c: &mut Criterion) {
                     version_bits: None,
                 };
                 let entry = book.get("j").unwrap();
-                let checks = [0, 1].map(|k| prepare_stratum(entry, &e1p, &share(k), 0, 7200).unwrap());
+                let checks =
+                    [0, 1].map(|k| prepare_stratum(entry, &e1p, &share(k), 0, 7200).unwrap());
                 let [a, b] = [0, 1].map(|k| entry.share_input(&checks[k]).unwrap());
                 let hashes = share_hashes([&a, &b]);
                 let entry = book.find("j").unwrap();

@@ -10,9 +10,9 @@ use crate::protocol::json::{self, IdBuf, Msg, Scalar};
 use crate::protocol::stratum::{self, ConfigureRequest};
 use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
-use crate::stats::ProxyStats;
 use crate::share_batch::{Parked, ShareBatch};
 use crate::share_hash::share_hashes;
+use crate::stats::ProxyStats;
 use crate::validate::{self, Vardiff, Verdict};
 use mio::{Interest, Token};
 use std::net::SocketAddr;
@@ -503,7 +503,12 @@ impl Reactor {
         };
         ProxyStats::inc(&self.proxies[m.proxy].stats.shares_submitted);
         if self.draining.is_some() {
-            return self.refuse_share(t, &msg.id, 20, "proxy is shutting down, share not forwarded");
+            return self.refuse_share(
+                t,
+                &msg.id,
+                20,
+                "proxy is shutting down, share not forwarded",
+            );
         }
         if !m.subscribed {
             return self.refuse_share(t, &msg.id, 25, "not subscribed");
@@ -694,7 +699,8 @@ impl Reactor {
             let hashes = self.hash_parked(&batch, i, pair);
             for (k, hash) in hashes.into_iter().enumerate().take(1 + usize::from(pair)) {
                 let p = batch.get(i + k);
-                let alive = matches!(self.conns.get(p.miner), Some(Conn::Miner(m)) if m.gen == p.gen);
+                let alive =
+                    matches!(self.conns.get(p.miner), Some(Conn::Miner(m)) if m.gen == p.gen);
                 if !alive {
                     // The miner left within this round: nobody to answer, nothing to credit.
                     log::debug!("share of a miner that left before it was judged: not forwarded");
@@ -728,7 +734,11 @@ impl Reactor {
     fn hash_parked(&self, batch: &ShareBatch, i: usize, pair: bool) -> [Option<[u8; 32]>; 2] {
         let entry = |k: usize| {
             let p = batch.get(k);
-            let e = self.upstreams.get(p.upstream)?.book.get(batch.submit(k).job_id)?;
+            let e = self
+                .upstreams
+                .get(p.upstream)?
+                .book
+                .get(batch.submit(k).job_id)?;
             e.share_input(&p.check)
         };
         match (entry(i), if pair { entry(i + 1) } else { None }) {
@@ -738,7 +748,10 @@ impl Reactor {
             }
             (a, _) => {
                 let b = if pair { entry(i + 1) } else { None };
-                [a.map(|a| share_hashes([&a])[0]), b.map(|b| share_hashes([&b])[0])]
+                [
+                    a.map(|a| share_hashes([&a])[0]),
+                    b.map(|b| share_hashes([&b])[0]),
+                ]
             }
         }
     }

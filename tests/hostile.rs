@@ -239,12 +239,12 @@ fn thousands_of_connects_and_disconnects_leak_nothing() {
         n += 1;
     }
     assert_eq!(good.join().unwrap().accepted, 3);
+    // The last connections may still wait in the listen backlog: every one must be accepted, then closed.
     wait_until(
         Duration::from_secs(10),
-        "every churned connection closed",
-        || ProxyStats::get(&st.miners_connected) == 0,
+        "every churned connection accepted and closed",
+        || ProxyStats::get(&st.miners_total) == n + 1 && ProxyStats::get(&st.miners_connected) == 0,
     );
-    assert_eq!(ProxyStats::get(&st.miners_total), n + 1);
     assert_eq!(
         ProxyStats::get(&st.upstreams),
         1,

@@ -160,7 +160,10 @@ fn shares_that_arrive_together_are_hashed_side_by_side_and_judged_each_on_its_ow
     // Refusals are answered at once, forwarded shares when the pool answers: replies come in any order.
     let mut replies = std::collections::HashMap::new();
     while replies.len() < want.len() {
-        let r = rig.c.read(Duration::from_secs(5)).expect("a reply to every share");
+        let r = rig
+            .c
+            .read(Duration::from_secs(5))
+            .expect("a reply to every share");
         if let Some(id) = r["id"].as_u64() {
             assert!(replies.insert(id, r).is_none(), "one reply per share");
         }

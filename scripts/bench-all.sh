@@ -3,6 +3,6 @@
 set -euo pipefail
 export BENCH_OUT=${BENCH_OUT:-$(mktemp -d)}
 dir=$(dirname "$0")
-for s in connect shares fanout threads direct aiostratum; do
+for s in connect shares fanout threads direct validate aiostratum; do
   bash "$dir/bench-$s.sh"
 done

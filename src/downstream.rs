@@ -702,8 +702,8 @@ impl Reactor {
                 let alive =
                     matches!(self.conns.get(p.miner), Some(Conn::Miner(m)) if m.gen == p.gen);
                 if !alive {
-                    // The miner left within this round: nobody to answer, nothing to credit.
-                    log::debug!("share of a miner that left before it was judged: not forwarded");
+                    // Cannot happen: a closing miner's parked shares are judged before it goes.
+                    log::warn!("share of a miner that left before it was judged: not forwarded");
                     continue;
                 }
                 let verdict = match (hash, self.upstreams.get_mut(p.upstream)) {
@@ -814,6 +814,11 @@ impl Reactor {
 
     /// Closes miner `t`, releasing its place on its upstream.
     pub(crate) fn close_miner(&mut self, t: usize, reason: &str) {
+        let Some(Conn::Miner(_)) = self.conns.get(t) else {
+            return;
+        };
+        // Shares it parked this round are judged (and forwarded) while it is still here.
+        self.judge_waiting_shares();
         let Some(Conn::Miner(_)) = self.conns.get(t) else {
             return;
         };

@@ -181,6 +181,30 @@ fn shares_that_arrive_together_are_hashed_side_by_side_and_judged_each_on_its_ow
 }
 
 #[test]
+fn a_share_sent_just_before_the_miner_hangs_up_still_reaches_the_pool() {
+    let diff = 1.0 / 65_536.0;
+    let pool = pool(SimPoolConfig {
+        difficulty: diff,
+        ..SimPoolConfig::default()
+    });
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "validate_shares: true"));
+    let vs = proxy.validation_stats("test").unwrap();
+    let mut rig = Rig::new(proxy.first_addr().unwrap());
+    let (t, en2) = (rig.job.ntime, vec![3u8; rig.n]);
+    let nonce = rig.nonce(&en2, t, diff, true);
+    let submit = json!({"id": 9, "method": "mining.submit", "params": [
+        "rig", rig.job.job_id, fastproxy::hex::encode(&en2), format!("{t:08x}"), format!("{nonce:08x}")
+    ]});
+    // The submit and the end of stream arrive together: the proxy reads both in one round.
+    rig.c.send_raw(format!("{submit}\n").as_bytes()).unwrap();
+    rig.c.shutdown_write();
+    wait_until(Duration::from_secs(5), "the share at the pool", || {
+        pool.stats().accepted == 1
+    });
+    assert_eq!(get(&vs.forwarded), 1);
+}
+
+#[test]
 fn version_bits_outside_the_mask_are_refused_locally() {
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "validate_shares: true"));

@@ -109,6 +109,17 @@ pub fn sha256d_64_pair(a: &[u8; 64], b: &[u8; 64]) -> Option<([u8; 32], [u8; 32]
     None
 }
 
+/// sha256d of two 80-byte block headers; None without SHA-NI.
+pub fn sha256d_80_pair(a: &[u8; 80], b: &[u8; 80]) -> Option<([u8; 32], [u8; 32])> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("sse4.1") {
+        // SAFETY: the CPU has the SHA and SSE4.1 (hence SSSE3, SSE2) instructions, checked just above.
+        return Some(unsafe { x86::sha256d_80_pair(a, b) });
+    }
+    let _ = (a, b);
+    None
+}
+
 /// SHA-256 of two 32-byte digests given as the state words of their first hash (the second half of a double
 /// hash); None without SHA-NI.
 pub fn sha256_of_states_pair(a: &[u32; 8], b: &[u32; 8]) -> Option<([u8; 32], [u8; 32])> {
@@ -391,6 +402,36 @@ mod x86 {
         )
     }
 
+    /// sha256d of two 80-byte block headers: two blocks and the second hash, all in registers.
+    ///
+    /// # Safety
+    /// The CPU must support the `sha`, `sse2`, `ssse3` and `sse4.1` instructions.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    pub(super) unsafe fn sha256d_80_pair(a: &[u8; 80], b: &[u8; 80]) -> ([u8; 32], [u8; 32]) {
+        let be = big_endian_mask();
+        let iv = crate::share_hash::IV;
+        let (iv_abef, iv_cdgh) = load_state!(iv);
+        let (mut abef_a, mut cdgh_a, mut abef_b, mut cdgh_b) = (iv_abef, iv_cdgh, iv_abef, iv_cdgh);
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut a0, mut a1) = (load_be!(pa, be), load_be!(pa.add(16), be));
+        let (mut a2, mut a3) = (load_be!(pa.add(32), be), load_be!(pa.add(48), be));
+        let (mut b0, mut b1) = (load_be!(pb, be), load_be!(pb.add(16), be));
+        let (mut b2, mut b3) = (load_be!(pb.add(32), be), load_be!(pb.add(48), be));
+        compress_regs!(a0, a1, a2, a3, b0, b1, b2, b3, abef_a, cdgh_a, abef_b, cdgh_b);
+        // The last 16 bytes, 0x80000000, zeros, bit length 640.
+        let (mut a0, mut b0) = (load_be!(pa.add(64), be), load_be!(pb.add(64), be));
+        let pad = _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32);
+        let len = _mm_set_epi32(640, 0, 0, 0);
+        let zero = _mm_setzero_si128();
+        let (mut a1, mut a2, mut a3) = (pad, zero, len);
+        let (mut b1, mut b2, mut b3) = (pad, zero, len);
+        compress_regs!(a0, a1, a2, a3, b0, b1, b2, b3, abef_a, cdgh_a, abef_b, cdgh_b);
+        digests!(
+            second_hash_words!(abef_a, cdgh_a, abef_b, cdgh_b, iv_abef, iv_cdgh),
+            be
+        )
+    }
+
     /// Two merkle folds of equal depth side by side: each level is sha256d(acc || h), with `acc` kept as
     /// words in registers from one level to the next.
     ///
@@ -486,6 +527,12 @@ mod tests {
                         reference(acc.1, &branches[1])
                     )
                 );
+            }
+            let headers: [[u8; 80]; 2] =
+                std::array::from_fn(|_| std::array::from_fn(|_| next() as u8));
+            if let Some(h) = sha256d_80_pair(&headers[0], &headers[1]) {
+                let reference = |m: &[u8]| crate::work::sha256d(m);
+                assert_eq!(h, (reference(&headers[0]), reference(&headers[1])));
             }
             if let Some((da, db)) = sha256d_64_pair(&blocks[0], &blocks[1]) {
                 let reference = |m: &[u8]| crate::work::sha256d(m);

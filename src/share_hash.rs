@@ -11,6 +11,7 @@
 
 use crate::sha256x2::{
     compress, compress_pair, merkle_fold_pair, sha256_of_states_pair, sha256d_64_pair,
+    sha256d_80_pair,
 };
 use crate::work::{swap_words, Job};
 
@@ -101,6 +102,13 @@ pub fn sha256d_64(data: &[u8; 64]) -> [u8; 32] {
 
 /// sha256d of 80-byte block headers: three compressions each.
 fn sha256d_80_lanes<const N: usize>(headers: [&[u8; 80]; N]) -> [[u8; 32]; N] {
+    if let [a, b] = headers[..] {
+        if let Some((ha, hb)) = sha256d_80_pair(a, b) {
+            let mut out = [[0u8; 32]; N];
+            (out[0], out[1]) = (ha, hb);
+            return out;
+        }
+    }
     let mut tails = [[0u8; 64]; N];
     for (t, h) in tails.iter_mut().zip(&headers) {
         t[..16].copy_from_slice(&h[64..]);

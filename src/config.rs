@@ -187,7 +187,7 @@ pub struct PoolConfig {
 }
 
 fn default_threads() -> usize {
-    1
+    0
 }
 fn default_drain_timeout() -> f64 {
     5.0
@@ -540,7 +540,7 @@ pub fn template(pool_url: &str, user: &str) -> String {
         r#"# fastproxy configuration. Check it with: fastproxy --check-config -c proxy.yaml
 # Durations are in seconds (fractions allowed). Unknown keys are errors.
 
-threads: 1                    # reactor threads (0 = one per core)
+threads: 0                    # reactor threads: 0 = one per core, each with its own pool connection
 drain_timeout: 5              # on SIGTERM/SIGINT, seconds to wait for the pools' verdicts on shares in flight
 # SIGHUP reloads this file: pool lists and limits apply without dropping miners; listeners need a restart.
 # metrics: {{ listen: 127.0.0.1:9100, max_workers: 1000 }}   # GET /metrics (Prometheus), /status, / (live page)

@@ -75,6 +75,13 @@ criterion_group!(benches, bench_rewrite);
 /// minute per miner, so the duplicate-detection set grows as large as it does in such a farm.
 const SHARES_PER_JOB: u64 = 600_000;
 
+/// Writes `n` into `out` as hex digits, in place (the low digits when `out` is short).
+fn hex_counter(out: &mut [u8], n: u64) {
+    for (i, d) in out.iter_mut().rev().enumerate() {
+        *d = b"0123456789abcdef"[((n >> (4 * i)) & 15) as usize];
+    }
+}
+
 fn bench_job(depth: usize) -> fastproxy::work::Job {
     fastproxy::work::Job {
         job_id: "j".into(),
@@ -113,9 +120,7 @@ fn bench_validation(c: &mut Criterion) {
                     book.add(BookJob::Stratum(job.clone()), [0xff; 32]);
                 }
                 n += 1;
-                for (i, d) in en2.iter_mut().rev().enumerate() {
-                    *d = b"0123456789abcdef"[((n >> (4 * i)) & 15) as usize];
-                }
+                hex_counter(&mut en2, n);
                 let share = fastproxy::protocol::stratum::Submit {
                     job_id: "j",
                     extranonce2: std::str::from_utf8(&en2).unwrap(),
@@ -148,9 +153,7 @@ fn bench_validation(c: &mut Criterion) {
                 }
                 n += 1;
                 for e in en2.iter_mut() {
-                    for (i, d) in e.iter_mut().rev().take(11).enumerate() {
-                        *d = b"0123456789abcdef"[((n >> (4 * i)) & 15) as usize];
-                    }
+                    hex_counter(&mut e[1..], n);
                 }
                 let share = |k: usize| fastproxy::protocol::stratum::Submit {
                     job_id: "j",

@@ -80,6 +80,24 @@ const K: [u32; 64] = [
     0xc671_78f2,
 ];
 
+/// Some(the value of `$call`, an x86 SHA-NI function) when the CPU has SHA-NI, else None (and off x86-64).
+macro_rules! with_sha_ni {
+    ($call:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        let r = if std::arch::is_x86_feature_detected!("sha")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+        {
+            // SAFETY: the CPU has the SHA and SSE4.1 (hence SSSE3, SSE2) instructions, checked just above.
+            Some(unsafe { $call })
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let r = None;
+        r
+    }};
+}
+
 /// One compression of `block` into `state` (the sha2 crate's, with its own SHA-NI or AVX2 backend).
 pub fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
     sha2::compress256(state, &[*GenericArray::from_slice(block)]);
@@ -87,10 +105,7 @@ pub fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
 
 /// Two independent compressions: `a` with `block_a`, `b` with `block_b`.
 pub fn compress_pair(a: &mut [u32; 8], block_a: &[u8; 64], b: &mut [u32; 8], block_b: &[u8; 64]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("sse4.1") {
-        // SAFETY: the CPU has the SHA and SSE4.1 (hence SSSE3, SSE2) instructions, checked just above.
-        unsafe { x86::compress_pair(a, block_a, b, block_b) };
+    if with_sha_ni!(x86::compress_pair(a, block_a, b, block_b)).is_some() {
         return;
     }
     compress(a, block_a);
@@ -100,36 +115,18 @@ pub fn compress_pair(a: &mut [u32; 8], block_a: &[u8; 64], b: &mut [u32; 8], blo
 /// sha256d of two 64-byte messages (one merkle step each), both lanes interleaved and every intermediate kept
 /// in registers; None when the CPU has no SHA-NI (the caller then uses [`compress_pair`]).
 pub fn sha256d_64_pair(a: &[u8; 64], b: &[u8; 64]) -> Option<([u8; 32], [u8; 32])> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("sse4.1") {
-        // SAFETY: the CPU has the SHA and SSE4.1 (hence SSSE3, SSE2) instructions, checked just above.
-        return Some(unsafe { x86::sha256d_64_pair(a, b) });
-    }
-    let _ = (a, b);
-    None
+    with_sha_ni!(x86::sha256d_64_pair(a, b))
 }
 
 /// sha256d of two 80-byte block headers; None without SHA-NI.
 pub fn sha256d_80_pair(a: &[u8; 80], b: &[u8; 80]) -> Option<([u8; 32], [u8; 32])> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("sse4.1") {
-        // SAFETY: the CPU has the SHA and SSE4.1 (hence SSSE3, SSE2) instructions, checked just above.
-        return Some(unsafe { x86::sha256d_80_pair(a, b) });
-    }
-    let _ = (a, b);
-    None
+    with_sha_ni!(x86::sha256d_80_pair(a, b))
 }
 
 /// SHA-256 of two 32-byte digests given as the state words of their first hash (the second half of a double
 /// hash); None without SHA-NI.
 pub fn sha256_of_states_pair(a: &[u32; 8], b: &[u32; 8]) -> Option<([u8; 32], [u8; 32])> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("sse4.1") {
-        // SAFETY: the CPU has the SHA and SSE4.1 (hence SSSE3, SSE2) instructions, checked just above.
-        return Some(unsafe { x86::sha256_of_states_pair(a, b) });
-    }
-    let _ = (a, b);
-    None
+    with_sha_ni!(x86::sha256_of_states_pair(a, b))
 }
 
 /// Two merkle folds of equal depth side by side (see [`crate::share_hash`]); None without SHA-NI or when the
@@ -139,17 +136,10 @@ pub fn merkle_fold_pair(
     branch_a: &[[u8; 32]],
     branch_b: &[[u8; 32]],
 ) -> Option<([u8; 32], [u8; 32])> {
-    #[cfg(target_arch = "x86_64")]
-    if branch_a.len() == branch_b.len()
-        && std::arch::is_x86_feature_detected!("sha")
-        && std::arch::is_x86_feature_detected!("sse4.1")
-    {
-        // SAFETY: the CPU has the SHA and SSE4.1 (hence SSSE3, SSE2) instructions, checked just above, and
-        // the branches have the same length.
-        return Some(unsafe { x86::merkle_fold_pair(acc, branch_a, branch_b) });
+    if branch_a.len() != branch_b.len() {
+        return None;
     }
-    let _ = (acc, branch_a, branch_b);
-    None
+    with_sha_ni!(x86::merkle_fold_pair(acc, branch_a, branch_b))
 }
 
 /// The message schedule of the padding block of a 64-byte message, plus the round constants: that block is
@@ -326,22 +316,13 @@ mod x86 {
         ($words:expr, $be:ident) => {{
             let (lo_a, hi_a, lo_b, hi_b) = $words;
             let mut out = ([0u8; 32], [0u8; 32]);
-            _mm_storeu_si128(
-                out.0.as_mut_ptr() as *mut __m128i,
-                _mm_shuffle_epi8(lo_a, $be),
-            );
-            _mm_storeu_si128(
-                out.0.as_mut_ptr().add(16) as *mut __m128i,
-                _mm_shuffle_epi8(hi_a, $be),
-            );
-            _mm_storeu_si128(
-                out.1.as_mut_ptr() as *mut __m128i,
-                _mm_shuffle_epi8(lo_b, $be),
-            );
-            _mm_storeu_si128(
-                out.1.as_mut_ptr().add(16) as *mut __m128i,
-                _mm_shuffle_epi8(hi_b, $be),
-            );
+            let store = |dst: *mut u8, words: __m128i| {
+                _mm_storeu_si128(dst as *mut __m128i, _mm_shuffle_epi8(words, $be))
+            };
+            store(out.0.as_mut_ptr(), lo_a);
+            store(out.0.as_mut_ptr().add(16), hi_a);
+            store(out.1.as_mut_ptr(), lo_b);
+            store(out.1.as_mut_ptr().add(16), hi_b);
             out
         }};
     }

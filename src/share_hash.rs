@@ -13,7 +13,7 @@ use crate::sha256x2::{
     compress, compress_pair, merkle_fold_pair, sha256_of_states_pair, sha256d_64_pair,
     sha256d_80_pair,
 };
-use crate::work::{swap_words, Job};
+use crate::work::{block_header, swap_words, Job};
 
 pub(crate) const IV: [u32; 8] = [
     0x6a09_e667,
@@ -60,14 +60,24 @@ fn compress_lanes<const N: usize>(states: &mut [[u32; 8]; N], blocks: [&[u8; 64]
     }
 }
 
+/// With two lanes, the result of `pair` (a SHA-NI path) as lanes; None with one lane or without SHA-NI.
+fn paired<T, const N: usize>(
+    inputs: &[T; N],
+    pair: impl FnOnce(&T, &T) -> Option<([u8; 32], [u8; 32])>,
+) -> Option<[[u8; 32]; N]> {
+    let [a, b] = &inputs[..] else {
+        return None;
+    };
+    let (ha, hb) = pair(a, b)?;
+    let mut out = [[0u8; 32]; N];
+    (out[0], out[1]) = (ha, hb);
+    Some(out)
+}
+
 /// SHA-256 of 32-byte digests given as the state words of their first hash: one compression each.
 fn sha256_of_states<const N: usize>(states: [[u32; 8]; N]) -> [[u8; 32]; N] {
-    if let [a, b] = &states[..] {
-        if let Some((ha, hb)) = sha256_of_states_pair(a, b) {
-            let mut out = [[0u8; 32]; N];
-            (out[0], out[1]) = (ha, hb);
-            return out;
-        }
+    if let Some(out) = paired(&states, sha256_of_states_pair) {
+        return out;
     }
     let mut blocks = [[0u8; 64]; N];
     for (b, s) in blocks.iter_mut().zip(&states) {
@@ -82,12 +92,8 @@ fn sha256_of_states<const N: usize>(states: [[u32; 8]; N]) -> [[u8; 32]; N] {
 
 /// sha256d of exactly 64 bytes per lane (one merkle step): three compressions.
 fn sha256d_64_lanes<const N: usize>(data: [&[u8; 64]; N]) -> [[u8; 32]; N] {
-    if let [a, b] = data[..] {
-        if let Some((ha, hb)) = sha256d_64_pair(a, b) {
-            let mut out = [[0u8; 32]; N];
-            (out[0], out[1]) = (ha, hb);
-            return out;
-        }
+    if let Some(out) = paired(&data, |a, b| sha256d_64_pair(a, b)) {
+        return out;
     }
     let mut states = [IV; N];
     compress_lanes(&mut states, data);
@@ -102,12 +108,8 @@ pub fn sha256d_64(data: &[u8; 64]) -> [u8; 32] {
 
 /// sha256d of 80-byte block headers: three compressions each.
 fn sha256d_80_lanes<const N: usize>(headers: [&[u8; 80]; N]) -> [[u8; 32]; N] {
-    if let [a, b] = headers[..] {
-        if let Some((ha, hb)) = sha256d_80_pair(a, b) {
-            let mut out = [[0u8; 32]; N];
-            (out[0], out[1]) = (ha, hb);
-            return out;
-        }
+    if let Some(out) = paired(&headers, |a, b| sha256d_80_pair(a, b)) {
+        return out;
     }
     let mut tails = [[0u8; 64]; N];
     for (t, h) in tails.iter_mut().zip(&headers) {
@@ -190,27 +192,6 @@ impl JobHasher {
             prevhash: swap_words(&job.prevhash),
         }
     }
-
-    /// sha256d of the share's header; equal to [`Job::share_hash`] for the job this was made from.
-    pub fn share_hash(
-        &self,
-        job: &Job,
-        extranonce1: &[u8],
-        extranonce2: &[u8],
-        ntime: u32,
-        nonce: u32,
-        version: u32,
-    ) -> [u8; 32] {
-        share_hashes([&ShareInput {
-            job,
-            hasher: self,
-            extranonce1,
-            extranonce2,
-            ntime,
-            nonce,
-            version,
-        }])[0]
-    }
 }
 
 /// One share to hash: its job (with the job's [`JobHasher`]) and the fields the miner chose.
@@ -257,14 +238,14 @@ impl ShareInput<'_> {
     }
 
     fn header(&self, merkle_root: &[u8; 32]) -> [u8; 80] {
-        let mut header = [0u8; 80];
-        header[0..4].copy_from_slice(&self.version.to_le_bytes());
-        header[4..36].copy_from_slice(&self.hasher.prevhash);
-        header[36..68].copy_from_slice(merkle_root);
-        header[68..72].copy_from_slice(&self.ntime.to_le_bytes());
-        header[72..76].copy_from_slice(&self.job.nbits.to_le_bytes());
-        header[76..80].copy_from_slice(&self.nonce.to_le_bytes());
-        header
+        block_header(
+            self.version,
+            &self.hasher.prevhash,
+            merkle_root,
+            self.ntime,
+            self.job.nbits,
+            self.nonce,
+        )
     }
 }
 
@@ -418,8 +399,17 @@ mod tests {
             for nonce in 0..3u32 {
                 let (e1, en2) = ([1, 2, 3, 4, 0, 7], nonce.to_be_bytes());
                 let version = 0x2000_0000 | (nonce << 13);
+                let input = ShareInput {
+                    job: &job,
+                    hasher: &hasher,
+                    extranonce1: &e1,
+                    extranonce2: &en2,
+                    ntime: job.ntime + nonce,
+                    nonce,
+                    version,
+                };
                 assert_eq!(
-                    hasher.share_hash(&job, &e1, &en2, job.ntime + nonce, nonce, version),
+                    share_hashes([&input])[0],
                     job.share_hash(&e1, &en2, job.ntime + nonce, nonce, version),
                     "coinb1 {coinb1_len} bytes, branch {depth}, nonce {nonce}"
                 );

@@ -136,6 +136,25 @@ pub fn merkle_root_with_branch(coinbase_hash: [u8; 32], branch: &[[u8; 32]]) -> 
     })
 }
 
+/// An 80-byte block header from its fields (`prevhash` in header byte order).
+pub fn block_header(
+    version: u32,
+    prevhash: &[u8; 32],
+    merkle_root: &[u8; 32],
+    ntime: u32,
+    nbits: u32,
+    nonce: u32,
+) -> [u8; 80] {
+    let mut header = [0u8; 80];
+    header[0..4].copy_from_slice(&version.to_le_bytes());
+    header[4..36].copy_from_slice(prevhash);
+    header[36..68].copy_from_slice(merkle_root);
+    header[68..72].copy_from_slice(&ntime.to_le_bytes());
+    header[72..76].copy_from_slice(&nbits.to_le_bytes());
+    header[76..80].copy_from_slice(&nonce.to_le_bytes());
+    header
+}
+
 /// One Stratum V1 job, as carried by `mining.notify`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
@@ -217,14 +236,8 @@ impl Job {
         nonce: u32,
         version: u32,
     ) -> [u8; 80] {
-        let mut header = [0u8; 80];
-        header[0..4].copy_from_slice(&version.to_le_bytes());
-        header[4..36].copy_from_slice(&swap_words(&self.prevhash));
-        header[36..68].copy_from_slice(merkle_root);
-        header[68..72].copy_from_slice(&ntime.to_le_bytes());
-        header[72..76].copy_from_slice(&self.nbits.to_le_bytes());
-        header[76..80].copy_from_slice(&nonce.to_le_bytes());
-        header
+        let prevhash = swap_words(&self.prevhash);
+        block_header(version, &prevhash, merkle_root, ntime, self.nbits, nonce)
     }
 
     /// The 80-byte header of a share: version, prevhash (words swapped back), merkle root, ntime, nbits, nonce.

@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
+use fastproxy::proxy::RunningProxy;
 use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
+use fastproxy::sim::pool::{SimPool, SimPoolConfig};
+use fastproxy::validate::ValidationStats;
 use fastproxy::work::{self, Job};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,6 +59,14 @@ impl Rig {
             .unwrap()
     }
 
+    /// A submit line (newline included) with the given id, for raw writes.
+    fn submit_line(&self, id: u64, en2: &[u8], ntime: u32, nonce: u32) -> String {
+        let submit = json!({"id": id, "method": "mining.submit", "params": [
+            "rig", self.job.job_id, fastproxy::hex::encode(en2), format!("{ntime:08x}"), format!("{nonce:08x}")
+        ]});
+        format!("{submit}\n")
+    }
+
     fn submit(&mut self, en2: &[u8], ntime: u32, nonce: u32, vbits: Option<&str>) -> Value {
         let mut params = vec![
             json!("rig"),
@@ -71,6 +81,18 @@ impl Rig {
         let id = self.c.request("mining.submit", Value::Array(params));
         self.c.reply(id, Duration::from_secs(5)).0
     }
+}
+
+/// A checking pool at `diff`, a proxy validating its shares (and its validation counters), and a rig on it.
+fn validating(diff: f64) -> (SimPool, RunningProxy, Arc<ValidationStats>, Rig) {
+    let pool = pool(SimPoolConfig {
+        difficulty: diff,
+        ..SimPoolConfig::default()
+    });
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "validate_shares: true"));
+    let vs = proxy.validation_stats("test").unwrap();
+    let rig = Rig::new(proxy.first_addr().unwrap());
+    (pool, proxy, vs, rig)
 }
 
 #[test]
@@ -137,13 +159,7 @@ fn shares_that_arrive_together_are_hashed_side_by_side_and_judged_each_on_its_ow
     // Five submits in one write are read in one round and hashed in pairs (and one alone): a share's verdict
     // must be its own, whatever lane it was hashed in.
     let diff = 1.0 / 65_536.0;
-    let pool = pool(SimPoolConfig {
-        difficulty: diff,
-        ..SimPoolConfig::default()
-    });
-    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "validate_shares: true"));
-    let vs = proxy.validation_stats("test").unwrap();
-    let mut rig = Rig::new(proxy.first_addr().unwrap());
+    let (pool, _proxy, vs, mut rig) = validating(diff);
     let t = rig.job.ntime;
     let want = [true, false, true, false, true];
     let mut lines = Vec::new();
@@ -151,10 +167,7 @@ fn shares_that_arrive_together_are_hashed_side_by_side_and_judged_each_on_its_ow
         let mut en2 = vec![0u8; rig.n];
         en2[rig.n - 1] = i as u8 + 1;
         let nonce = rig.nonce(&en2, t, diff, good);
-        let submit = json!({"id": 100 + i, "method": "mining.submit", "params": [
-            "rig", rig.job.job_id, fastproxy::hex::encode(&en2), format!("{t:08x}"), format!("{nonce:08x}")
-        ]});
-        lines.extend_from_slice(format!("{submit}\n").as_bytes());
+        lines.extend_from_slice(rig.submit_line(100 + i as u64, &en2, t, nonce).as_bytes());
     }
     rig.c.send_raw(&lines).unwrap();
     // Refusals are answered at once, forwarded shares when the pool answers: replies come in any order.
@@ -183,20 +196,12 @@ fn shares_that_arrive_together_are_hashed_side_by_side_and_judged_each_on_its_ow
 #[test]
 fn a_share_sent_just_before_the_miner_hangs_up_still_reaches_the_pool() {
     let diff = 1.0 / 65_536.0;
-    let pool = pool(SimPoolConfig {
-        difficulty: diff,
-        ..SimPoolConfig::default()
-    });
-    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "validate_shares: true"));
-    let vs = proxy.validation_stats("test").unwrap();
-    let mut rig = Rig::new(proxy.first_addr().unwrap());
+    let (pool, _proxy, vs, mut rig) = validating(diff);
     let (t, en2) = (rig.job.ntime, vec![3u8; rig.n]);
     let nonce = rig.nonce(&en2, t, diff, true);
-    let submit = json!({"id": 9, "method": "mining.submit", "params": [
-        "rig", rig.job.job_id, fastproxy::hex::encode(&en2), format!("{t:08x}"), format!("{nonce:08x}")
-    ]});
     // The submit and the end of stream arrive together: the proxy reads both in one round.
-    rig.c.send_raw(format!("{submit}\n").as_bytes()).unwrap();
+    let line = rig.submit_line(9, &en2, t, nonce);
+    rig.c.send_raw(line.as_bytes()).unwrap();
     rig.c.shutdown_write();
     wait_until(Duration::from_secs(5), "the share at the pool", || {
         pool.stats().accepted == 1

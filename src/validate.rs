@@ -21,8 +21,10 @@ const MAX_EXTRANONCE2: usize = 32;
 /// Jobs kept per upstream (older ones are stale).
 const JOBS_KEPT: usize = 16;
 
-/// Shares remembered per job for duplicate detection (a job older than this many shares is rarely alive).
-const SEEN_PER_JOB: usize = 1 << 20;
+/// Shares per generation of a job's duplicate set: the last 2^18 to 2^19 shares of a job are remembered
+/// (several seconds of a 65,536-miner farm, minutes of a small one; an older resubmission is the pool's to
+/// catch). Bounding a generation bounds memory and the pause of a set's growth inside the reactor.
+const SEEN_GENERATION: usize = 1 << 18;
 
 /// A job in either dialect.
 #[derive(Debug, Clone)]
@@ -73,7 +75,31 @@ pub struct JobEntry {
     pub pool_target: [u8; 32],
     /// The per-job part of a V1 share's hash.
     hasher: Option<JobHasher>,
-    seen: HashSet<u64, BuildHasherDefault<KeepHash>>,
+    seen: Seen,
+}
+
+type KeySet = HashSet<u64, BuildHasherDefault<KeepHash>>;
+
+/// The shares seen for a job, in two generations: when the current one is full it becomes the previous one
+/// (the older is forgotten).
+#[derive(Debug, Default)]
+struct Seen {
+    current: KeySet,
+    previous: KeySet,
+}
+
+impl Seen {
+    /// Records `key`; false when it was seen already.
+    fn insert(&mut self, key: u64, generation: usize) -> bool {
+        if self.previous.contains(&key) {
+            return false;
+        }
+        let new = self.current.insert(key);
+        if self.current.len() >= generation {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        new
+    }
 }
 
 /// The jobs of one upstream, newest last.
@@ -100,7 +126,7 @@ impl JobBook {
             job,
             pool_target,
             hasher,
-            seen: HashSet::default(),
+            seen: Seen::default(),
         });
     }
 
@@ -158,7 +184,7 @@ fn classify(entry: &mut JobEntry, hash: [u8; 32], miner_target: &[u8; 32]) -> Ve
     let key = u64::from_le_bytes([
         hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7],
     ]);
-    if entry.seen.len() >= SEEN_PER_JOB || !entry.seen.insert(key) {
+    if !entry.seen.insert(key, SEEN_GENERATION) {
         return Verdict::Duplicate;
     }
     if work::hash_meets_target(&hash, &entry.pool_target) {
@@ -386,6 +412,20 @@ mod tests {
                     == want
             })
             .unwrap()
+    }
+
+    #[test]
+    fn the_duplicate_set_keeps_two_generations() {
+        let mut seen = Seen::default();
+        for k in 0..10u64 {
+            assert!(seen.insert(k, 4), "{k} is new");
+        }
+        // 8 and 9 are in the current generation, 4 to 7 in the previous one; 0 to 3 are forgotten.
+        for k in 4..10 {
+            assert!(!seen.insert(k, 4), "{k} is a duplicate");
+        }
+        assert!(seen.insert(0, 4));
+        assert!(seen.current.len() + seen.previous.len() <= 8);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! counts everything, and the invariants hold: every submit got exactly one reply, no share was accepted twice,
 //! every share a miner was told was accepted is one the pool accepted, and no slot or descriptor leaked.
 //!
-//! SOAK_SECONDS (default 120) and SOAK_MINERS (default 2000) size the run.
+//! SOAK_SECONDS (default 120) and SOAK_MINERS (default 2000) size the run; SOAK_VALIDATE=1 makes the proxy
+//! validate every share (`validate_shares: true`), so parked shares meet the same faults.
 
 mod common;
 
@@ -172,9 +173,10 @@ fn soak_with_faults_loses_nothing() {
     let dir = std::env::temp_dir().join(format!("fastproxy-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("soak.yaml");
+    let validate = env_u64("SOAK_VALIDATE", 0) == 1;
     let yaml = |first: SocketAddr, second: SocketAddr| {
         format!(
-            "drain_timeout: 5\nmetrics: {{ listen: 127.0.0.1:{metrics_port} }}\nproxies:\n  - name: soak\n    protocol: stratum\n    retry_initial: 0.2\n    retry_max: 1\n    failback_interval: 3\n    share_timeout: 10\n    idle_timeout: 30\n    listen:\n      - address: 127.0.0.1:{listen}\n    pools:\n      - url: stratum+tcp://{first}\n        user: acct.soak\n      - url: stratum+tcp://{second}\n        user: acct.soak\n"
+            "drain_timeout: 5\nmetrics: {{ listen: 127.0.0.1:{metrics_port} }}\nproxies:\n  - name: soak\n    protocol: stratum\n    validate_shares: {validate}\n    retry_initial: 0.2\n    retry_max: 1\n    failback_interval: 3\n    share_timeout: 10\n    idle_timeout: 30\n    listen:\n      - address: 127.0.0.1:{listen}\n    pools:\n      - url: stratum+tcp://{first}\n        user: acct.soak\n      - url: stratum+tcp://{second}\n        user: acct.soak\n"
         )
     };
     std::fs::write(&cfg, yaml(a1, a2)).unwrap();
@@ -227,12 +229,9 @@ fn soak_with_faults_loses_nothing() {
     let at = |f: f64| started + Duration::from_secs_f64(seconds as f64 * f);
     let wait_for = |t: Instant| std::thread::sleep(t.saturating_duration_since(Instant::now()));
     wait_for(at(0.2));
-    // The primary dies (failover to the backup). Its connections close first, so its final count is complete.
-    let first_primary = primary.take().map(|p| {
-        p.disconnect_all();
-        std::thread::sleep(Duration::from_millis(50));
-        p.stats()
-    });
+    // The primary dies (failover to the backup). Its counts are read once it has stopped (its listener would
+    // take the proxy's reconnects until then), so they are complete.
+    let first_primary = primary.take().map(SimPool::stop_with_stats);
     wait_for(at(0.35));
     primary = Some(pool_at(a1)); // primary back: failback
     wait_for(at(0.5));

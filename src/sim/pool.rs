@@ -276,6 +276,12 @@ impl SimPool {
         drop(self);
     }
 
+    /// Stops (as [`SimPool::stop`]) and returns the final counters: no share is accepted after them.
+    pub fn stop_with_stats(mut self) -> PoolStats {
+        self.shutdown();
+        self.stats()
+    }
+
     fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.accept_thread.take() {

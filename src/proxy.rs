@@ -178,7 +178,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     // Bind everything first, so an address in use fails the start, not a thread.
     let mut resolved: Vec<Vec<SocketAddr>> = Vec::new();
     let validation: Vec<Arc<crate::validate::ValidationStats>> =
-        config.proxies.iter().map(|_| Arc::default()).collect();
+        stats.iter().map(|(_, s)| s.validation.clone()).collect();
     let mut listen_tls = Vec::new();
     let mut pool_tls = Vec::new();
     for p in &config.proxies {

@@ -79,6 +79,8 @@ pub struct ProxyStats {
     pub pools: Vec<PoolStats>,
     /// Per worker name, bounded.
     pub workers: WorkerRegistry,
+    /// Counters of local validation (`validate_shares`).
+    pub validation: Arc<crate::validate::ValidationStats>,
 }
 
 impl ProxyStats {

@@ -589,6 +589,18 @@ pub struct ValidationStats {
 }
 
 impl ValidationStats {
+    /// The share counters by verdict, with their metrics labels.
+    pub fn verdicts(&self) -> [(&'static str, &std::sync::atomic::AtomicU64); 6] {
+        [
+            ("accepted_locally", &self.accepted_locally),
+            ("forwarded", &self.forwarded),
+            ("stale", &self.stale),
+            ("invalid", &self.invalid),
+            ("low_difficulty", &self.low_difficulty),
+            ("duplicate", &self.duplicate),
+        ]
+    }
+
     /// Counts a verdict.
     pub fn count(&self, v: &Verdict) {
         let c = match v {

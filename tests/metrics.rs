@@ -389,6 +389,10 @@ fn filled() -> Arc<ProxyStats> {
     set(&s.unknown_replies, 1);
     set(&s.extranonce_updates, 2);
     set(&s.miners_kicked, 3);
+    for (i, (_, c)) in s.validation.verdicts().into_iter().enumerate() {
+        set(c, 10 + i as u64);
+    }
+    set(&s.validation.retargets, 7);
     for _ in 0..3 {
         s.on_share_error(Reject::PoolUnavailable);
     }
@@ -476,6 +480,15 @@ fn metrics_are_valid_exposition_and_match_the_atomics() {
         assert_eq!(e.get(name, &btc), v(atomic), "{name}");
         assert_eq!(e.get(name, &[("proxy", "ltc")]), 0.0, "{name} ltc");
     }
+    for (verdict, c) in s.validation.verdicts() {
+        let labels = [("proxy", "btc"), ("verdict", verdict)];
+        assert_eq!(
+            e.get("fastproxy_validated_shares_total", &labels),
+            v(c),
+            "{verdict}"
+        );
+    }
+    assert_eq!(e.get("fastproxy_vardiff_retargets_total", &btc), 7.0);
     for r in Reject::ALL {
         assert_eq!(
             e.get(

@@ -214,6 +214,25 @@ impl Collector for StatsCollector {
         )?;
         family(
             &mut enc,
+            "fastproxy_validated_shares",
+            "Shares judged by local validation (validate_shares), by verdict: accepted_locally (met the miner's target only), forwarded, stale, invalid, low_difficulty, duplicate.",
+            MetricType::Counter,
+            px.iter().flat_map(|(n, s)| {
+                s.validation.verdicts().into_iter().map(move |(verdict, c)| {
+                    (vec![("proxy", n.as_str()), ("verdict", verdict)], counter(c))
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "fastproxy_vardiff_retargets",
+            "Difficulty changes sent to miners by vardiff.",
+            MetricType::Counter,
+            px.iter()
+                .map(|(n, s)| (pl(n), counter(&s.validation.retargets))),
+        )?;
+        family(
+            &mut enc,
             "fastproxy_upstream_state",
             "State of the proxy's upstreams: 1 for the current one of connecting, subscribed (first pool), failed_over (on a backup pool).",
             MetricType::Gauge,

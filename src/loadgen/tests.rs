@@ -3,6 +3,13 @@
 
 use super::{run, Dialect, Mode, Options};
 
+/// One run at a time: an in-process proxy's CPU is read from this process's `reactor-*` threads, so another
+/// test's proxy starting or stopping meanwhile would skew (or zero) the figure.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn opts(mode: Mode, miners: u32) -> Options {
     let mut o = Options::new(mode, miners);
     if mode != Mode::Direct {
@@ -20,6 +27,7 @@ fn opts(mode: Mode, miners: u32) -> Options {
 
 #[test]
 fn connect_200_miners_through_the_proxy() {
+    let _serial = serial();
     let r = run(&opts(Mode::Connect, 200)).unwrap();
     assert_eq!(r.connect.admitted, 200, "{:?}", r.notes);
     assert!(r.connect.time_to_admit_all_s.unwrap() > 0.0);
@@ -30,6 +38,7 @@ fn connect_200_miners_through_the_proxy() {
 
 #[test]
 fn shares_flow_through_the_proxy_and_are_timed() {
+    let _serial = serial();
     let r = run(&opts(Mode::Shares, 50)).unwrap();
     let s = r.shares.as_ref().unwrap();
     assert!(s.replies > 100, "{s:?}");
@@ -43,6 +52,7 @@ fn shares_flow_through_the_proxy_and_are_timed() {
 
 #[test]
 fn a_validating_proxy_hashes_and_forwards_every_share() {
+    let _serial = serial();
     let mut o = opts(Mode::Shares, 20);
     o.validate = true;
     let r = run(&o).unwrap();
@@ -63,6 +73,7 @@ fn a_validating_proxy_hashes_and_forwards_every_share() {
 
 #[test]
 fn equihash_fanout_and_a_paced_direct_run() {
+    let _serial = serial();
     let mut o = opts(Mode::Fanout, 40);
     o.protocol = Dialect::Equihash;
     let r = run(&o).unwrap();

@@ -162,3 +162,12 @@ fn duplicate_keys_are_read_consistently() {
         b"\x03{\"id\":2,\"result\":[null,\"00\",8],\"error\":null,\"result\":true}",
     );
 }
+
+#[test]
+fn a_repeated_id_may_be_refused_for_its_first_value() {
+    // Found by fuzz/pool_msg: the first "id" is a float too long to echo, the second is 8; the reference
+    // parser keeps the last, the proxy refused the line for the first.
+    let long = "6".repeat(56) + "." + &"6".repeat(60) + "8";
+    let line = format!("\x03{{\"id\":{long},\"id\":8,\"method\":\"mining.ping\",\"params\":[]}}");
+    invariants::pool_msg(line.as_bytes());
+}

@@ -80,7 +80,7 @@ fn fastproxy(dir: &Path, name: &str, port: u16, mode: &str, pool: SocketAddr) ->
     std::fs::write(
         &cfg,
         format!(
-            "proxies:\n  - name: {name}\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:{port}\n        proxy_protocol: {mode}\n    pools:\n      - url: stratum+tcp://{pool}\n        user: acct.{name}\n"
+            "threads: 1\nproxies:\n  - name: {name}\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:{port}\n        proxy_protocol: {mode}\n    pools:\n      - url: stratum+tcp://{pool}\n        user: acct.{name}\n"
         ),
     )
     .unwrap();

@@ -62,7 +62,7 @@ fn tls_listening_proxy(
 
 fn yaml(listen_extra: &str, pool_url: &str, pool_extra: &str) -> String {
     format!(
-        "proxies:\n  - name: test\n    protocol: stratum\n    retry_initial: 0.1\n    retry_max: 0.3\n    listen:\n      - address: 127.0.0.1:0\n{listen_extra}    pools:\n      - url: {pool_url}\n        user: acct.tls\n{pool_extra}"
+        "threads: 1\nproxies:\n  - name: test\n    protocol: stratum\n    retry_initial: 0.1\n    retry_max: 0.3\n    listen:\n      - address: 127.0.0.1:0\n{listen_extra}    pools:\n      - url: {pool_url}\n        user: acct.tls\n{pool_extra}"
     )
 }
 

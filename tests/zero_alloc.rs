@@ -108,7 +108,7 @@ fn a_forwarded_share_costs_the_proxy_no_allocation_in_steady_state() {
     // The pool: this thread, on a socket.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let yaml = format!(
-        "proxies:\n  - name: z\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n      - url: stratum+tcp://{}\n        user: acct\n",
+        "threads: 1\nproxies:\n  - name: z\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n      - url: stratum+tcp://{}\n        user: acct\n",
         listener.local_addr().unwrap()
     );
     let proxy = fastproxy::proxy::start(&Config::from_yaml(&yaml).unwrap()).unwrap();

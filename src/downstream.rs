@@ -746,13 +746,7 @@ impl Reactor {
                 let [ha, hb] = share_hashes([&a, &b]);
                 [Some(ha), Some(hb)]
             }
-            (a, _) => {
-                let b = if pair { entry(i + 1) } else { None };
-                [
-                    a.map(|a| share_hashes([&a])[0]),
-                    b.map(|b| share_hashes([&b])[0]),
-                ]
-            }
+            (a, b) => [a, b].map(|x| x.map(|x| share_hashes([&x])[0])),
         }
     }
 

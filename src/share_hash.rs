@@ -125,16 +125,6 @@ fn sha256d_80_lanes<const N: usize>(headers: [&[u8; 80]; N]) -> [[u8; 32]; N] {
     sha256_of_states(states)
 }
 
-/// sha256d of an 80-byte block header.
-pub fn sha256d_80(header: &[u8; 80]) -> [u8; 32] {
-    sha256d_80_lanes([header])[0]
-}
-
-/// Folds a merkle branch onto a coinbase transaction hash: merkle = sha256d(merkle || h) per entry.
-pub fn merkle_fold(coinbase_hash: [u8; 32], branch: &[[u8; 32]]) -> [u8; 32] {
-    merkle_fold_lanes([coinbase_hash], [branch])[0]
-}
-
 /// The merkle fold of each lane; levels both lanes have are hashed pairwise.
 fn merkle_fold_lanes<const N: usize>(
     mut acc: [[u8; 32]; N],
@@ -312,7 +302,7 @@ mod tests {
             sha256d_64(data[..64].try_into().unwrap()),
             sha256d(&data[..64])
         );
-        assert_eq!(sha256d_80(&data), sha256d(&data));
+        assert_eq!(sha256d_80_lanes([&data])[0], sha256d(&data));
         let mut state = IV;
         compress(&mut state, data[..64].try_into().unwrap());
         let first = state_bytes(&state);

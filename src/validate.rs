@@ -176,7 +176,8 @@ impl Verdict {
     }
 }
 
-fn classify(entry: &mut JobEntry, hash: [u8; 32], miner_target: &[u8; 32]) -> Verdict {
+/// The verdict on a hashed share: its hash against the miner's and the pool's targets, and duplicates.
+pub fn judge(entry: &mut JobEntry, hash: [u8; 32], miner_target: &[u8; 32]) -> Verdict {
     if !work::hash_meets_target(&hash, miner_target) {
         return Verdict::LowDifficulty;
     }
@@ -285,11 +286,6 @@ impl JobEntry {
     }
 }
 
-/// The verdict on a hashed share: its hash against the miner's and the pool's targets, and duplicates.
-pub fn judge(entry: &mut JobEntry, hash: [u8; 32], miner_target: &[u8; 32]) -> Verdict {
-    classify(entry, hash, miner_target)
-}
-
 /// Judges a V1 share. `extranonce1` is the miner's (pool E1 || prefix); `mask` the version bits it may roll;
 /// `miner_target` the easiest target it may be held to (the job's pool target when there is no vardiff).
 pub fn check_stratum(
@@ -308,7 +304,7 @@ pub fn check_stratum(
         return Verdict::Stale;
     };
     let [hash] = share_hashes([&input]);
-    classify(entry, hash, miner_target)
+    judge(entry, hash, miner_target)
 }
 
 /// Judges an Equihash share: `nonce1` is the miner's (pool NONCE_1 || prefix). The solution is verified.
@@ -337,7 +333,7 @@ pub fn check_equihash(
     // Verify against the easiest target: the miner's target is the job's pool target here.
     let target = entry.pool_target;
     match equihash::check_share(job, params, &time, &nonce, &solution, &[0xff; 32], true) {
-        Ok(hash) => classify(entry, hash, &target),
+        Ok(hash) => judge(entry, hash, &target),
         Err(e) => Verdict::Invalid(e.message().to_string()),
     }
 }

@@ -49,6 +49,15 @@ pub fn config_yaml(
     )
 }
 
+/// What the description of a started fastproxy adds with `--validate`.
+fn validating(o: &Options) -> &'static str {
+    if o.validate {
+        ", validating every share"
+    } else {
+        ""
+    }
+}
+
 fn free_port() -> Result<SocketAddr, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -106,11 +115,7 @@ impl Target {
                 description: format!(
                     "fastproxy in this process, {} thread(s){}, at {addr}",
                     o.threads,
-                    if o.validate {
-                        ", validating every share"
-                    } else {
-                        ""
-                    }
+                    validating(o)
                 ),
             });
         }
@@ -156,11 +161,7 @@ impl Target {
                 description: format!(
                     "fastproxy child process {pid}, {} thread(s){}, at {listen}",
                     o.threads,
-                    if o.validate {
-                        ", validating every share"
-                    } else {
-                        ""
-                    }
+                    validating(o)
                 ),
             };
             return ready.map(|_| t);

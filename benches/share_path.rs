@@ -116,7 +116,7 @@ fn bench_validation(c: &mut Criterion) {
         let name = format!("rebuild + hash + classify a V1 share ({depth}-level merkle branch)");
         g.bench_function(name, |b| {
             b.iter(|| {
-                if n % SHARES_PER_JOB == 0 {
+                if n.is_multiple_of(SHARES_PER_JOB) {
                     book.add(BookJob::Stratum(job.clone()), [0xff; 32]);
                 }
                 n += 1;
@@ -148,7 +148,7 @@ fn bench_validation(c: &mut Criterion) {
         let name = format!("two V1 shares side by side ({depth}-level merkle branch)");
         g.bench_function(name, |b| {
             b.iter(|| {
-                if n % SHARES_PER_JOB == 0 {
+                if n.is_multiple_of(SHARES_PER_JOB) {
                     book.add(BookJob::Stratum(job.clone()), [0xff; 32]);
                 }
                 n += 1;
@@ -169,6 +169,60 @@ fn bench_validation(c: &mut Criterion) {
                 let hashes = share_hashes([&a, &b]);
                 let entry = book.find("j").unwrap();
                 black_box(hashes.map(|h| judge(entry, h, &[0xff; 32])))
+            })
+        });
+    }
+    g.finish();
+    // A busy round's parked shares hashed together (sixteen at a time with AVX-512, the rest in pairs), as
+    // `Reactor::judge_waiting_shares` does: prepare, hash and judge, time per share.
+    let mut g = c.benchmark_group("validate_batch");
+    for (depth, batch) in [(0usize, 64usize), (4, 64), (12, 64), (12, 16), (12, 2)] {
+        use fastproxy::share_hash::{hash_many, ManyScratch};
+        use fastproxy::validate::{judge, prepare_stratum};
+        g.throughput(Throughput::Elements(batch as u64));
+        let job = bench_job(depth);
+        let mut book = JobBook::default();
+        // One miner per share: its own prefix in extranonce1 and its own extranonce2 counter.
+        let e1ps: Vec<[u8; 6]> = (0..batch as u16)
+            .map(|m| {
+                let [hi, lo] = m.to_be_bytes();
+                [0xaa, 0xbb, 0xcc, 0xdd, hi, lo]
+            })
+            .collect();
+        let mut en2s = vec![*b"000000000000"; batch];
+        let (mut hashes, mut scratch) = (Vec::new(), ManyScratch::default());
+        let mut n = 0u64;
+        let name = format!("{batch} V1 shares in one round ({depth}-level merkle branch)");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                if n.is_multiple_of(SHARES_PER_JOB / batch as u64) {
+                    book.add(BookJob::Stratum(job.clone()), [0xff; 32]);
+                }
+                n += 1;
+                for e in en2s.iter_mut() {
+                    hex_counter(e, n);
+                }
+                let share = |k: usize| fastproxy::protocol::stratum::Submit {
+                    job_id: "j",
+                    extranonce2: std::str::from_utf8(&en2s[k]).unwrap(),
+                    ntime: "5f5e1000",
+                    nonce: "00000000",
+                    version_bits: None,
+                };
+                let entry = book.get("j").unwrap();
+                let checks: Vec<_> = (0..batch)
+                    .map(|k| prepare_stratum(entry, &e1ps[k], &share(k), 0, 7200).unwrap())
+                    .collect();
+                hash_many(
+                    batch,
+                    |k| entry.share_input(&checks[k]),
+                    &mut hashes,
+                    &mut scratch,
+                );
+                let entry = book.find("j").unwrap();
+                for h in &hashes {
+                    black_box(judge(entry, h.unwrap(), &[0xff; 32]));
+                }
             })
         });
     }

@@ -11,7 +11,7 @@ use crate::protocol::stratum::{self, ConfigureRequest};
 use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::share_batch::{Parked, ShareBatch};
-use crate::share_hash::share_hashes;
+use crate::share_hash::{self, ShareInput};
 use crate::stats::ProxyStats;
 use crate::validate::{self, Vardiff, Verdict};
 use mio::{Interest, Token};
@@ -687,67 +687,64 @@ impl Reactor {
         }
     }
 
-    /// Hashes the V1 shares parked this round, two at a time, and judges each (see [`crate::share_batch`]).
+    /// Hashes the V1 shares parked this round (sixteen or two at a time, [`share_hash::hash_many`]) and judges
+    /// each in the order they came (see [`crate::share_batch`]).
     pub(crate) fn judge_waiting_shares(&mut self) {
         if self.share_batch.is_empty() {
             return;
         }
-        let mut batch = std::mem::take(&mut self.share_batch);
-        let mut i = 0;
-        while i < batch.len() {
-            let pair = i + 1 < batch.len();
-            let hashes = self.hash_parked(&batch, i, pair);
-            for (k, hash) in hashes.into_iter().enumerate().take(1 + usize::from(pair)) {
-                let p = batch.get(i + k);
-                let alive =
-                    matches!(self.conns.get(p.miner), Some(Conn::Miner(m)) if m.gen == p.gen);
-                if !alive {
-                    // Cannot happen: a closing miner's parked shares are judged before it goes.
-                    log::warn!("share of a miner that left before it was judged: not forwarded");
-                    continue;
-                }
-                let verdict = match (hash, self.upstreams.get_mut(p.upstream)) {
-                    (Some(h), Some(up)) => match up.book.find(batch.submit(i + k).job_id) {
-                        Some(entry) => validate::judge(entry, h, &p.miner_target),
-                        None => Verdict::Stale,
-                    },
-                    _ => Verdict::Stale,
-                };
-                let share = Share::Stratum(batch.submit(i + k));
-                let _ = self.share_judged(
-                    p.miner,
-                    &p.id,
-                    &share,
-                    p.upstream,
-                    p.prefix,
-                    Some(verdict),
-                    p.now,
-                );
-            }
-            i += 1 + usize::from(pair);
+        let batch = std::mem::take(&mut self.share_batch);
+        let (mut hashes, mut scratch) = std::mem::take(&mut self.share_hashing);
+        {
+            let this = &*self;
+            share_hash::hash_many(
+                batch.len(),
+                |k| this.parked_input(&batch, k),
+                &mut hashes,
+                &mut scratch,
+            );
         }
+        for (i, hash) in hashes.iter().enumerate() {
+            let p = batch.get(i);
+            let alive = matches!(self.conns.get(p.miner), Some(Conn::Miner(m)) if m.gen == p.gen);
+            if !alive {
+                // Cannot happen: a closing miner's parked shares are judged before it goes.
+                log::warn!("share of a miner that left before it was judged: not forwarded");
+                continue;
+            }
+            let verdict = match (hash, self.upstreams.get_mut(p.upstream)) {
+                (Some(h), Some(up)) => match up.book.find(batch.submit(i).job_id) {
+                    Some(entry) => validate::judge(entry, *h, &p.miner_target),
+                    None => Verdict::Stale,
+                },
+                _ => Verdict::Stale,
+            };
+            let share = Share::Stratum(batch.submit(i));
+            let _ = self.share_judged(
+                p.miner,
+                &p.id,
+                &share,
+                p.upstream,
+                p.prefix,
+                Some(verdict),
+                p.now,
+            );
+        }
+        let mut batch = batch;
         batch.clear();
         self.share_batch = batch;
+        self.share_hashing = (hashes, scratch);
     }
 
-    /// The hashes of parked shares `i` and, with `pair`, `i + 1` (None: the job is gone).
-    fn hash_parked(&self, batch: &ShareBatch, i: usize, pair: bool) -> [Option<[u8; 32]>; 2] {
-        let entry = |k: usize| {
-            let p = batch.get(k);
-            let e = self
-                .upstreams
-                .get(p.upstream)?
-                .book
-                .get(batch.submit(k).job_id)?;
-            e.share_input(&p.check)
-        };
-        match (entry(i), if pair { entry(i + 1) } else { None }) {
-            (Some(a), Some(b)) => {
-                let [ha, hb] = share_hashes([&a, &b]);
-                [Some(ha), Some(hb)]
-            }
-            (a, b) => [a, b].map(|x| x.map(|x| share_hashes([&x])[0])),
-        }
+    /// What parked share `k`'s hash is computed from (None: its job is gone).
+    fn parked_input<'a>(&'a self, batch: &'a ShareBatch, k: usize) -> Option<ShareInput<'a>> {
+        let p = batch.get(k);
+        let entry = self
+            .upstreams
+            .get(p.upstream)?
+            .book
+            .get(batch.submit(k).job_id)?;
+        entry.share_input(&p.check)
     }
 
     /// Sends the current difficulty and job to a miner that just became subscribed and authorized.

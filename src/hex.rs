@@ -16,7 +16,7 @@ pub fn digit(c: u8) -> Option<u8> {
 /// True when `s` is an even-length string of hex digits.
 #[inline]
 pub fn is_hex(s: &[u8]) -> bool {
-    s.len() % 2 == 0 && s.iter().all(|&c| digit(c).is_some())
+    s.len().is_multiple_of(2) && s.iter().all(|&c| digit(c).is_some())
 }
 
 /// Appends the lower-case hex of `bytes` to `out`.
@@ -54,7 +54,7 @@ pub fn decode_into(s: &[u8], out: &mut [u8]) -> bool {
 /// Decodes a hex string into a new vector; `None` on odd length or a non-hex digit.
 pub fn decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let mut out = vec![0u8; s.len() / 2];

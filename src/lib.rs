@@ -23,6 +23,7 @@ pub mod pending;
 pub mod protocol;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod sha256x16;
 pub mod sha256x2;
 pub mod share_hash;
 pub mod sim;

@@ -98,8 +98,10 @@ pub(crate) struct Reactor {
     dirty: Vec<usize>,
     /// Tokens whose reads were cut short for fairness.
     requeue: Vec<usize>,
-    /// V1 shares waiting to be hashed (two at a time) at the end of the round.
+    /// V1 shares waiting to be hashed (many at a time) at the end of the round.
     pub share_batch: crate::share_batch::ShareBatch,
+    /// The parked shares' hashes and the memory [`crate::share_hash::hash_many`] reuses.
+    pub share_hashing: (Vec<Option<[u8; 32]>>, crate::share_hash::ManyScratch),
     /// The event being handled also said the peer closed (or failed): read on to the end of stream.
     peer_closed: bool,
     /// Why the connection being handled must close (set by a line handler that stops framing).
@@ -139,6 +141,7 @@ impl Reactor {
             dirty: Vec::new(),
             requeue: Vec::new(),
             share_batch: Default::default(),
+            share_hashing: Default::default(),
             close_reason: None,
             peer_closed: true,
             next_gen: 1,

@@ -5,7 +5,7 @@
 //! rounds of two independent chains fills it: on this project's machines one pair takes about 45 ns where two
 //! single compressions take 76 ns (`cargo bench --bench share_path -- validate`).
 //!
-//! This is the one `unsafe` module of the crate: x86-64 SHA-NI intrinsics, used only after the CPU was
+//! This is one of the crate's two `unsafe` modules (with [`crate::sha256x16`]): x86-64 SHA-NI intrinsics, used only after the CPU was
 //! checked for them at run time. Elsewhere (or without SHA-NI) [`compress_pair`] is two calls to
 //! `sha2::compress256`. Tests compare both paths with the sha2 crate.
 
@@ -13,7 +13,7 @@ use sha2::digest::generic_array::GenericArray;
 
 /// SHA-256 round constants.
 #[cfg(target_arch = "x86_64")]
-const K: [u32; 64] = [
+pub(crate) const K: [u32; 64] = [
     0x428a_2f98,
     0x7137_4491,
     0xb5c0_fbcf,
@@ -145,7 +145,7 @@ pub fn merkle_fold_pair(
 /// The message schedule of the padding block of a 64-byte message, plus the round constants: that block is
 /// the same for every merkle step, so its 64 words are computed once, at compile time.
 #[cfg(target_arch = "x86_64")]
-const PAD_64_WK: [u32; 64] = {
+pub(crate) const PAD_64_WK: [u32; 64] = {
     let mut w = [0u32; 64];
     w[0] = 0x8000_0000;
     w[15] = 512;

@@ -1,8 +1,9 @@
-//! V1 shares waiting, within one poll round, to be hashed two at a time.
+//! V1 shares waiting, within one poll round, to be hashed together.
 //!
 //! With `validate_shares`, a V1 share that passed every check needing no hash is parked here instead of
 //! being hashed at once; at the end of the round (before output is flushed) the reactor hashes the parked
-//! shares in pairs ([`crate::share_hash::share_hashes`]) and answers or forwards each
+//! shares together ([`crate::share_hash::hash_many`]: sixteen or thirty-two shares of one job at a time
+//! with AVX-512, the rest in SHA-NI pairs) and answers or forwards each, in the order they came
 //! (`Reactor::judge_waiting_shares`). Every parked share is judged in the round it arrived in, so each still
 //! gets exactly one reply. The submit's text fields are copied into one arena that keeps its capacity: no
 //! allocation per share in steady state.

@@ -96,6 +96,17 @@ fn bench_job(depth: usize) -> fastproxy::work::Job {
     }
 }
 
+/// A submit to [`bench_job`] with this extranonce2 (hex digits).
+fn bench_submit(extranonce2: &[u8]) -> fastproxy::protocol::stratum::Submit<'_> {
+    fastproxy::protocol::stratum::Submit {
+        job_id: "j",
+        extranonce2: std::str::from_utf8(extranonce2).unwrap(),
+        ntime: "5f5e1000",
+        nonce: "00000000",
+        version_bits: None,
+    }
+}
+
 fn bench_validation(c: &mut Criterion) {
     use fastproxy::validate::{check_stratum, BookJob, JobBook};
     let mut g = c.benchmark_group("validate");
@@ -121,13 +132,7 @@ fn bench_validation(c: &mut Criterion) {
                 }
                 n += 1;
                 hex_counter(&mut en2, n);
-                let share = fastproxy::protocol::stratum::Submit {
-                    job_id: "j",
-                    extranonce2: std::str::from_utf8(&en2).unwrap(),
-                    ntime: "5f5e1000",
-                    nonce: "00000000",
-                    version_bits: None,
-                };
+                let share = bench_submit(&en2);
                 let entry = book.find("j").unwrap();
                 black_box(check_stratum(entry, &e1p, &share, 0, &[0xff; 32], 7200))
             })
@@ -155,13 +160,7 @@ fn bench_validation(c: &mut Criterion) {
                 for e in en2.iter_mut() {
                     hex_counter(&mut e[1..], n);
                 }
-                let share = |k: usize| fastproxy::protocol::stratum::Submit {
-                    job_id: "j",
-                    extranonce2: std::str::from_utf8(&en2[k]).unwrap(),
-                    ntime: "5f5e1000",
-                    nonce: "00000000",
-                    version_bits: None,
-                };
+                let share = |k: usize| bench_submit(&en2[k]);
                 let entry = book.get("j").unwrap();
                 let checks =
                     [0, 1].map(|k| prepare_stratum(entry, &e1p, &share(k), 0, 7200).unwrap());
@@ -202,13 +201,7 @@ fn bench_validation(c: &mut Criterion) {
                 for e in en2s.iter_mut() {
                     hex_counter(e, n);
                 }
-                let share = |k: usize| fastproxy::protocol::stratum::Submit {
-                    job_id: "j",
-                    extranonce2: std::str::from_utf8(&en2s[k]).unwrap(),
-                    ntime: "5f5e1000",
-                    nonce: "00000000",
-                    version_bits: None,
-                };
+                let share = |k: usize| bench_submit(&en2s[k]);
                 let entry = book.get("j").unwrap();
                 let checks: Vec<_> = (0..batch)
                     .map(|k| prepare_stratum(entry, &e1ps[k], &share(k), 0, 7200).unwrap())

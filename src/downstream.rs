@@ -687,13 +687,13 @@ impl Reactor {
         }
     }
 
-    /// Hashes the V1 shares parked this round (sixteen or two at a time, [`share_hash::hash_many`]) and judges
-    /// each in the order they came (see [`crate::share_batch`]).
+    /// Hashes the V1 shares parked this round (thirty-two, sixteen or two at a time,
+    /// [`share_hash::hash_many`]) and judges each in the order they came (see [`crate::share_batch`]).
     pub(crate) fn judge_waiting_shares(&mut self) {
         if self.share_batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.share_batch);
+        let mut batch = std::mem::take(&mut self.share_batch);
         let (mut hashes, mut scratch) = std::mem::take(&mut self.share_hashing);
         {
             let this = &*self;
@@ -730,7 +730,6 @@ impl Reactor {
                 p.now,
             );
         }
-        let mut batch = batch;
         batch.clear();
         self.share_batch = batch;
         self.share_hashing = (hashes, scratch);

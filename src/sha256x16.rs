@@ -110,26 +110,39 @@ mod x86 {
         [IV.map(|x| splat(x)); G]
     }
 
+    /// x rotated right by A, B and C bits, XORed (the rounds' Σ functions).
+    #[inline(always)]
+    unsafe fn big_sigma<const A: i32, const B: i32, const C: i32>(x: __m512i) -> __m512i {
+        _mm512_ternarylogic_epi32(
+            _mm512_ror_epi32::<A>(x),
+            _mm512_ror_epi32::<B>(x),
+            _mm512_ror_epi32::<C>(x),
+            0x96,
+        )
+    }
+
+    /// x rotated right by A and B bits and shifted right by C, XORed (the schedule's σ functions).
+    #[inline(always)]
+    unsafe fn small_sigma<const A: i32, const B: i32, const C: u32>(x: __m512i) -> __m512i {
+        _mm512_ternarylogic_epi32(
+            _mm512_ror_epi32::<A>(x),
+            _mm512_ror_epi32::<B>(x),
+            _mm512_srli_epi32::<C>(x),
+            0x96,
+        )
+    }
+
     /// One round: `wk` is the message word plus the round constant.
     #[inline(always)]
     unsafe fn round(s: &mut State, wk: __m512i) {
         let [a, b, c, d, e, f, g, h] = *s;
-        let s1 = _mm512_ternarylogic_epi32(
-            _mm512_ror_epi32::<6>(e),
-            _mm512_ror_epi32::<11>(e),
-            _mm512_ror_epi32::<25>(e),
-            0x96,
-        );
         let ch = _mm512_ternarylogic_epi32(e, f, g, 0xCA);
-        let t1 = _mm512_add_epi32(_mm512_add_epi32(h, s1), _mm512_add_epi32(ch, wk));
-        let s0 = _mm512_ternarylogic_epi32(
-            _mm512_ror_epi32::<2>(a),
-            _mm512_ror_epi32::<13>(a),
-            _mm512_ror_epi32::<22>(a),
-            0x96,
+        let t1 = _mm512_add_epi32(
+            _mm512_add_epi32(h, big_sigma::<6, 11, 25>(e)),
+            _mm512_add_epi32(ch, wk),
         );
         let maj = _mm512_ternarylogic_epi32(a, b, c, 0xE8);
-        let t2 = _mm512_add_epi32(s0, maj);
+        let t2 = _mm512_add_epi32(big_sigma::<2, 13, 22>(a), maj);
         *s = [
             _mm512_add_epi32(t1, t2),
             a,
@@ -145,20 +158,8 @@ mod x86 {
     /// Message word `i` (16 or more) of a block from the sixteen before it, in place.
     #[inline(always)]
     unsafe fn schedule(w: &mut Block, i: usize) {
-        let w15 = w[(i + 1) & 15];
-        let w2 = w[(i + 14) & 15];
-        let s0 = _mm512_ternarylogic_epi32(
-            _mm512_ror_epi32::<7>(w15),
-            _mm512_ror_epi32::<18>(w15),
-            _mm512_srli_epi32::<3>(w15),
-            0x96,
-        );
-        let s1 = _mm512_ternarylogic_epi32(
-            _mm512_ror_epi32::<17>(w2),
-            _mm512_ror_epi32::<19>(w2),
-            _mm512_srli_epi32::<10>(w2),
-            0x96,
-        );
+        let s0 = small_sigma::<7, 18, 3>(w[(i + 1) & 15]);
+        let s1 = small_sigma::<17, 19, 10>(w[(i + 14) & 15]);
         w[i & 15] = _mm512_add_epi32(
             _mm512_add_epi32(w[i & 15], s0),
             _mm512_add_epi32(w[(i + 9) & 15], s1),

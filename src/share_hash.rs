@@ -310,6 +310,8 @@ pub const MIN_WIDE: usize = 10;
 /// costs about as much as sixteen lanes plus three pairs.
 pub const MIN_DOUBLE_WIDE: usize = 19;
 
+const LANES: usize = crate::sha256x16::LANES;
+
 /// Reusable memory for [`hash_many`].
 #[derive(Default)]
 pub struct ManyScratch {
@@ -346,7 +348,7 @@ pub fn hash_many<'a>(
     }
     order.sort_unstable();
     // Lane k of a group takes input k of the chunk, or its last one where the chunk is shorter.
-    let lanes = |chunk: &[(usize, usize, usize)], from: usize| -> [ShareInput<'a>; 16] {
+    let lanes = |chunk: &[(usize, usize, usize)], from: usize| -> [ShareInput<'a>; LANES] {
         std::array::from_fn(|k| {
             let c = chunk[(from + k).min(chunk.len() - 1)];
             get(c.2).expect("an input with a job")
@@ -354,20 +356,23 @@ pub fn hash_many<'a>(
     };
     for run in order.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
         for chunk in run.chunks(2 * LANES) {
+            // Stores the hashes of the chunk's first inputs; how many (padding lanes are dropped).
+            let mut record = |hashes: &[[u8; 32]]| {
+                for (c, h) in chunk.iter().zip(hashes) {
+                    out[c.2] = Some(*h);
+                }
+                hashes.len().min(chunk.len())
+            };
             let done = if chunk.len() >= MIN_DOUBLE_WIDE {
-                hashes32(&lanes(chunk, 0), &lanes(chunk, LANES))
-                    .map(|[a, b]| chunk.iter().zip(a.into_iter().chain(b)))
-                    .map(|hashed| hashed.map(|(c, h)| out[c.2] = Some(h)).count())
+                hashes32(&lanes(chunk, 0), &lanes(chunk, LANES)).map(|h| record(h.as_flattened()))
             } else if chunk.len() >= MIN_WIDE {
-                hashes16(&lanes(chunk, 0))
-                    .map(|a| chunk.iter().zip(a).map(|(c, h)| out[c.2] = Some(h)).count())
+                hashes16(&lanes(chunk, 0)).map(|h| record(&h))
             } else {
                 None
             };
             rest.extend(chunk[done.unwrap_or(0)..].iter().map(|c| c.2));
         }
     }
-    rest.sort_unstable();
     for pair in rest.chunks(2) {
         match *pair {
             [a, b] => {
@@ -380,8 +385,6 @@ pub fn hash_many<'a>(
         }
     }
 }
-
-const LANES: usize = crate::sha256x16::LANES;
 
 /// The coinbase tails of sixteen shares of one job, one layout, as message words per block and lane.
 type TailWords = [[LaneWords; 16]; TAIL_ON_STACK / 64];

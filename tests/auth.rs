@@ -140,7 +140,8 @@ fn passthrough_lets_the_pool_decide_and_keeps_worker_names() {
     let n = sub["result"][2].as_u64().unwrap() as usize;
     let a = c.request("mining.authorize", json!(["stranger.rig", "x"]));
     let (r, _) = c.reply(a, Duration::from_secs(5));
-    assert_ne!(r["result"], json!(true), "{r}");
+    assert_eq!(r["result"], json!(false), "the pool refused: {r}");
+    assert_eq!(r["error"], json!(null), "{r}");
     let id = c.request(
         "mining.submit",
         json!(["stranger.rig", "j", "00".repeat(n), "00000000", "00000000"]),

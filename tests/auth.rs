@@ -3,11 +3,14 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::miner::{run_miner, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
+use fastproxy::sim::miner::{run_miner, spawn_miner, SimMinerConfig};
+use fastproxy::sim::pool::{AcceptedShare, SimPool, SimPoolConfig};
 use fastproxy::stats::ProxyStats;
 use serde_json::json;
-use std::sync::atomic::AtomicBool;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn users_yaml(pool: std::net::SocketAddr) -> String {
@@ -70,31 +73,66 @@ fn only_configured_users_with_the_right_password_get_in() {
     );
 }
 
+/// A pool that admits the proxy's own account and the farm's two workers, nobody else.
+fn farm_pool() -> SimPool {
+    pool(SimPoolConfig {
+        user: Some("acct.proxy".into()),
+        users: WORKERS.iter().map(|w| w.to_string()).collect(),
+        ..SimPoolConfig::default()
+    })
+}
+
+/// The miners' own worker names, unlike the proxy's pool account `acct.proxy`.
+const WORKERS: [&str; 2] = ["farm.rig1", "farm.rig2"];
+
+fn farm_miner(addr: SocketAddr, worker: &str) -> SimMinerConfig {
+    SimMinerConfig {
+        addr,
+        worker: worker.into(),
+        extranonce_subscribe: true,
+        duration: Duration::from_secs(60),
+        ..SimMinerConfig::default()
+    }
+}
+
+/// How many of `shares` the pool accepted under each worker name.
+fn by_worker(shares: &[AcceptedShare]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for s in shares {
+        *m.entry(s.worker.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
 #[test]
 fn passthrough_lets_the_pool_decide_and_keeps_worker_names() {
-    let pool = pool(SimPoolConfig {
-        user: Some("acct.proxy".into()),
-        ..SimPoolConfig::default()
-    });
+    let pool = farm_pool();
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "auth: passthrough"));
     let addr = proxy.first_addr().unwrap();
-    // The simulated pool admits exactly one user name: the proxy's account. A miner using it gets in.
-    let r = run_miner(
-        &SimMinerConfig {
-            addr,
-            worker: "acct.proxy".into(),
-            max_shares: Some(2),
-            duration: Duration::from_secs(30),
-            ..SimMinerConfig::default()
-        },
-        &AtomicBool::new(false),
+    for w in WORKERS {
+        let r = run_miner(
+            &SimMinerConfig {
+                max_shares: Some(2),
+                ..farm_miner(addr, w)
+            },
+            &AtomicBool::new(false),
+        );
+        assert_eq!(r.accepted, 2, "{w}: {r:?}");
+    }
+    // The pool saw each miner's own name: on its authorize and on each of its shares.
+    let ps = pool.stats();
+    for w in WORKERS {
+        assert!(
+            ps.authorized_users.iter().any(|u| u == w),
+            "{w} authorized upstream: {:?}",
+            ps.authorized_users
+        );
+    }
+    assert_eq!(
+        by_worker(&ps.accepted_shares),
+        BTreeMap::from([(WORKERS[0].into(), 2), (WORKERS[1].into(), 2)]),
+        "each share carried its miner's name, not the proxy's account"
     );
-    assert_eq!(r.accepted, 2, "{r:?}");
-    assert!(pool
-        .stats()
-        .accepted_shares
-        .iter()
-        .all(|s| s.worker == "acct.proxy"));
     // Another name: the pool says false, the miner hears false and cannot submit.
     let mut c = Client::connect(addr);
     let s = c.request("mining.subscribe", json!([]));
@@ -102,17 +140,74 @@ fn passthrough_lets_the_pool_decide_and_keeps_worker_names() {
     let n = sub["result"][2].as_u64().unwrap() as usize;
     let a = c.request("mining.authorize", json!(["stranger.rig", "x"]));
     let (r, _) = c.reply(a, Duration::from_secs(5));
-    assert_ne!(r["result"], json!(true), "{r}");
+    assert_eq!(r["result"], json!(false), "the pool refused: {r}");
+    assert_eq!(r["error"], json!(null), "{r}");
     let id = c.request(
         "mining.submit",
         json!(["stranger.rig", "j", "00".repeat(n), "00000000", "00000000"]),
     );
     assert_eq!(c.reply(id, Duration::from_secs(5)).0["error"][0], json!(24));
-    assert!(pool
-        .stats()
-        .authorized_users
+    let ps = pool.stats();
+    assert!(!ps.authorized_users.iter().any(|u| u == "stranger.rig"));
+    assert_eq!(ps.submits, 4, "the stranger's share was not forwarded");
+}
+
+#[test]
+fn passthrough_workers_are_authorized_again_on_the_backup_after_a_failover() {
+    let primary = farm_pool();
+    let backup = farm_pool();
+    let proxy = start_proxy(&proxy_yaml(
+        &[primary.addr(), backup.addr()],
+        "auth: passthrough\nretry_initial: 0.1\nretry_max: 0.5\nfailover_after: 2\nfailback: false",
+    ));
+    let addr = proxy.first_addr().unwrap();
+    let st = proxy.stats("test").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let miners: Vec<_> = WORKERS
         .iter()
-        .any(|u| u == "acct.proxy"));
+        .map(|w| spawn_miner(farm_miner(addr, w), stop.clone()))
+        .collect();
+    wait_until(
+        Duration::from_secs(20),
+        "both workers' shares on the primary",
+        || by_worker(&primary.stats().accepted_shares).len() == 2,
+    );
+    primary.stop();
+    wait_until(
+        Duration::from_secs(20),
+        "3 shares of each worker on the backup",
+        || {
+            let m = by_worker(&backup.stats().accepted_shares);
+            WORKERS.iter().all(|w| m.get(*w).is_some_and(|&n| n >= 3))
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    assert!(ProxyStats::get(&st.failovers) >= 1);
+    let reports: Vec<_> = miners.into_iter().map(|h| h.join().unwrap()).collect();
+    let ps = backup.stats();
+    for w in WORKERS {
+        assert!(
+            ps.authorized_users.iter().any(|u| u == w),
+            "{w} authorized again on the backup: {:?}",
+            ps.authorized_users
+        );
+    }
+    let names = by_worker(&ps.accepted_shares);
+    assert_eq!(
+        names.keys().collect::<Vec<_>>(),
+        WORKERS.iter().collect::<Vec<_>>(),
+        "the backup accepted shares under the miners' own names only: {names:?}"
+    );
+    assert_eq!(
+        ps.rejected_by_code.get(&24),
+        None,
+        "no share reached the backup from an unauthorized worker: {ps:?}"
+    );
+    for r in &reports {
+        assert!(!r.disconnected_by_peer, "{r:?}");
+        assert_eq!(r.unanswered, 0, "{r:?}");
+        assert!(!r.reject_codes.contains_key(&24), "{r:?}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ use common::*;
 use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use fastproxy::work::{self, Job};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -240,19 +241,67 @@ fn a_miner_that_does_not_read_is_disconnected_before_its_queue_grows_without_bou
     assert_good(good);
 }
 
+/// The first nonce whose share of `job` (extranonce1 `e1`, extranonce2 `e2`, the job's ntime) meets
+/// `difficulty` (`want` true) or misses it (`want` false).
+fn nonce_for(job: &Job, e1: &[u8], e2: &[u8], difficulty: f64, want: bool) -> u32 {
+    let target = work::target_from_difficulty(difficulty);
+    let merkle = job.merkle_root(&job.coinbase(e1, e2));
+    let mut header = job.header_with_merkle_root(&merkle, job.ntime, 0, job.version);
+    (0u32..50_000_000)
+        .find(|&n| {
+            header[76..].copy_from_slice(&n.to_le_bytes());
+            work::hash_meets_target(&work::sha256d(&header), &target) == want
+        })
+        .expect("a nonce within 50M tries")
+}
+
 #[test]
 fn a_half_closed_miner_still_gets_the_replies_to_its_shares() {
     let (pool, proxy, addr) = setup("");
     let mut c = Client::connect(addr);
-    let (_, n, notes) = c.handshake();
-    let job = c.job_id(&notes);
-    let id = c.request(
-        "mining.submit",
-        json!(["w", job, "00".repeat(n as usize), "00000000", "00000000"]),
-    );
+    let (e1, n, mut notes) = c.handshake();
+    while !notes.iter().any(|v| v["method"] == json!("mining.notify")) {
+        notes.push(c.read(Duration::from_secs(5)).expect("a job"));
+    }
+    let last = |m: &str| notes.iter().rev().find(|v| v["method"] == json!(m));
+    let job = Job::from_notify_params(&last("mining.notify").unwrap()["params"]).unwrap();
+    let difficulty = last("mining.set_difficulty").expect("a difficulty")["params"][0]
+        .as_f64()
+        .unwrap();
+    let e1 = fastproxy::hex::decode(&e1).unwrap();
+    let e2 = vec![0u8; n as usize];
+    // One share that meets the difficulty and one that misses it; then the miner half-closes.
+    let ids: Vec<u64> = [true, false]
+        .into_iter()
+        .map(|want| {
+            let nonce = nonce_for(&job, &e1, &e2, difficulty, want);
+            c.request(
+                "mining.submit",
+                json!([
+                    "w",
+                    job.job_id,
+                    fastproxy::hex::encode(&e2),
+                    work::u32_to_hex(job.ntime),
+                    work::u32_to_hex(nonce)
+                ]),
+            )
+        })
+        .collect();
     c.shutdown_write();
-    let (r, _) = c.reply(id, Duration::from_secs(5));
-    assert!(r.get("error").is_some(), "the pool's verdict arrives: {r}");
+    let (r, _) = c.reply(ids[0], Duration::from_secs(5));
+    assert_eq!(
+        r["result"],
+        json!(true),
+        "the pool's acceptance arrives: {r}"
+    );
+    assert_eq!(r["error"], json!(null), "{r}");
+    let (r, _) = c.reply(ids[1], Duration::from_secs(5));
+    assert_eq!(
+        r["error"][0],
+        json!(23),
+        "the pool's rejection arrives: {r}"
+    );
+    assert_ne!(r["result"], json!(true), "{r}");
     assert!(
         c.closed_within(Duration::from_secs(5)),
         "then the proxy closes"
@@ -261,5 +310,7 @@ fn a_half_closed_miner_still_gets_the_replies_to_its_shares() {
     wait_until(Duration::from_secs(5), "slot freed", || {
         ProxyStats::get(&st.miners_connected) == 0
     });
-    assert_eq!(pool.stats().submits, 1);
+    let ps = pool.stats();
+    assert_eq!((ps.submits, ps.accepted), (2, 1), "{ps:?}");
+    assert_eq!(ps.rejected_by_code.get(&23), Some(&1), "{ps:?}");
 }

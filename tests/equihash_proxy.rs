@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
+use fastproxy::equihash::{self, EquihashJob};
+use fastproxy::hex;
 use fastproxy::sim::equihash_miner::{
-    spawn_equihash_miner, EquihashMinerConfig, EquihashMinerReport,
+    grind_solution, spawn_equihash_miner, EquihashMinerConfig, EquihashMinerReport,
 };
 use fastproxy::sim::equihash_pool::{EquihashPool, EquihashPoolConfig};
 use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
@@ -109,8 +111,19 @@ fn malformed_equihash_submits_are_refused_locally_and_never_reach_the_pool() {
     let nonce1 = r["result"][1].as_str().unwrap().to_string();
     assert_eq!(nonce1.len(), 12);
     let a = c.request("mining.authorize", json!(["rig", "x"]));
-    c.reply(a, Duration::from_secs(5));
-    let job = c.job_id(&[]);
+    let (r, mut seen) = c.reply(a, Duration::from_secs(5));
+    assert_eq!(r["result"], json!(true), "{r}");
+    while !seen.iter().any(|v| v["method"] == json!("mining.notify")) {
+        seen.push(c.read(Duration::from_secs(5)).expect("a job"));
+    }
+    let last = |m: &str| seen.iter().rev().find(|v| v["method"] == json!(m));
+    let eq_job =
+        EquihashJob::from_notify_params(&last("mining.notify").unwrap()["params"]).unwrap();
+    let target = last("mining.set_target").expect("a target")["params"][0]
+        .as_str()
+        .and_then(equihash::target_from_hex)
+        .expect("target hex");
+    let job = json!(eq_job.job_id);
     let n2 = "00".repeat(32 - 6);
     let sol = format!("fd4005{}", "00".repeat(1344));
     for (params, what) in [
@@ -159,6 +172,7 @@ fn malformed_equihash_submits_are_refused_locally_and_never_reach_the_pool() {
         let id = c.request("mining.submit", params);
         let (r, _) = c.reply(id, Duration::from_secs(5));
         assert_eq!(r["error"][0], json!(20), "{what}: {r}");
+        assert_eq!(r["result"], json!(null), "{what}: {r}");
     }
     let id = c.request("mining.configure", json!([["version-rolling"], {}]));
     assert_eq!(
@@ -171,11 +185,23 @@ fn malformed_equihash_submits_are_refused_locally_and_never_reach_the_pool() {
         0,
         "nothing malformed reached the pool"
     );
-    // A well-formed share still goes through.
-    let id = c.request("mining.submit", json!(["w", job, "5e0fa21c", n2, sol]));
+    // A well-formed share that meets the target still goes through, and the pool accepts it.
+    let mut nonce = hex::decode(&nonce1).unwrap();
+    nonce.extend_from_slice(&hex::decode(&n2).unwrap());
+    let nonce: [u8; 32] = nonce.try_into().unwrap();
+    let header = eq_job.header_with_time(&[0x5e, 0x0f, 0xa2, 0x1c], &nonce);
+    let mut solution = hex::decode(&sol).unwrap();
+    grind_solution(&header, &mut solution, &target, 0, 1 << 20).expect("a solution variant");
+    let id = c.request(
+        "mining.submit",
+        json!(["w", job, "5e0fa21c", n2, hex::encode(&solution)]),
+    );
     let (r, _) = c.reply(id, Duration::from_secs(5));
-    assert!(r.get("error").is_some(), "{r}");
-    assert_eq!(pool.stats().submits, 1);
+    assert_eq!(r["result"], json!(true), "{r}");
+    assert_eq!(r["error"], json!(null), "{r}");
+    let ps = pool.stats();
+    assert_eq!((ps.submits, ps.accepted), (1, 1), "{ps:?}");
+    assert_eq!(ps.accepted_shares[0].nonce, nonce);
 }
 
 #[test]

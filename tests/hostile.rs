@@ -8,7 +8,8 @@ use common::*;
 use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
-use serde_json::json;
+use fastproxy::work::{self, Job};
+use serde_json::{json, Value};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::AtomicBool;
@@ -147,19 +148,62 @@ fn a_garbage_flood_is_cut_off_with_bounded_memory() {
     assert_eq!(good.join().unwrap().accepted, 3);
 }
 
+/// What the proxy must answer to one odd request.
+enum Answer {
+    /// An error object with code 20, `result` null, and this id.
+    Error(Value),
+    /// A subscribe result: `[[subscriptions], extranonce1 hex (12 digits), extranonce2 size 6]`.
+    Subscribed,
+    /// `result: true`, no error.
+    True,
+}
+
+/// A nonce whose share of `job` (extranonce1 `e1`, extranonce2 `e2`, the job's ntime) meets `difficulty`.
+fn nonce_meeting(job: &Job, e1: &[u8], e2: &[u8], difficulty: f64) -> u32 {
+    let target = work::target_from_difficulty(difficulty);
+    let merkle = job.merkle_root(&job.coinbase(e1, e2));
+    let mut header = job.header_with_merkle_root(&merkle, job.ntime, 0, job.version);
+    (0u32..50_000_000)
+        .find(|&n| {
+            header[76..].copy_from_slice(&n.to_le_bytes());
+            work::hash_meets_target(&work::sha256d(&header), &target)
+        })
+        .expect("a nonce within 50M tries")
+}
+
 #[test]
 fn odd_numbers_and_shapes_are_answered_not_fatal() {
     let _serial = serial();
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], ""));
     let mut c = Client::connect(proxy.first_addr().unwrap());
-    for line in [
-        "{\"id\":1e400,\"method\":\"mining.ping\",\"params\":[]}",
-        "{\"id\":99999999999999999999999,\"method\":\"mining.ping\",\"params\":[]}",
-        "{\"id\":-1,\"method\":\"mining.subscribe\",\"params\":{\"a\":1}}",
-        "{\"id\":2,\"method\":7,\"params\":[]}",
-        "{\"id\":3,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\",1e308,-1e308,[[[[]]]]]}",
-        "{\"id\":true,\"method\":\"mining.ping\"}",
+    let mut e1 = None;
+    let mut notes = Vec::new();
+    for (line, answer) in [
+        (
+            "{\"id\":1e400,\"method\":\"mining.ping\",\"params\":[]}",
+            Answer::Error(Value::Null),
+        ),
+        (
+            "{\"id\":99999999999999999999999,\"method\":\"mining.ping\",\"params\":[]}",
+            Answer::Error(Value::Null),
+        ),
+        (
+            "{\"id\":-1,\"method\":\"mining.subscribe\",\"params\":{\"a\":1}}",
+            Answer::Subscribed,
+        ),
+        (
+            "{\"id\":2,\"method\":7,\"params\":[]}",
+            Answer::Error(json!(2)),
+        ),
+        (
+            "{\"id\":3,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\",1e308,-1e308,[[[[]]]]]}",
+            Answer::True,
+        ),
+        (
+            "{\"id\":true,\"method\":\"mining.ping\"}",
+            Answer::Error(Value::Null),
+        ),
     ] {
         c.send_raw(format!("{line}\n").as_bytes()).unwrap();
         let r = loop {
@@ -169,18 +213,74 @@ fn odd_numbers_and_shapes_are_answered_not_fatal() {
             if v.get("method").is_none() {
                 break v;
             }
+            notes.push(v);
         };
-        assert!(
-            r.get("result").is_some() || r.get("error").is_some(),
-            "{line} -> {r}"
-        );
+        match answer {
+            Answer::Error(id) => {
+                assert_eq!(r["error"][0], json!(20), "{line} -> {r}");
+                assert_eq!(r["result"], Value::Null, "{line} -> {r}");
+                assert_eq!(r["id"], id, "{line} -> {r}");
+            }
+            Answer::Subscribed => {
+                assert_eq!(r["id"], json!(-1), "{line} -> {r}");
+                assert_eq!(r["error"], Value::Null, "{line} -> {r}");
+                let subs = r["result"][0].as_array().expect("subscriptions");
+                assert!(!subs.is_empty(), "{line} -> {r}");
+                let hex = r["result"][1].as_str().expect("extranonce1");
+                assert_eq!(r["result"][2], json!(6), "{line} -> {r}");
+                e1 = Some(fastproxy::hex::decode(hex).expect("extranonce1 hex"));
+            }
+            Answer::True => {
+                assert_eq!(r["id"], json!(3), "{line} -> {r}");
+                assert_eq!(r["error"], Value::Null, "{line} -> {r}");
+                assert_eq!(r["result"], json!(true), "{line} -> {r}");
+            }
+        }
     }
-    // Still usable: it subscribed (params of the wrong shape are ignored by subscribe) and authorized.
+    // Still subscribed and authorized: a share that meets the difficulty is accepted by the checking pool.
+    let e1 = e1.expect("subscribed");
+    assert_eq!(e1.len(), 6, "pool extranonce1 (4 bytes) || 2-byte prefix");
+    while !notes.iter().any(|v| v["method"] == json!("mining.notify")) {
+        notes.push(c.read(Duration::from_secs(5)).expect("a job"));
+    }
+    let last = |m: &str| notes.iter().rev().find(|v| v["method"] == json!(m));
+    let job = Job::from_notify_params(&last("mining.notify").unwrap()["params"]).unwrap();
+    let difficulty = last("mining.set_difficulty").expect("a difficulty")["params"][0]
+        .as_f64()
+        .unwrap();
+    let e2 = [0u8, 0, 0, 0, 0, 7];
+    let nonce = nonce_meeting(&job, &e1, &e2, difficulty);
+    let id = c.request(
+        "mining.submit",
+        json!([
+            "w",
+            job.job_id,
+            fastproxy::hex::encode(&e2),
+            work::u32_to_hex(job.ntime),
+            work::u32_to_hex(nonce)
+        ]),
+    );
+    let (r, _) = c.reply(id, Duration::from_secs(5));
+    assert_eq!(r["result"], json!(true), "a well-formed share: {r}");
+    assert_eq!(r["error"], Value::Null, "{r}");
+    let ps = pool.stats();
+    assert_eq!(ps.accepted, 1, "{ps:?}");
+    assert_eq!(ps.accepted_shares[0].extranonce2[2..], e2, "{ps:?}");
     let id = c.request("mining.ping", json!([]));
     assert_eq!(
         c.reply(id, Duration::from_secs(5)).0["result"],
         json!("pong")
     );
+}
+
+/// True when the proxy has closed `s` (EOF or reset); `s` must be non-blocking.
+fn closed_by_peer(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match std::io::Read::read(s, &mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
 }
 
 #[test]
@@ -189,28 +289,49 @@ fn slowloris_and_silent_clients_are_closed_by_the_idle_timeout() {
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "idle_timeout: 1"));
     let addr = proxy.first_addr().unwrap();
+    let st = proxy.stats("test").unwrap();
+    let mut silent = Client::connect(addr);
     let mut slow = TcpStream::connect(addr).unwrap();
+    slow.set_nonblocking(true).unwrap();
+    // One byte every 100 ms of a request that never ends, until the proxy hangs up (15 s at most).
     let start = Instant::now();
     let mut closed = false;
     for b in b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}"
         .iter()
         .cycle()
-        .take(40)
+        .take(150)
     {
-        if slow.write_all(&[*b]).is_err() {
+        match slow.write(&[*b]) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if closed_by_peer(&mut slow) {
             closed = true;
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        closed || start.elapsed() < Duration::from_secs(5),
-        "the slow client was cut off"
+        closed,
+        "the trickling client was still open after {:?} with idle_timeout 1 s",
+        start.elapsed()
     );
-    let st = proxy.stats("test").unwrap();
-    wait_until(Duration::from_secs(5), "kicked", || {
+    assert!(
+        silent.closed_within(Duration::from_secs(10)),
+        "the silent client was closed"
+    );
+    wait_until(Duration::from_secs(5), "both gone", || {
         ProxyStats::get(&st.miners_connected) == 0
     });
+    assert_eq!(
+        ProxyStats::get(&st.miners_kicked),
+        2,
+        "both were kicked by the idle timeout"
+    );
 }
 
 #[test]

@@ -85,10 +85,16 @@ fn id_digits(line: &[u8]) -> &[u8] {
     &line[at..end]
 }
 
+/// True when `hay` contains `needle` (no allocation).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One share: the miner submits it (request id `id`), the pool answers true, the miner reads its reply.
 fn share_round(
     miner: &mut Lines,
     pool: &mut Lines,
-    submit: &[u8],
+    (submit, id): (&[u8], &[u8]),
     line: &mut Vec<u8>,
     reply: &mut Vec<u8>,
 ) {
@@ -100,7 +106,19 @@ fn share_round(
     reply.extend_from_slice(b",\"result\":true,\"error\":null}\n");
     pool.sock.write_all(reply).unwrap();
     miner.read_line(line);
-    assert!(line.starts_with(b"{\"id\":"), "a reply");
+    // The next line the miner reads is this share's own reply (its id, not null), and it says true.
+    assert!(
+        id_digits(line) == id && !contains(line, b"\"method\""),
+        "the reply to share {}: {}",
+        String::from_utf8_lossy(id),
+        String::from_utf8_lossy(line)
+    );
+    assert!(
+        contains(line, b"\"result\":true") && contains(line, b"\"error\":null"),
+        "share {} accepted: {}",
+        String::from_utf8_lossy(id),
+        String::from_utf8_lossy(line)
+    );
 }
 
 #[test]
@@ -154,19 +172,19 @@ fn a_forwarded_share_costs_the_proxy_no_allocation_in_steady_state() {
     for _ in 0..3 {
         miner.read_line(&mut line);
     }
-    let submits: Vec<Vec<u8>> = (0..6000u64)
+    let submits: Vec<(Vec<u8>, Vec<u8>)> = (0..6000u64)
         .map(|i| {
-            format!("{{\"id\":{i},\"method\":\"mining.submit\",\"params\":[\"rig\",\"j\",\"{:012x}\",\"5f5e1000\",\"00000000\"]}}\n", i)
-                .into_bytes()
+            let line = format!("{{\"id\":{i},\"method\":\"mining.submit\",\"params\":[\"rig\",\"j\",\"{:012x}\",\"5f5e1000\",\"00000000\"]}}\n", i);
+            (line.into_bytes(), i.to_string().into_bytes())
         })
         .collect();
     // Warm up: buffers, tables and queues reach their steady sizes.
-    for s in &submits[..3000] {
-        share_round(&mut miner, &mut pool, s, &mut line, &mut reply);
+    for (s, id) in &submits[..3000] {
+        share_round(&mut miner, &mut pool, (s, id), &mut line, &mut reply);
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    for s in &submits[3000..] {
-        share_round(&mut miner, &mut pool, s, &mut line, &mut reply);
+    for (s, id) in &submits[3000..] {
+        share_round(&mut miner, &mut pool, (s, id), &mut line, &mut reply);
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     // The reactor's 100 ms tick may run a few times in the window; it allocates nothing either.

@@ -41,6 +41,8 @@ pub struct SimPoolConfig {
     pub answer_submits: bool,
     /// Jobs remembered per connection (older ones answer 21 "Job not found").
     pub jobs_kept: usize,
+    /// More user names `mining.authorize` accepts besides `user`; with `user` unset and this empty, any name.
+    pub users: Vec<String>,
 }
 
 impl Default for SimPoolConfig {
@@ -56,6 +58,7 @@ impl Default for SimPoolConfig {
             user: None,
             answer_submits: true,
             jobs_kept: 8,
+            users: Vec::new(),
         }
     }
 }
@@ -620,7 +623,10 @@ impl State {
         let Some(user) = params.get(0).and_then(Value::as_str) else {
             return self.reply(id, error_reply(req_id, (20, "Invalid params")));
         };
-        let allowed = shared.cfg.user.as_deref().is_none_or(|u| u == user);
+        let cfg = &shared.cfg;
+        let allowed = (cfg.user.is_none() && cfg.users.is_empty())
+            || cfg.user.as_deref() == Some(user)
+            || cfg.users.iter().any(|u| u == user);
         if allowed {
             self.stats.authorized_users.push(user.to_string());
             if let Some(conn) = self.conns.get_mut(&id) {

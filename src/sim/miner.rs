@@ -727,6 +727,19 @@ impl Work {
     }
 }
 
+/// The first nonce of `nonces` with which `header` (its last four bytes replaced by the nonce) hashes to meet
+/// `target`: the miners' own search, for tests that build their shares themselves.
+pub fn search_nonce(
+    header: &[u8; 80],
+    target: &[u8; 32],
+    nonces: std::ops::Range<u32>,
+) -> Option<u32> {
+    let midstate = Midstate::new(header);
+    nonces
+        .into_iter()
+        .find(|&n| work::hash_meets_target(&midstate.sha256d_with_nonce(n), target))
+}
+
 /// sha256d of an 80-byte header for many nonces: the SHA-256 state after the first 64 bytes is kept, and
 /// the block-level API is used directly (noticeably faster than `Digest` in unoptimized builds).
 #[derive(Clone)]

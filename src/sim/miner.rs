@@ -759,21 +759,35 @@ pub fn search_nonce(
     let mut second = [0u8; 64];
     second[32] = 0x80;
     second[62..].copy_from_slice(&256u16.to_be_bytes());
-    let mut hash = [0u8; 32];
-    nonces.into_iter().find(|&n| {
+    // The hash is a little-endian number: its top 32 bits are the last state word, bytes swapped. Most nonces
+    // are decided by that word alone (this runs in unoptimized test builds: keep the per-nonce work small).
+    let target_top = u32::from_be_bytes([target[0], target[1], target[2], target[3]]);
+    for n in nonces {
         tail[12..16].copy_from_slice(&n.to_le_bytes());
         let mut state = mid;
         compress(&mut state, &tail);
-        for (out, word) in second.chunks_exact_mut(4).zip(state) {
-            out.copy_from_slice(&word.to_be_bytes());
+        // An index loop: about three times faster than chunks/zip without optimizations.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..8 {
+            second[4 * i..4 * i + 4].copy_from_slice(&state[i].to_be_bytes());
         }
         let mut state = H0;
         compress(&mut state, &second);
-        for (out, word) in hash.chunks_exact_mut(4).zip(state) {
-            out.copy_from_slice(&word.to_be_bytes());
+        let top = state[7].swap_bytes();
+        if top < target_top {
+            return Some(n);
         }
-        work::hash_meets_target(&hash, target)
-    })
+        if top == target_top {
+            let mut hash = [0u8; 32];
+            for (out, word) in hash.chunks_exact_mut(4).zip(state) {
+                out.copy_from_slice(&word.to_be_bytes());
+            }
+            if work::hash_meets_target(&hash, target) {
+                return Some(n);
+            }
+        }
+    }
+    None
 }
 
 /// sha256d of an 80-byte header for many nonces: the SHA-256 state after the first 64 bytes is kept, and

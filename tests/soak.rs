@@ -53,7 +53,7 @@ fn env_u64(key: &str, default: u64) -> u64 {
 fn short_soak_with_faults_audits_every_share() {
     run(Soak {
         seconds: 12,
-        miners: 150,
+        miners: 200,
         validate: false,
         job_interval: Duration::from_secs(2),
     });
@@ -231,10 +231,18 @@ fn run(soak: Soak) {
     ];
     let shares = std::mem::take(&mut *shares.lock().unwrap());
     let a = audit(&shares, &pools, &faults);
+    let mut waits: Vec<Duration> = shares.iter().map(|s| s.rtt).collect();
+    waits.sort();
+    let wait = |q: usize| {
+        waits
+            .get(waits.len() * q / 100)
+            .copied()
+            .unwrap_or_default()
+    };
     let c = &counts;
     let elapsed = seconds.max(1) as f64;
     println!(
-        "soak {seconds}s, {miners} miners, validate {validate}, {} sessions ({} rolling versions): submitted {} ({:.0}/s, {:.1} MH hashed) | replies {} | told accepted {} | pools accepted {} | verdict lost in a fault {} | pool unavailable {} | stale {} | timeouts {} | extranonce replaced in flight {} | unexpected errors {} | pool rejects {:?} | told true not accepted {} | accepted not told true {} | accepted twice {} | accepted under a replaced extranonce {} | unanswered {} | duplicate replies {} | fds idle {fds_idle} after {fds_after}",
+        "soak {seconds}s, {miners} miners, validate {validate}, {} sessions ({} rolling versions): submitted {} ({:.0}/s, {:.1} MH hashed) | replies {} | told accepted {} | pools accepted {} | verdict lost in a fault {} | pool unavailable {} | stale {} | timeouts {} | extranonce replaced in flight {} | unexpected errors {} | pool rejects {:?} | told true not accepted {} | accepted not told true {} | accepted twice {} | accepted under a replaced extranonce {} | unanswered {} | duplicate replies {} | reply p50 {:.0?} p99 {:.0?} | fds idle {fds_idle} after {fds_after}",
         c.sessions.load(Relaxed),
         c.rolling_sessions.load(Relaxed),
         c.submitted.load(Relaxed),
@@ -256,22 +264,9 @@ fn run(soak: Soak) {
         a.accepted_as_rewritten,
         c.unanswered.load(Relaxed),
         c.duplicate_replies.load(Relaxed),
+        wait(50),
+        wait(99),
     );
-    let mut rtts: Vec<_> = shares
-        .iter()
-        .filter(|s| s.outcome == Outcome::Accepted)
-        .map(|s| s.rtt)
-        .collect();
-    rtts.sort();
-    if !rtts.is_empty() {
-        println!(
-            "rtt p10 {:?} p50 {:?} p90 {:?} p99 {:?}",
-            rtts[rtts.len() / 10],
-            rtts[rtts.len() / 2],
-            rtts[rtts.len() * 9 / 10],
-            rtts[rtts.len() * 99 / 100]
-        );
-    }
     let schedule: Vec<String> = faults
         .iter()
         .map(|(what, at)| format!("{what} at {:.1}s", at.as_secs_f64()))

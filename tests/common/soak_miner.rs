@@ -81,9 +81,6 @@ pub struct Plan {
     pub addr: SocketAddr,
     /// Submit no new share after this (the last one's reply is still awaited).
     pub until: Instant,
-    /// Globally unique: the high bits of every extranonce2, so no two sessions can hash the same share
-    /// even with the same prefix on the same job.
-    pub session_no: u64,
     /// Negotiate version rolling (`mining.configure`) and roll version bits.
     pub version_rolling: bool,
     /// The soak's start, for [`Submitted::at`].
@@ -175,7 +172,7 @@ pub fn session(plan: &Plan, c: &Counts, log: &mut Vec<Submitted>) -> bool {
             }
             if k.ready(plan.version_rolling) {
                 seq += 1;
-                let (params, key) = find_share(&k, plan.session_no, seq, c);
+                let (params, key) = find_share(&k, seq, c);
                 let id = AUTHORIZE + seq;
                 let msg = json!({"id": id, "method": "mining.submit", "params": params});
                 if w.write_all(format!("{msg}\n").as_bytes()).is_err() {
@@ -278,9 +275,10 @@ fn on_notification(k: &mut Known, method: &str, params: &Value) {
     }
 }
 
-/// Hashes until a share meets the target: extranonce2 = session number (high bits) and `seq`, ntime rolled
-/// forward by 0-2 s, version bits rolled within the mask when negotiated. Returns the submit params and the key.
-fn find_share(k: &Known, session_no: u64, seq: u64, c: &Counts) -> (Value, ShareKey) {
+/// Hashes until a share meets the target: extranonce2 counts from the session's start (as real miners do, so
+/// two sessions the proxy gave the same extranonce1 would hash the same shares), ntime rolled forward by 0-2 s,
+/// version bits rolled within the mask when negotiated. Returns the submit params and the key.
+fn find_share(k: &Known, seq: u64, c: &Counts) -> (Value, ShareKey) {
     let (Some(job), Some(e1), Some(target)) = (&k.job, &k.extranonce1, &k.target) else {
         unreachable!("only called when ready")
     };
@@ -293,7 +291,7 @@ fn find_share(k: &Known, session_no: u64, seq: u64, c: &Counts) -> (Value, Share
         (Some(bits), Some(mask)) => work::rolled_version(job.version, mask, bits),
         _ => job.version,
     };
-    let mut e2_value = (session_no << 24) | (seq << 4);
+    let mut e2_value = seq << 4;
     loop {
         let e2_full = e2_value.to_be_bytes();
         let e2 = &e2_full[8 - size..];

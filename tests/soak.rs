@@ -522,6 +522,13 @@ impl Audit {
     /// The audit's assertions, each with the shares that break it.
     fn check(&self, submitted: u64) {
         let first = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join("\n  ");
+        // Each session counts its extranonce2 from the start: only two sessions given the same extranonce1
+        // (pool extranonce1 and prefix) at once can hash the same share.
+        assert_eq!(
+            self.same_share_submitted_twice, 0,
+            "two miners hashed the same share: the proxy gave them the same extranonce1 (pool rejects: {:?})",
+            self.pool_rejects
+        );
         assert!(
             self.told_true_not_accepted.is_empty(),
             "{} shares were answered true to their miner but no pool accepted them, e.g.\n  {}",

@@ -4,6 +4,14 @@
 //! followed by identity (job, full extranonce, ntime, nonce, version; tests/common/soak_miner.rs) from the
 //! miner's submit to the pools' accepted and refused sets, and one line counts everything.
 //!
+//! Asserted share by share ([`Audit::check`]): a share a miner was told is accepted is in a pool's accepted set;
+//! a share a pool accepted was answered `true` to its miner, or with the error saying its verdict was lost in a
+//! fault; no two miners hash the same share; no pool refuses a share except as stale (21) or as low difficulty
+//! (23) after the proxy replaced the miner's extranonce1 while the share was in flight; miners see only errors a
+//! fault explains, answered within [`FAULT_WINDOW`] after one, together at most [`MAX_FAULT_ERRORS`] of all
+//! submits. And as before: every submit gets exactly one reply, no share is accepted twice, no descriptor
+//! leaks, no miner is left connected, and SIGTERM exits 0.
+//!
 //! The short soak runs in `cargo test`; the long one (`#[ignore]`d) through scripts/soak.sh, sized by
 //! SOAK_SECONDS (default 120) and SOAK_MINERS (default 2000); SOAK_VALIDATE=1 makes the proxy validate every
 //! share (`validate_shares: true`), so parked shares meet the same faults.

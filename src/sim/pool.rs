@@ -77,6 +77,8 @@ pub struct PoolStats {
     pub authorized_users: Vec<String>,
     pub configure_requests: u64,
     pub extranonce_subscribes: u64,
+    /// Every refused submit, in order, with its reason (see [`RejectedShare`]).
+    pub rejected_shares: Vec<RejectedShare>,
 }
 
 /// One share the pool accepted.
@@ -90,6 +92,31 @@ pub struct AcceptedShare {
     pub job_id: String,
     pub nonce: u32,
     pub version_bits: Option<u32>,
+    /// The share's ntime as submitted.
+    pub ntime: u32,
+    /// The header version hashed (the job's, with the rolled bits applied).
+    pub version: u32,
+}
+
+impl AcceptedShare {
+    /// extranonce1 || extranonce2: the coinbase bytes between coinb1 and coinb2 (a proxy that splits the
+    /// extranonce space leaves these the same on both of its sides).
+    pub fn full_extranonce(&self) -> Vec<u8> {
+        [&self.extranonce1[..], &self.extranonce2[..]].concat()
+    }
+}
+
+/// One submit the pool refused.
+#[derive(Clone, Debug)]
+pub struct RejectedShare {
+    pub conn_id: u64,
+    /// The error code and message the pool answered (22 for a duplicate, 23 for low difficulty, ...).
+    pub code: i64,
+    pub reason: &'static str,
+    /// The connection's extranonce1 at the time.
+    pub extranonce1: Vec<u8>,
+    /// The submit's params as sent (strings as they were, anything else as JSON text).
+    pub params: Vec<String>,
 }
 
 /// A running simulated pool. Dropping it stops it (see [`SimPool::stop`]).
@@ -662,7 +689,15 @@ impl State {
                 self.stats.accepted += 1;
                 self.stats.accepted_shares.push(share);
             }
-            Err((code, _)) => {
+            Err((code, reason)) => {
+                let extranonce1 = self.conns.get(&id).map(|c| c.extranonce1.clone());
+                self.stats.rejected_shares.push(RejectedShare {
+                    conn_id: id,
+                    code,
+                    reason,
+                    extranonce1: extranonce1.unwrap_or_default(),
+                    params: submit_params_text(params),
+                });
                 self.stats.rejected += 1;
                 *self.stats.rejected_by_code.entry(code).or_default() += 1;
                 if code == 22 {
@@ -671,6 +706,15 @@ impl State {
             }
         }
     }
+}
+
+/// A submit's params as text: strings as they were, anything else as JSON.
+fn submit_params_text(params: &Value) -> Vec<String> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    params.as_array().map_or_else(
+        || vec![params.to_string()],
+        |p| p.iter().map(text).collect(),
+    )
 }
 
 /// The version-rolling mask a `mining.configure` asked for (all bits when absent or unreadable).
@@ -785,6 +829,8 @@ impl Conn {
             job_id: job.job_id.clone(),
             nonce,
             version_bits,
+            ntime,
+            version,
         };
         self.seen.insert(key);
         Ok(share)
@@ -1059,6 +1105,20 @@ mod tests {
         assert_eq!(stats.duplicates, 1);
         assert_eq!(stats.accepted_shares[0].extranonce1, e1);
         assert_eq!(stats.accepted_shares[0].nonce, good);
+        assert_eq!(stats.accepted_shares[0].ntime, job.ntime);
+        assert_eq!(stats.accepted_shares[0].version, job.version);
+        assert_eq!(
+            stats.accepted_shares[0].full_extranonce(),
+            [&e1[..], &e2[..]].concat()
+        );
+        let refused: Vec<i64> = stats.rejected_shares.iter().map(|r| r.code).collect();
+        assert_eq!(refused, vec![24, 22, 21, 20, 20, 20, 23, 21]);
+        let low_share = &stats.rejected_shares[6];
+        assert_eq!(
+            (low_share.reason, &low_share.extranonce1),
+            ("Low difficulty share", &e1)
+        );
+        assert_eq!(low_share.params[4], work::u32_to_hex(low));
         assert_eq!(stats.authorized_users, vec!["w1".to_string()]);
     }
 
@@ -1109,6 +1169,7 @@ mod tests {
         assert_eq!(code(&c.submit(params)), 20, "bits outside the mask");
         let stats = pool.stats();
         assert_eq!(stats.accepted_shares[0].version_bits, Some(bits));
+        assert_eq!(stats.accepted_shares[0].version, version);
         assert_eq!(stats.configure_requests, 1);
 
         // A pool without version rolling does not know mining.configure.

@@ -47,6 +47,8 @@ pub(crate) struct Miner {
     pub extranonce_subscribed: bool,
     /// The version-rolling mask agreed with it.
     pub version_mask: Option<u32>,
+    /// The version-rolling mask it asked for in `mining.configure` (a pool's new mask is cut to it).
+    pub requested_mask: Option<u32>,
     /// Requests waiting for the upstream to be ready.
     pub deferred_configure: Option<(IdBuf, ConfigureRequest)>,
     pub deferred_subscribe: Option<IdBuf>,
@@ -141,6 +143,7 @@ impl Reactor {
                 authorized: false,
                 extranonce_subscribed: false,
                 version_mask: None,
+                requested_mask: None,
                 deferred_configure: None,
                 deferred_subscribe: None,
                 waiting_since: None,
@@ -905,6 +908,7 @@ impl Reactor {
                 .version_rolling
                 .map(|asked| up.pool_mask.map(|pm| pm & asked));
             m.version_mask = vr.flatten();
+            m.requested_mask = req.version_rolling;
             stratum::write_configure_result(&mut out, &id, vr, &req.others);
         }
         let mut full = false;

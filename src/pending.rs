@@ -2,11 +2,16 @@
 //!
 //! An id is `slot | seq << 32`: the slot indexes a slab (O(1), no hashing, no allocation once warm) and the
 //! sequence number makes a reused slot's old id unknown, so a late or forged reply matches nothing.
-//! Deadlines are kept in send order in a queue, so expiring is a look at its front.
+//! Deadlines are kept in a few queues, each in deadline order, so expiring is a look at their fronts: one queue
+//! while the timeout stays, another for the shorter deadlines after a reload shortened it (a heap past that).
 
 use slab::Slab;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
+
+/// Deadline queues: one per timeout change still in flight, before the heap takes the rest.
+const LANES: usize = 4;
 
 /// A request waiting for its reply.
 #[derive(Debug)]
@@ -26,7 +31,11 @@ pub struct Pending<T> {
     slots: Slab<Entry<T>>,
     seq: u32,
     serial: u64,
-    deadlines: VecDeque<(Instant, u64)>,
+    /// `(deadline, id)` records, each queue in non-decreasing deadline order; a deadline joins the first queue
+    /// whose last deadline is not later than it.
+    lanes: [VecDeque<(Instant, u64)>; LANES],
+    /// Records that fit no queue (deadlines going back more often than there are queues), earliest on top.
+    spill: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl<T> Default for Pending<T> {
@@ -35,14 +44,15 @@ impl<T> Default for Pending<T> {
             slots: Slab::new(),
             seq: 0,
             serial: 0,
-            deadlines: VecDeque::new(),
+            lanes: std::array::from_fn(|_| VecDeque::new()),
+            spill: BinaryHeap::new(),
         }
     }
 }
 
 impl<T> Pending<T> {
     /// Records a request; returns the id to send it with. Ids are below 2^53 so every JSON reader keeps them exact.
-    /// Deadlines must be given in non-decreasing order (one timeout per table); `None` never expires.
+    /// `None` never expires; deadlines may come in any order (a reload can shorten the timeout).
     pub fn insert(
         &mut self,
         value: T,
@@ -64,7 +74,15 @@ impl<T> Pending<T> {
         });
         let id = (slot as u64) | (u64::from(self.seq) << 32);
         if let Some(deadline) = deadline {
-            self.deadlines.push_back((deadline, id));
+            let record = (deadline, id);
+            match self
+                .lanes
+                .iter_mut()
+                .find(|q| q.back().is_none_or(|&(last, _)| last <= deadline))
+            {
+                Some(q) => q.push_back(record),
+                None => self.spill.push(Reverse(record)),
+            }
         }
         id
     }
@@ -79,16 +97,28 @@ impl<T> Pending<T> {
         }
     }
 
-    /// Takes the entries whose deadline has passed.
+    /// Takes the entries whose deadline has passed, oldest first.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Entry<T>>) {
-        while let Some(&(deadline, id)) = self.deadlines.front() {
+        let start = out.len();
+        for q in 0..LANES {
+            while let Some(&(deadline, id)) = self.lanes[q].front() {
+                if deadline > now && self.is_waiting(id) {
+                    break;
+                }
+                self.lanes[q].pop_front();
+                out.extend(self.take(id));
+            }
+        }
+        while let Some(&Reverse((deadline, id))) = self.spill.peek() {
             if deadline > now && self.is_waiting(id) {
                 break;
             }
-            self.deadlines.pop_front();
-            if let Some(e) = self.take(id) {
-                out.push(e);
-            }
+            self.spill.pop();
+            out.extend(self.take(id));
+        }
+        // Several queues: back to send order (serials are unique; nothing to sort in the usual case).
+        if out.len() - start > 1 {
+            out[start..].sort_unstable_by_key(|e| e.serial);
         }
         self.compact();
     }
@@ -114,7 +144,7 @@ impl<T> Pending<T> {
         let start = out.len();
         out.extend(self.slots.drain());
         out[start..].sort_by_key(|e| e.serial);
-        self.deadlines.clear();
+        self.clear_deadlines();
     }
 
     /// The requests waiting, in no particular order.
@@ -124,10 +154,7 @@ impl<T> Pending<T> {
 
     /// True when `id` is still waiting for its reply.
     pub fn is_waiting(&self, id: u64) -> bool {
-        let slot = (id & 0xFFFF_FFFF) as usize;
-        self.slots
-            .get(slot)
-            .is_some_and(|e| u64::from(e.seq) == id >> 32)
+        waiting_in(&self.slots, id)
     }
 
     /// How many requests wait.
@@ -145,22 +172,41 @@ impl<T> Pending<T> {
         self.slots.iter().any(|(_, e)| e.conn == conn)
     }
 
-    /// Drops deadline records of answered requests when they dominate the queue, and frees idle memory.
+    fn clear_deadlines(&mut self) {
+        self.lanes.iter_mut().for_each(VecDeque::clear);
+        self.spill.clear();
+    }
+
+    /// Drops deadline records of answered requests when they dominate, and frees idle memory.
     fn compact(&mut self) {
         if self.slots.is_empty() {
-            self.deadlines.clear();
+            self.clear_deadlines();
             if self.slots.capacity() > 1024 {
-                self.slots = Slab::new();
-                self.deadlines = VecDeque::new();
+                *self = Pending {
+                    seq: self.seq,
+                    serial: self.serial,
+                    ..Pending::default()
+                };
             }
-        } else if self.deadlines.len() > 4 * self.slots.len() + 64 {
-            let deadlines = std::mem::take(&mut self.deadlines);
-            self.deadlines = deadlines
-                .into_iter()
-                .filter(|&(_, id)| self.is_waiting(id))
-                .collect();
+            return;
+        }
+        let records = self.lanes.iter().map(VecDeque::len).sum::<usize>() + self.spill.len();
+        if records > 4 * self.slots.len() + 64 {
+            let slots = &self.slots;
+            for q in &mut self.lanes {
+                q.retain(|&(_, id)| waiting_in(slots, id));
+            }
+            self.spill.retain(|&Reverse((_, id))| waiting_in(slots, id));
         }
     }
+}
+
+/// True when `id` names an entry of `slots` (same slot, same sequence number).
+fn waiting_in<T>(slots: &Slab<Entry<T>>, id: u64) -> bool {
+    let slot = (id & 0xFFFF_FFFF) as usize;
+    slots
+        .get(slot)
+        .is_some_and(|e| u64::from(e.seq) == id >> 32)
 }
 
 #[cfg(test)]
@@ -205,6 +251,27 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert!(p.take(b).is_some());
         assert!(p.take(never).is_some());
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_shortened_timeout_does_not_wait_behind_longer_deadlines() {
+        let now = Instant::now();
+        let secs = |s| now + Duration::from_secs(s);
+        let mut p = Pending::default();
+        // Sent with a 30 s timeout, then (after a reload) with 1 s, then with 5 s.
+        let _old = p.insert(1, 1, now, Some(secs(30)));
+        let _short = p.insert(2, 1, secs(2), Some(secs(3)));
+        let _mid = p.insert(3, 1, secs(2), Some(secs(7)));
+        let mut out = Vec::new();
+        p.expire(secs(3), &mut out);
+        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![2]);
+        out.clear();
+        p.expire(secs(29), &mut out);
+        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![3]);
+        out.clear();
+        p.expire(secs(30), &mut out);
+        assert_eq!(out.iter().map(|e| e.value).collect::<Vec<_>>(), vec![1]);
         assert!(p.is_empty());
     }
 

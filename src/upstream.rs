@@ -683,15 +683,8 @@ impl Reactor {
             self.reauthorize_workers(u);
         }
         if mask_changed {
-            if let Some(m) = mask {
-                let mut line = Vec::new();
-                json::write_notification(
-                    &mut line,
-                    "mining.set_version_mask",
-                    format!("[\"{m:08x}\"]").as_bytes(),
-                );
-                self.broadcast(u, &line, |m| m.gets_jobs() && m.version_mask.is_some());
-            }
+            // A pool without version rolling: miners that roll must stop (mask 0).
+            self.set_version_masks(u, mask.unwrap_or(0));
         }
         if let Some(up) = self.upstreams.get(u) {
             let mut work = up.difficulty_line.clone();
@@ -822,6 +815,33 @@ impl Reactor {
         }
         for (t, why) in failed {
             self.close_miner(t, why);
+        }
+    }
+
+    /// The pool's version-rolling mask is now `pool_mask`: each miner of `u` that negotiated version rolling
+    /// gets its own `mining.set_version_mask`, the pool's mask within the one it asked for (BIP 310), and its
+    /// later shares are checked against that. Miners that did not negotiate get nothing.
+    fn set_version_masks(&mut self, u: usize, pool_mask: u32) {
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        let mut line = Vec::with_capacity(64);
+        for t in up.miners.clone() {
+            let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
+                continue;
+            };
+            let (Some(_), Some(asked)) = (m.version_mask, m.requested_mask) else {
+                continue;
+            };
+            let mask = pool_mask & asked;
+            m.version_mask = Some(mask);
+            line.clear();
+            json::write_notification(
+                &mut line,
+                "mining.set_version_mask",
+                format!("[\"{mask:08x}\"]").as_bytes(),
+            );
+            self.queue(t, &line);
         }
     }
 
@@ -976,13 +996,7 @@ impl Reactor {
                 }
                 if live {
                     self.upstreams[u].pool_mask = Some(mask);
-                    let mut line = Vec::new();
-                    json::write_notification(
-                        &mut line,
-                        "mining.set_version_mask",
-                        format!("[\"{mask:08x}\"]").as_bytes(),
-                    );
-                    self.broadcast(u, &line, |m| m.gets_jobs() && m.version_mask.is_some());
+                    self.set_version_masks(u, mask);
                 }
             }
             "mining.set_extranonce" => {

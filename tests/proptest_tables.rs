@@ -96,13 +96,28 @@ proptest! {
     }
 }
 
+/// How an inserted request's deadline is chosen.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    /// Never expires.
+    Never,
+    /// `now` plus the table's current timeout (which `SetTimeout` changes, as a reload does).
+    Timeout,
+    /// This many ms after the latest deadline given so far (deadlines that never go back).
+    AfterLatest(u64),
+    /// This many ms after `now`: any order, also before deadlines given earlier.
+    FromNow(u64),
+}
+
 #[derive(Debug, Clone)]
 enum PendingOp {
-    /// Insert on connection `conn`; with a deadline `after` ms after the latest one (deadlines never go back).
+    /// Insert on connection `conn`.
     Insert {
         conn: usize,
-        after: Option<u64>,
+        deadline: Deadline,
     },
+    /// A reload: later `Deadline::Timeout` inserts use this timeout (ms), shorter or longer than before.
+    SetTimeout(u64),
     /// Take an id issued earlier (possibly answered already).
     TakeIssued(Index),
     /// Take an arbitrary id.
@@ -113,11 +128,21 @@ enum PendingOp {
     DrainAll,
 }
 
+fn deadlines() -> impl Strategy<Value = Deadline> {
+    prop_oneof![
+        1 => Just(Deadline::Never),
+        4 => Just(Deadline::Timeout),
+        2 => (0u64..20).prop_map(Deadline::AfterLatest),
+        2 => (0u64..60).prop_map(Deadline::FromNow),
+    ]
+}
+
 fn pending_ops() -> impl Strategy<Value = Vec<PendingOp>> {
     prop::collection::vec(
         prop_oneof![
-            6 => (0usize..3, prop::option::weighted(0.8, 0u64..20))
-                .prop_map(|(conn, after)| PendingOp::Insert { conn, after }),
+            6 => (0usize..3, deadlines())
+                .prop_map(|(conn, deadline)| PendingOp::Insert { conn, deadline }),
+            1 => prop::sample::select(vec![0u64, 1, 3, 10, 30, 100]).prop_map(PendingOp::SetTimeout),
             4 => any::<Index>().prop_map(PendingOp::TakeIssued),
             1 => any::<u64>().prop_map(PendingOp::TakeRandom),
             2 => (0u64..40).prop_map(PendingOp::Expire),
@@ -169,7 +194,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// Every inserted id comes back exactly once (take, expire or drain), never after; unknown and answered
-    /// ids give None; expired and drained entries come out in insertion order.
+    /// ids give None; expired and drained entries come out in insertion order. Deadlines come in any order
+    /// (timeouts shortened and lengthened between inserts, as a reload does): each expire returns exactly the
+    /// entries whose own deadline is at or before `now`, so none expires early or late.
     #[test]
     fn pending_returns_each_request_once(ops in pending_ops()) {
         let base = Instant::now();
@@ -178,15 +205,20 @@ proptest! {
         let mut m = Model { waiting: BTreeMap::new(), issued: Vec::new(), returned: HashSet::new() };
         let mut serial = 0u64;
         let mut now = 0u64;
-        let mut last_deadline = 0u64;
+        let mut latest = 0u64;
+        let mut timeout = 30u64;
         for op in &ops {
             match *op {
-                PendingOp::Insert { conn, after } => {
+                PendingOp::SetTimeout(ms) => timeout = ms,
+                PendingOp::Insert { conn, deadline } => {
                     serial += 1;
-                    let deadline = after.map(|a| {
-                        last_deadline = last_deadline.max(now) + a;
-                        last_deadline
-                    });
+                    let deadline = match deadline {
+                        Deadline::Never => None,
+                        Deadline::Timeout => Some(now + timeout),
+                        Deadline::AfterLatest(a) => Some(latest.max(now) + a),
+                        Deadline::FromNow(a) => Some(now + a),
+                    };
+                    latest = latest.max(deadline.unwrap_or(0));
                     let id = p.insert(serial, conn, at(now), deadline.map(at));
                     prop_assert!(id < 1 << 53, "id {} not exact in JSON readers", id);
                     prop_assert!(!m.waiting.contains_key(&id), "id {} issued while in use", id);

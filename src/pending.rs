@@ -75,12 +75,19 @@ impl<T> Pending<T> {
         let id = (slot as u64) | (u64::from(self.seq) << 32);
         if let Some(deadline) = deadline {
             let record = (deadline, id);
-            match self
-                .lanes
-                .iter_mut()
-                .find(|q| q.back().is_none_or(|&(last, _)| last <= deadline))
-            {
-                Some(q) => q.push_back(record),
+            let fits =
+                |q: &VecDeque<(Instant, u64)>| q.back().is_none_or(|&(last, _)| last <= deadline);
+            let mut lane = self.lanes.iter().position(fits);
+            // A full queue sheds the records of answered requests in place before it would grow: between two
+            // expiries (the reactor's tick) thousands of answered shares must not double its memory.
+            if let Some(q) = lane.map(|i| &self.lanes[i]) {
+                if q.len() == q.capacity() && self.records() > 2 * self.slots.len() {
+                    self.prune();
+                    lane = self.lanes.iter().position(fits);
+                }
+            }
+            match lane {
+                Some(i) => self.lanes[i].push_back(record),
                 None => self.spill.push(Reverse(record)),
             }
         }
@@ -190,14 +197,23 @@ impl<T> Pending<T> {
             }
             return;
         }
-        let records = self.lanes.iter().map(VecDeque::len).sum::<usize>() + self.spill.len();
-        if records > 4 * self.slots.len() + 64 {
-            let slots = &self.slots;
-            for q in &mut self.lanes {
-                q.retain(|&(_, id)| waiting_in(slots, id));
-            }
-            self.spill.retain(|&Reverse((_, id))| waiting_in(slots, id));
+        if self.records() > 4 * self.slots.len() + 64 {
+            self.prune();
         }
+    }
+
+    /// How many deadline records are kept, answered requests' included.
+    fn records(&self) -> usize {
+        self.lanes.iter().map(VecDeque::len).sum::<usize>() + self.spill.len()
+    }
+
+    /// Drops the deadline records of answered requests, in place (no allocation).
+    fn prune(&mut self) {
+        let slots = &self.slots;
+        for q in &mut self.lanes {
+            q.retain(|&(_, id)| waiting_in(slots, id));
+        }
+        self.spill.retain(|&Reverse((_, id))| waiting_in(slots, id));
     }
 }
 
@@ -213,6 +229,28 @@ fn waiting_in<T>(slots: &Slab<Entry<T>>, id: u64) -> bool {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn answered_requests_do_not_grow_the_deadline_queue_between_expiries() {
+        // Shares answered as fast as they come, 64 in flight, and no expiry for 100,000 of them (as between
+        // two ticks of a busy reactor): the queue keeps the capacity it had once warm.
+        let now = Instant::now();
+        let mut p = Pending::default();
+        let mut ids = std::collections::VecDeque::new();
+        let mut warm = 0;
+        for i in 0..100_000u32 {
+            ids.push_back(p.insert(i, 1, now, Some(now + Duration::from_secs(30))));
+            if ids.len() > 64 {
+                assert!(p.take(ids.pop_front().unwrap()).is_some());
+            }
+            if i == 1000 {
+                warm = p.lanes[0].capacity();
+            }
+        }
+        assert!(warm > 0);
+        assert_eq!(p.lanes[0].capacity(), warm, "the queue grew");
+        assert_eq!(p.len(), 64);
+    }
 
     #[test]
     fn ids_match_once_and_reused_slots_get_new_ids() {

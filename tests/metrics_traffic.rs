@@ -41,18 +41,22 @@ impl Rig {
         let (r, more) = c.reply(a, REPLY);
         assert_eq!(r["result"], json!(true), "authorize {worker}: {r}");
         notes.extend(more);
-        let mut rig = Rig {
+        while !notes.iter().any(|v| v["method"] == json!("mining.notify")) {
+            notes.push(c.read(REPLY).expect("a mining.notify"));
+        }
+        let notify = notes
+            .iter()
+            .rev()
+            .find(|v| v["method"] == json!("mining.notify"))
+            .unwrap();
+        Rig {
+            job: Job::from_notify_params(&notify["params"]).expect("a valid notify"),
             c,
             worker: worker.to_string(),
             e1,
             n,
-            job: dummy_job(),
             next_en2: 0,
-        };
-        if !rig.absorb(&notes) {
-            rig.await_job();
         }
-        rig
     }
 
     /// Takes the latest `mining.notify` among `notes` as the current job; false when there is none.
@@ -133,20 +137,6 @@ impl Rig {
         );
         assert_ne!(r["result"], json!(true));
         r["error"][1].as_str().unwrap_or_default().to_string()
-    }
-}
-
-fn dummy_job() -> Job {
-    Job {
-        job_id: String::new(),
-        prevhash: [0; 32],
-        coinb1: Vec::new(),
-        coinb2: Vec::new(),
-        merkle_branch: Vec::new(),
-        version: 0,
-        nbits: 0,
-        ntime: 0,
-        clean_jobs: false,
     }
 }
 

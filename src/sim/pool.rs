@@ -739,15 +739,12 @@ impl Conn {
     fn send(&mut self, msg: &Value) {
         let mut line = msg.to_string().into_bytes();
         line.push(b'\n');
-        match self.stream.write_all(&line) {
-            Ok(()) => {
-                self.bytes_sent
-                    .fetch_add(line.len() as u64, Ordering::SeqCst);
-            }
-            Err(e) => {
-                log::debug!("simpool: conn {}: write failed: {e}", self.id);
-                let _ = self.stream.shutdown(Shutdown::Both);
-            }
+        if let Err(e) = self.stream.write_all(&line) {
+            log::debug!("simpool: conn {}: write failed: {e}", self.id);
+            let _ = self.stream.shutdown(Shutdown::Both);
+        } else {
+            let n = line.len() as u64;
+            self.bytes_sent.fetch_add(n, Ordering::SeqCst);
         }
     }
 

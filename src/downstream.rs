@@ -653,11 +653,12 @@ impl Reactor {
                 }
                 None => self.upstreams.get(u).map_or(0.0, |up| up.pool_difficulty),
             };
-            if let Some(w) = &m.worker_stats {
-                w.on_accepted(credited, now);
-            }
             if verdict == Verdict::BelowPool {
-                // A valid share at the miner's difficulty: the pool would not take it.
+                // A valid share at the miner's difficulty: the pool would not take it. A forwarded share
+                // counts for its worker when the pool's verdict comes (`pool_reply`), or as rejected if none does.
+                if let Some(w) = &m.worker_stats {
+                    w.on_accepted(credited, now);
+                }
                 return self.reply_result(t, id, b"true");
             }
         }

@@ -451,7 +451,6 @@ impl Reactor {
             return ControlFlow::Break(());
         };
         let stats = self.proxies[up.proxy].stats.clone();
-        let validates = self.proxies[up.proxy].cfg.validates();
         let Some(entry) = msg.id_scalar.as_u64().and_then(|id| up.pending.take(id)) else {
             ProxyStats::inc(&stats.unknown_replies);
             log::debug!(
@@ -497,14 +496,12 @@ impl Reactor {
                 } else {
                     pool.on_rejected(Reject::from_error_json(msg.error_json));
                 }
-                // With local validation the worker was credited when its share was checked.
-                if !validates {
-                    if let Some(w) = self.worker_of(miner, gen) {
-                        if accepted {
-                            w.on_accepted(difficulty, now);
-                        } else {
-                            w.on_rejected(now);
-                        }
+                // Also with local validation: a forwarded share counts for its worker by the pool's verdict.
+                if let Some(w) = self.worker_of(miner, gen) {
+                    if accepted {
+                        w.on_accepted(difficulty, now);
+                    } else {
+                        w.on_rejected(now);
                     }
                 }
                 if replied {

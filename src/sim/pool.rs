@@ -134,6 +134,14 @@ struct Shared {
     stop: AtomicBool,
     state: Mutex<State>,
     conn_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by [`SimPool::set_answer_submits`]`(false)`: submits are checked and counted but not answered.
+    muted: AtomicBool,
+    /// Verdicts queued by [`SimPool::reject_next`], used (oldest first) instead of checking the next submits.
+    forced: Mutex<VecDeque<Reject>>,
+    /// Bytes of complete lines read from all connections.
+    bytes_received: AtomicU64,
+    /// Bytes written to all connections.
+    bytes_sent: Arc<AtomicU64>,
 }
 
 /// Mutable pool state, behind one lock (connection count is small).
@@ -159,6 +167,8 @@ struct Conn {
     workers: BTreeSet<String>,
     jobs: VecDeque<SentJob>,
     seen: HashSet<ShareKey>,
+    /// The pool's count of bytes written (shared by its connections).
+    bytes_sent: Arc<AtomicU64>,
 }
 
 /// A job as sent to one connection, with what the share check needs from that moment.
@@ -201,6 +211,10 @@ impl SimPool {
             stop: AtomicBool::new(false),
             state: Mutex::new(state),
             conn_threads: Mutex::new(Vec::new()),
+            muted: AtomicBool::new(false),
+            forced: Mutex::new(VecDeque::new()),
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: Arc::new(AtomicU64::new(0)),
         });
         let accept_shared = Arc::clone(&shared);
         let accept_thread = thread::Builder::new()
@@ -296,6 +310,26 @@ impl SimPool {
         }
     }
 
+    /// From now on answer `mining.submit` (`true`, the default) or leave it unanswered (`false`; shares are
+    /// still checked and counted, as with `SimPoolConfig::answer_submits: false`).
+    pub fn set_answer_submits(&self, answer: bool) {
+        self.shared.muted.store(!answer, Ordering::SeqCst);
+    }
+
+    /// Refuses the next submit (whichever connection sends it, valid or not) with error `[code, message,
+    /// null]` instead of checking it; calls queue up, one verdict per submit. Counted as a rejection.
+    pub fn reject_next(&self, code: i64, message: &'static str) {
+        lock(&self.shared.forced).push_back((code, message));
+    }
+
+    /// Bytes read from (complete lines) and written to all connections so far: `(received, sent)`.
+    pub fn byte_counts(&self) -> (u64, u64) {
+        (
+            self.shared.bytes_received.load(Ordering::SeqCst),
+            self.shared.bytes_sent.load(Ordering::SeqCst),
+        )
+    }
+
     /// Closes every connection; the listener keeps accepting new ones.
     pub fn disconnect_all(&self) {
         lock(&self.shared.state).close_all();
@@ -383,6 +417,8 @@ fn serve_conn(shared: Arc<Shared>, id: u64, stream: TcpStream) {
     while !shared.stop.load(Ordering::SeqCst) {
         match read_line_bounded(&mut reader, &mut line, MAX_LINE) {
             Ok(LineRead::Line) => {
+                let n = line.len() as u64;
+                shared.bytes_received.fetch_add(n, Ordering::SeqCst);
                 shared.handle_line(id, &line);
                 line.clear();
             }
@@ -470,7 +506,9 @@ impl Shared {
         let mut st = lock(&self.state);
         let id = st.next_conn_id;
         st.next_conn_id += 1;
-        st.conns.insert(id, Conn::new(id, writer));
+        let mut conn = Conn::new(id, writer);
+        conn.bytes_sent = Arc::clone(&self.bytes_sent);
+        st.conns.insert(id, conn);
         st.stats.connections_total += 1;
         st.stats.connections_open += 1;
         Some(id)
@@ -675,12 +713,16 @@ impl State {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let outcome = conn.check_share(params, shared.cfg.extranonce2_size);
+        let forced = lock(&shared.forced).pop_front();
+        let outcome = match forced {
+            Some(reject) => Err(reject),
+            None => conn.check_share(params, shared.cfg.extranonce2_size),
+        };
         let reply = match &outcome {
             Ok(_) => ok_reply(req_id, json!(true)),
             Err(reject) => error_reply(req_id, *reject),
         };
-        if shared.cfg.answer_submits {
+        if shared.cfg.answer_submits && !shared.muted.load(Ordering::SeqCst) {
             conn.send(&reply);
         }
         self.stats.submits += 1;
@@ -739,6 +781,7 @@ impl Conn {
             workers: BTreeSet::new(),
             jobs: VecDeque::new(),
             seen: HashSet::new(),
+            bytes_sent: Arc::default(),
         }
     }
 
@@ -749,6 +792,9 @@ impl Conn {
         if let Err(e) = self.stream.write_all(&line) {
             log::debug!("simpool: conn {}: write failed: {e}", self.id);
             let _ = self.stream.shutdown(Shutdown::Both);
+        } else {
+            let n = line.len() as u64;
+            self.bytes_sent.fetch_add(n, Ordering::SeqCst);
         }
     }
 

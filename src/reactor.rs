@@ -119,6 +119,12 @@ pub(crate) struct Reactor {
     drain_timeout: Duration,
     /// Commands from the owning thread (config reloads), with the waker as their doorbell.
     pub(crate) commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
+    /// `max_miners` counts shared with the other reactors.
+    pub(crate) admission: Arc<crate::admission::Admission>,
+    /// Listeners waiting for a free descriptor or miner slot (see `admission`).
+    pub(crate) paused: Vec<usize>,
+    /// A miner left: retry the paused listeners at the end of the round.
+    pub(crate) retry_accept: bool,
 }
 
 impl Reactor {
@@ -130,6 +136,7 @@ impl Reactor {
         shutdown: Arc<AtomicBool>,
         drain_timeout: Duration,
         commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
+        admission: Arc<crate::admission::Admission>,
     ) -> std::io::Result<Reactor> {
         let mut r = Reactor {
             poll,
@@ -151,6 +158,9 @@ impl Reactor {
             draining: None,
             drain_timeout,
             commands,
+            admission,
+            paused: Vec::new(),
+            retry_accept: false,
         };
         for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
@@ -200,6 +210,10 @@ impl Reactor {
             }
             self.judge_waiting_shares();
             self.flush_dirty();
+            if self.retry_accept && !self.paused.is_empty() {
+                self.retry_paused();
+                self.flush_dirty();
+            }
             let now = Instant::now();
             if self.shutdown.load(Ordering::Relaxed) {
                 match self.draining {
@@ -413,6 +427,9 @@ impl Reactor {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        if !self.paused.is_empty() {
+            self.retry_paused();
+        }
         self.tick_upstreams(now);
         if now >= self.next_slow_tick {
             self.next_slow_tick = now + Duration::from_secs(1);
@@ -429,6 +446,9 @@ impl Reactor {
             .filter(|(_, c)| matches!(c, Conn::Listener { .. }))
             .map(|(k, _)| k)
             .collect();
+        for _ in self.paused.drain(..) {
+            crate::limits::pause_end();
+        }
         for t in listeners {
             if let Conn::Listener { mut listener, .. } = self.conns.remove(t) {
                 let _ = self.poll.registry().deregister(&mut listener);
@@ -464,6 +484,8 @@ impl Reactor {
                 let _ = m.io.flush();
             }
         }
+        self.release_all_miners();
+        crate::limits::upstreams_closed(self.upstreams.len() as u64);
         self.conns.clear();
     }
 

@@ -22,19 +22,55 @@ pub(crate) struct Admission {
     pub max_total: AtomicU64,
     /// Miners of every entry held now.
     miners: AtomicU64,
-    /// Connections are being refused past a `max_miners`.
-    refusing: AtomicBool,
-    /// When refusing began and the refused count then.
-    refusing_since: Mutex<(Instant, u64)>,
+    /// Refusal episodes: one per proxy entry (its own `max_miners`), and the last for the total.
+    refusing: Vec<Refusing>,
+}
+
+/// Connections being refused past one `max_miners`.
+#[derive(Debug, Default)]
+struct Refusing {
+    active: AtomicBool,
+    /// When the episode began and how many were refused in it.
+    episode: Mutex<Option<(Instant, u64)>>,
 }
 
 impl Admission {
-    pub(crate) fn new(max_total: Option<u64>) -> Admission {
+    pub(crate) fn new(max_total: Option<u64>, proxies: usize) -> Admission {
         Admission {
             max_total: AtomicU64::new(max_total.unwrap_or(u64::MAX)),
             miners: AtomicU64::new(0),
-            refusing: AtomicBool::new(false),
-            refusing_since: Mutex::new((Instant::now(), 0)),
+            refusing: (0..=proxies).map(|_| Refusing::default()).collect(),
+        }
+    }
+}
+
+impl Refusing {
+    /// One more refused; the first of an episode is logged.
+    fn refused(&self, limit: &str) {
+        let mut e = self.episode.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *e {
+            Some((_, n)) => *n += 1,
+            None => {
+                *e = Some((Instant::now(), 1));
+                self.active.store(true, Relaxed);
+                log::warn!("{limit} reached: new miners are closed at once until one leaves");
+            }
+        }
+    }
+
+    /// A miner was admitted under this limit: an episode ends, logged once.
+    fn admitted(&self, limit: impl FnOnce() -> String) {
+        if !self.active.load(Relaxed) {
+            return;
+        }
+        let mut e = self.episode.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((since, n)) = e.take() {
+            self.active.store(false, Relaxed);
+            log::warn!(
+                "{}: miners admitted again after {:.1}s; {n} connection(s) were refused past it",
+                limit(),
+                since.elapsed().as_secs_f64()
+            );
         }
     }
 }
@@ -93,13 +129,14 @@ impl Reactor {
             if self.paused.contains(&t) {
                 crate::limits::delayed();
             }
-            if let Some(limit) = self.take_proxy_slot(proxy) {
+            if let Some((scope, limit)) = self.take_proxy_slot(proxy) {
                 crate::limits::give_back_miners(1);
                 drop(socket);
-                self.refused(proxy, &limit);
+                ProxyStats::inc(&self.proxies[proxy].stats.miners_refused);
+                self.admission.refusing[scope].refused(&limit);
                 continue;
             }
-            self.end_refusing();
+            self.end_refusing(proxy);
             self.new_miner(t, proxy, socket, addr);
         }
     }
@@ -164,16 +201,16 @@ impl Reactor {
         log::debug!("[{}] miner {addr} connected", p.cfg.name);
     }
 
-    /// Counts a miner of `proxy` against the `max_miners` limits; the limit reached instead, if one is.
-    fn take_proxy_slot(&mut self, proxy: usize) -> Option<String> {
+    /// Counts a miner of `proxy` against the `max_miners` limits; the limit reached instead, if one is (its
+    /// refusal scope: the proxy's index, or the number of proxies for the total).
+    fn take_proxy_slot(&mut self, proxy: usize) -> Option<(usize, String)> {
         let a = &self.admission;
-        let max_total = a.max_total.load(Relaxed);
         let under = |max: u64| move |n: u64| (n < max).then_some(n + 1);
         if a.miners
-            .fetch_update(Relaxed, Relaxed, under(max_total))
+            .fetch_update(Relaxed, Relaxed, under(self.max_total()))
             .is_err()
         {
-            return Some(format!("max_miners {max_total} (all proxies)"));
+            return Some((self.proxies.len(), self.total_limit()));
         }
         let p = &self.proxies[proxy];
         let max = p.cfg.max_miners.as_ref().map_or(u64::MAX, |m| m.value);
@@ -183,9 +220,30 @@ impl Reactor {
             .is_err()
         {
             a.miners.fetch_sub(1, Relaxed);
-            return Some(format!("[{}] max_miners {max}", p.cfg.name));
+            return Some((proxy, self.proxy_limit(proxy)));
         }
         None
+    }
+
+    fn max_total(&self) -> u64 {
+        self.admission.max_total.load(Relaxed)
+    }
+
+    fn total_limit(&self) -> String {
+        format!("max_miners {} (all proxies)", self.max_total())
+    }
+
+    fn proxy_limit(&self, proxy: usize) -> String {
+        let p = &self.proxies[proxy].cfg;
+        let max = p.max_miners.as_ref().map_or(u64::MAX, |m| m.value);
+        format!("[{}] max_miners {max}", p.name)
+    }
+
+    /// A miner of `proxy` was admitted: refusal episodes of its entry and of the total end.
+    fn end_refusing(&self, proxy: usize) {
+        let total = self.proxies.len();
+        self.admission.refusing[proxy].admitted(|| self.proxy_limit(proxy));
+        self.admission.refusing[total].admitted(|| self.total_limit());
     }
 
     /// A miner of `proxy` is gone: its descriptor slot and its `max_miners` places are free again, and paused
@@ -216,43 +274,6 @@ impl Reactor {
         for _ in self.paused.drain(..) {
             crate::limits::pause_end();
         }
-    }
-
-    fn refused(&mut self, proxy: usize, limit: &str) {
-        ProxyStats::inc(&self.proxies[proxy].stats.miners_refused);
-        if !self.admission.refusing.swap(true, Relaxed) {
-            let before = self.refused_total() - 1;
-            *self
-                .admission
-                .refusing_since
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = (Instant::now(), before);
-            log::warn!("{limit} reached: new miners are closed at once until one leaves");
-        }
-    }
-
-    /// A miner was admitted: if connections were being refused, that episode ends (logged once).
-    fn end_refusing(&mut self) {
-        if !self.admission.refusing.load(Relaxed) || !self.admission.refusing.swap(false, Relaxed) {
-            return;
-        }
-        let (since, before) = *self
-            .admission
-            .refusing_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        log::warn!(
-            "miners admitted again after {:.1}s: {} connection(s) were refused past max_miners",
-            since.elapsed().as_secs_f64(),
-            self.refused_total().saturating_sub(before)
-        );
-    }
-
-    fn refused_total(&self) -> u64 {
-        self.proxies
-            .iter()
-            .map(|p| ProxyStats::get(&p.stats.miners_refused))
-            .sum()
     }
 
     fn pause_listener(&mut self, t: usize, cause: &str) {

@@ -12,7 +12,8 @@
 //!   the resolver reads) plus its L listeners;
 //! - per reactor and proxy entry, [`PER_UPSTREAM`] = 3 for the *next* upstream it may have to open (when every
 //!   pool connection's prefix space is full);
-//! - with `metrics`, [`METRICS`] = 17: its listener and 16 connections (it serves a few scrapers, not the world);
+//! - with `metrics`, [`METRICS`] = 33: its listener and 16 connections of two descriptors each (the HTTP server
+//!   clones each socket; it serves a few scrapers, not the world);
 //! - and, while they are open, [`PER_UPSTREAM`] = 3 per upstream: its active connection, a probe (failback or
 //!   `client.reconnect`) and one draining connection, so reconnects and failover always find a descriptor.
 //!
@@ -29,8 +30,8 @@ pub const BASE: u64 = 16;
 pub const PER_REACTOR: u64 = 5;
 /// Per upstream: active, probe and one draining pool connection.
 pub const PER_UPSTREAM: u64 = 3;
-/// The metrics endpoint: listener and 16 connections.
-pub const METRICS: u64 = 17;
+/// The metrics endpoint: listener and 16 connections of two descriptors.
+pub const METRICS: u64 = 33;
 
 /// The descriptor limit in force (`u64::MAX` until a proxy started, or when unlimited).
 static LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -300,7 +301,7 @@ mod tests {
     fn reserve_counts_reactors_listeners_upstreams_and_metrics() {
         let y = "metrics: { listen: 127.0.0.1:0 }\nproxies:\n  - name: a\n    protocol: stratum\n    listen: [{address: 127.0.0.1:0}, {address: 127.0.0.1:0}]\n    pools: [{url: stratum+tcp://127.0.0.1:1, user: u}]\n  - name: b\n    protocol: stratum\n    listen: [{address: 127.0.0.1:0}]\n    pools: [{url: stratum+tcp://127.0.0.1:1, user: u}]\n";
         let c = crate::config::Config::from_yaml(y).unwrap();
-        // 16 + 2 reactors × (5 + 3 listeners) + 2 × 2 proxies × 3 + 17.
-        assert_eq!(fixed_reserve(&c, 2), 16 + 2 * 8 + 12 + 17);
+        // 16 + 2 reactors × (5 + 3 listeners) + 2 × 2 proxies × 3 + 33.
+        assert_eq!(fixed_reserve(&c, 2), 16 + 2 * 8 + 12 + 33);
     }
 }

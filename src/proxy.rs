@@ -188,6 +188,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let admission = Arc::new(crate::admission::Admission::new(
         config.max_miners.as_ref().map(|m| m.value),
+        config.proxies.len(),
     ));
     let max_workers = config.metrics.as_ref().map_or(1000, |m| m.max_workers);
     let stats: Vec<(String, Arc<ProxyStats>)> = config

@@ -270,8 +270,14 @@ fn pools_reconnect_and_fail_over_while_miners_hold_every_descriptor() {
     wait_until(Duration::from_secs(20), "shares on the primary", || {
         primary.stats().accepted >= 2
     });
-    // Every slot held and a long queue behind: each descriptor that frees up is wanted by the backlog.
-    let plain = proxy.fill(200);
+    // Every slot held and a long queue behind: each descriptor that frees up is wanted by the backlog. (Watched
+    // in the log, not over HTTP: this must not depend on the metrics endpoint.)
+    let plain: Vec<TcpStream> = (0..proxy.room + 200)
+        .map(|_| TcpStream::connect(proxy.miners).unwrap())
+        .collect();
+    wait_until(Duration::from_secs(20), "new connections waiting", || {
+        !proxy.lines_with("out of descriptors").is_empty()
+    });
     primary.disconnect_all();
     wait_until(
         Duration::from_secs(20),

@@ -74,6 +74,8 @@ pub struct Nofile {
     pub hard: u64,
 }
 
+// rlim_t is not u64 on every target.
+#[allow(clippy::unnecessary_cast)]
 fn as_u64(v: libc::rlim_t) -> u64 {
     if v == libc::RLIM_INFINITY {
         u64::MAX

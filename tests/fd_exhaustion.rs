@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 /// The proxy binary running under a descriptor limit, its stderr collected line by line.
 struct Proxy {
     child: Child,
+    config: std::path::PathBuf,
     log: Arc<Mutex<Vec<String>>>,
     miners: SocketAddr,
     metrics: SocketAddr,
@@ -30,6 +31,7 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
         if std::thread::panicking() {
             eprintln!("fastproxy's log:\n{}", self.log.lock().unwrap().join("\n"));
         }
@@ -74,6 +76,7 @@ impl Proxy {
         });
         let mut p = Proxy {
             child,
+            config: path,
             log,
             miners: "0.0.0.0:0".parse().unwrap(),
             metrics: "0.0.0.0:0".parse().unwrap(),

@@ -24,6 +24,9 @@ pub(crate) struct Admission {
     miners: AtomicU64,
     /// Refusal episodes: one per proxy entry (its own `max_miners`), and the last for the total.
     refusing: Vec<Refusing>,
+    /// The top-level `max_queued_output`, shared evenly by the `threads` reactors (see `budget`).
+    pub max_queued_output: AtomicU64,
+    pub threads: usize,
 }
 
 /// Connections being refused past one `max_miners`.
@@ -35,11 +38,16 @@ struct Refusing {
 }
 
 impl Admission {
-    pub(crate) fn new(max_total: Option<u64>, proxies: usize) -> Admission {
+    pub(crate) fn new(config: &crate::config::Config, threads: usize) -> Admission {
+        let max_total = config.max_miners.as_ref().map(|m| m.value);
         Admission {
             max_total: AtomicU64::new(max_total.unwrap_or(u64::MAX)),
             miners: AtomicU64::new(0),
-            refusing: (0..=proxies).map(|_| Refusing::default()).collect(),
+            refusing: (0..=config.proxies.len())
+                .map(|_| Refusing::default())
+                .collect(),
+            max_queued_output: AtomicU64::new(config.max_queued_output),
+            threads,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct Config {
     /// it, the descriptor limit sets the bound (past that, new connections wait in the listen backlog).
     #[serde(default)]
     pub max_miners: Option<Spanned<u64>>,
+    /// Bytes queued for miners that do not read, all together; past it the largest queues are disconnected.
+    #[serde(default = "default_max_queued_output")]
+    pub max_queued_output: u64,
     pub proxies: Vec<ProxyConfig>,
 }
 
@@ -193,6 +196,9 @@ pub struct PoolConfig {
     pub insecure_skip_verify: bool,
 }
 
+fn default_max_queued_output() -> u64 {
+    1 << 30
+}
 fn default_threads() -> usize {
     0
 }
@@ -370,6 +376,12 @@ impl Config {
         }
         if !(self.drain_timeout.is_finite() && (0.0..=3600.0).contains(&self.drain_timeout)) {
             p(None, "drain_timeout must be 0..=3600 seconds".into());
+        }
+        if self.max_queued_output < 1 << 20 {
+            p(
+                None,
+                "max_queued_output must be at least 1048576 (1 MiB)".into(),
+            );
         }
         if let Some(m) = self.max_miners.as_ref().filter(|m| m.value == 0) {
             p(
@@ -567,6 +579,8 @@ drain_timeout: 5              # on SIGTERM/SIGINT, seconds to wait for the pools
 # descriptors for its pools, listeners, metrics and reloads. Past that room new connections wait in the listen
 # backlog and are accepted in order as soon as a miner leaves.
 # max_miners: 10000           # miners of all proxies together; past it new connections are closed at once
+# max_queued_output: 1073741824  # bytes queued for miners that do not read, all together; past it the largest
+#                                # queues (the slowest readers) are disconnected first
 
 proxies:
   - name: btc-farm
@@ -661,6 +675,8 @@ mod tests {
         assert_eq!(lines, vec![Some(1), Some(6)], "{e:?}");
         let e = Config::from_yaml(&y.replace("max_miners: 3", "max_miner: 3")).unwrap_err();
         assert_eq!(e[0].line, Some(6), "{e:?}");
+        let e = Config::from_yaml(&format!("max_queued_output: 1000\n{y}")).unwrap_err();
+        assert!(e[0].message.contains("max_queued_output"), "{e:?}");
     }
 
     #[test]

@@ -767,6 +767,7 @@ impl Reactor {
         };
         let _ = m.io.flush();
         let _ = self.poll.registry().deregister(&mut m.io.socket);
+        self.forget_output(t);
         self.release_miner_slot(m.proxy);
         let p = &self.proxies[m.proxy];
         if let Some(w) = &m.worker_stats {

@@ -34,6 +34,7 @@ pub mod validate;
 pub mod work;
 
 mod admission;
+mod budget;
 mod downstream;
 mod io;
 mod passthrough;

@@ -94,6 +94,9 @@ impl RunningProxy {
         }
         let max_total = new.max_miners.as_ref().map_or(u64::MAX, |m| m.value);
         self.admission.max_total.store(max_total, Ordering::Relaxed);
+        self.admission
+            .max_queued_output
+            .store(new.max_queued_output, Ordering::Relaxed);
         self.config = new;
         Ok(())
     }
@@ -186,10 +189,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         upstreams,
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let admission = Arc::new(crate::admission::Admission::new(
-        config.max_miners.as_ref().map(|m| m.value),
-        config.proxies.len(),
-    ));
+    let admission = Arc::new(crate::admission::Admission::new(config, threads));
     let max_workers = config.metrics.as_ref().map_or(1000, |m| m.max_workers);
     let stats: Vec<(String, Arc<ProxyStats>)> = config
         .proxies

@@ -125,6 +125,9 @@ pub(crate) struct Reactor {
     pub(crate) paused: Vec<usize>,
     /// A miner left: retry the paused listeners at the end of the round.
     pub(crate) retry_accept: bool,
+    /// Bytes queued per miner whose last flush left some (see `budget`), and their sum.
+    pub(crate) out_queued: std::collections::HashMap<usize, usize>,
+    pub(crate) out_total: usize,
 }
 
 impl Reactor {
@@ -161,6 +164,8 @@ impl Reactor {
             admission,
             paused: Vec::new(),
             retry_accept: false,
+            out_queued: Default::default(),
+            out_total: 0,
         };
         for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
@@ -210,6 +215,7 @@ impl Reactor {
             }
             self.judge_waiting_shares();
             self.flush_dirty();
+            self.enforce_output_budget();
             if self.retry_accept && !self.paused.is_empty() {
                 self.retry_paused();
                 self.flush_dirty();
@@ -225,6 +231,7 @@ impl Reactor {
             if now >= next_tick {
                 self.on_tick(now);
                 self.flush_dirty();
+                self.enforce_output_budget();
                 next_tick = now + TICK;
             }
         }
@@ -386,13 +393,16 @@ impl Reactor {
 
     /// Writes what `t` has queued and sets its write interest to match what is left.
     pub(crate) fn flush(&mut self, t: usize) {
-        let io = match self.conns.get_mut(t) {
-            Some(Conn::Miner(m)) => &mut m.io,
-            Some(Conn::Pool(p)) => &mut p.io,
+        let (io, miner) = match self.conns.get_mut(t) {
+            Some(Conn::Miner(m)) => (&mut m.io, true),
+            Some(Conn::Pool(p)) => (&mut p.io, false),
             _ => return,
         };
+        let had = io.want_write;
         match io.flush() {
             Ok(drained) => {
+                let queued = io.queued();
+                let mut failed = None;
                 if drained == io.want_write {
                     io.want_write = !drained;
                     let interest = if drained {
@@ -405,9 +415,15 @@ impl Reactor {
                             .registry()
                             .reregister(&mut io.socket, Token(t), interest)
                     {
-                        self.close_conn(t, &format!("reregister failed: {e}"));
-                        return;
+                        failed = Some(e);
                     }
+                }
+                if miner {
+                    self.note_output(t, had, queued);
+                }
+                if let Some(e) = failed {
+                    self.close_conn(t, &format!("reregister failed: {e}"));
+                    return;
                 }
                 if drained {
                     self.after_drain(t);

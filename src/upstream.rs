@@ -818,9 +818,10 @@ impl Reactor {
                 }
             }
         }
-        for t in partial {
+        for &t in &partial {
             self.mark_dirty(t);
         }
+        self.note_queues(&partial);
         for (t, why) in failed {
             self.close_miner(t, why);
         }

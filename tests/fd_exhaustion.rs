@@ -1,6 +1,7 @@
 //! Running out of file descriptors: the `fastproxy` binary under a lowered RLIMIT_NOFILE, filled with plain
 //! connections; the backlog is served once descriptors free up, pools reconnect and fail over, `max_miners`
-//! refuses at once, each episode is logged once, and a paused proxy does not spin.
+//! refuses at once, each episode is logged once, and a paused proxy does not spin. And memory: miners that do
+//! not read during a burst of jobs cannot take more than `max_queued_output`.
 
 mod common;
 
@@ -129,6 +130,17 @@ impl Proxy {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+    }
+
+    /// Resident memory of the process now, in bytes.
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .expect("VmRSS");
+        kb * 1024
     }
 
     /// Descriptors the process holds now.
@@ -411,6 +423,11 @@ fn each_exhaustion_episode_is_logged_once_at_each_end() {
         wait_until(Duration::from_secs(10), "the episode over", || {
             proxy.descriptors()["exhausted"] == json!(false)
         });
+        // (The log is read from a pipe: give the end line time to come through, then count.)
+        wait_until(Duration::from_secs(5), "the end line", || {
+            proxy.lines_with("descriptors available again").len() >= episode
+        });
+        std::thread::sleep(Duration::from_millis(300));
         let begun = proxy.lines_with("out of descriptors");
         let ended = proxy.lines_with("descriptors available again");
         assert_eq!(begun.len(), episode, "{begun:?}");
@@ -446,4 +463,94 @@ fn a_paused_proxy_does_not_spin() {
     );
     assert_eq!(proxy.descriptors()["exhausted"], json!(true));
     drop(plain);
+}
+
+/// Miners that stop reading while jobs arrive fast: past `max_queued_output` the largest queues are dropped, the
+/// proxy's memory stays within the budget, and a miner that reads gets every job.
+#[test]
+fn miners_that_do_not_read_cannot_take_more_than_the_output_budget() {
+    const JOBS: usize = 3000;
+    const BUDGET: u64 = 16 << 20;
+    // Big jobs (64 merkle branches: about 4.6 KB per mining.notify).
+    let pool = pool(SimPoolConfig {
+        merkle_branches: 64,
+        ..SimPoolConfig::default()
+    });
+    let yaml = yaml(&[pool.addr()], "max_write_buffer: 268435456").replacen(
+        "threads: 1\n",
+        &format!("threads: 1\nmax_queued_output: {BUDGET}\n"),
+        1,
+    );
+    let proxy = Proxy::start("memory", &yaml, 1024, 1024);
+    // Thirty miners that subscribe, authorize and then never read again (with a small receive buffer).
+    let stalled: Vec<Client> = (0..30)
+        .map(|_| {
+            let mut c = Client::connect(proxy.miners);
+            c.handshake();
+            let _ = socket2::SockRef::from(&c.stream()).set_recv_buffer_size(4096);
+            c
+        })
+        .collect();
+    // One that reads everything, counting the jobs.
+    let mut reader = Client::connect(proxy.miners);
+    reader.handshake();
+    let stream = reader.stream();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let counter = std::thread::spawn(move || {
+        let mut jobs = 0;
+        let mut lines = BufReader::new(stream).lines();
+        while jobs < JOBS {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("mining.notify") => jobs += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        jobs
+    });
+    let base = proxy.rss();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(base));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, pid) = (peak.clone(), done.clone(), proxy.child.id());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if let Some(kb) = s
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+                    {
+                        peak.fetch_max(kb * 1024, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    for _ in 0..JOBS {
+        pool.new_job(false);
+    }
+    let got = counter.join().unwrap();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    assert_eq!(got, JOBS, "the reading miner got every job");
+    let peak = peak.load(Ordering::Relaxed);
+    assert!(
+        peak < base + 3 * BUDGET,
+        "peak RSS {} MiB from {} MiB at the start, with a {} MiB budget",
+        peak >> 20,
+        base >> 20,
+        BUDGET >> 20
+    );
+    assert!(
+        proxy.metric("fastproxy_miners_kicked_total{proxy=\"test\"}") >= 1.0,
+        "miners that do not read were disconnected"
+    );
+    assert!(!proxy
+        .lines_with("of max_queued_output: disconnected")
+        .is_empty());
+    drop(stalled);
 }

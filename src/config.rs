@@ -22,6 +22,13 @@ pub struct Config {
     /// Seconds a shutdown (SIGTERM/SIGINT) waits for the pools' verdicts on shares in flight.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: f64,
+    /// Miners held at once by all proxy entries together; past it new connections are closed at once. Without
+    /// it, the descriptor limit sets the bound (past that, new connections wait in the listen backlog).
+    #[serde(default)]
+    pub max_miners: Option<Spanned<u64>>,
+    /// Bytes queued for miners that do not read, all together; past it the largest queues are disconnected.
+    #[serde(default = "default_max_queued_output")]
+    pub max_queued_output: u64,
     pub proxies: Vec<ProxyConfig>,
 }
 
@@ -104,6 +111,9 @@ pub struct ProxyConfig {
     pub equihash_n: u32,
     #[serde(default = "default_equihash_k")]
     pub equihash_k: u32,
+    /// Miners this entry holds at once; past it new connections are closed at once.
+    #[serde(default)]
+    pub max_miners: Option<Spanned<u64>>,
 }
 
 /// `metrics: { listen: 127.0.0.1:9100, max_workers: 1000 }`: GET /metrics (Prometheus), /status (JSON), / (page).
@@ -186,6 +196,9 @@ pub struct PoolConfig {
     pub insecure_skip_verify: bool,
 }
 
+fn default_max_queued_output() -> u64 {
+    1 << 30
+}
 fn default_threads() -> usize {
     0
 }
@@ -364,6 +377,18 @@ impl Config {
         if !(self.drain_timeout.is_finite() && (0.0..=3600.0).contains(&self.drain_timeout)) {
             p(None, "drain_timeout must be 0..=3600 seconds".into());
         }
+        if self.max_queued_output < 1 << 20 {
+            p(
+                None,
+                "max_queued_output must be at least 1048576 (1 MiB)".into(),
+            );
+        }
+        if let Some(m) = self.max_miners.as_ref().filter(|m| m.value == 0) {
+            p(
+                Some(m.referenced.line()),
+                "max_miners must be at least 1".into(),
+            );
+        }
         let mut names = std::collections::HashSet::new();
         for proxy in &self.proxies {
             let n = &proxy.name;
@@ -487,6 +512,12 @@ impl Config {
                     );
                 }
             }
+            if let Some(m) = proxy.max_miners.as_ref().filter(|m| m.value == 0) {
+                p(
+                    Some(m.referenced.line()),
+                    format!("proxy '{n}': max_miners must be at least 1"),
+                );
+            }
             if proxy.failover_after == 0 {
                 p(
                     None,
@@ -544,6 +575,12 @@ threads: 0                    # reactor threads: 0 = one per core, each with its
 drain_timeout: 5              # on SIGTERM/SIGINT, seconds to wait for the pools' verdicts on shares in flight
 # SIGHUP reloads this file: pool lists and limits apply without dropping miners; listeners need a restart.
 # metrics: {{ listen: 127.0.0.1:9100, max_workers: 1000 }}   # GET /metrics (Prometheus), /status, / (live page)
+# At start the descriptor limit is raised to the hard limit and the room for miners is logged; the proxy keeps
+# descriptors for its pools, listeners, metrics and reloads. Past that room new connections wait in the listen
+# backlog and are accepted in order as soon as a miner leaves.
+# max_miners: 10000           # miners of all proxies together; past it new connections are closed at once
+# max_queued_output: 1073741824  # bytes queued for miners that do not read, all together; past it the largest
+#                                # queues (the slowest readers) are disconnected first
 
 proxies:
   - name: btc-farm
@@ -567,6 +604,7 @@ proxies:
     # idle_timeout: 60              # a connection must subscribe and authorize within this
     # share_timeout: 30             # the miner gets an error if the pool has not answered by then
     # pool_wait_timeout: 30         # a subscribe waits this long for a pool connection
+    # max_miners: 5000              # miners of this entry; past it new connections are closed at once
     # Pool failover (defaults shown):
     # retry_initial: 0.5            # first reconnect delay, doubling per failure
     # retry_max: 30
@@ -624,6 +662,21 @@ mod tests {
         let e = Config::from_yaml(y).unwrap_err();
         let lines: Vec<_> = e.iter().map(|p| p.line).collect();
         assert_eq!(lines, vec![Some(5), Some(7), Some(9)], "{e:?}");
+    }
+
+    #[test]
+    fn max_miners_top_level_and_per_entry_with_lines() {
+        let y = "max_miners: 10\nproxies:\n  - name: a\n    protocol: stratum\n    listen: [{address: 127.0.0.1:1}]\n    max_miners: 3\n    pools: [{url: stratum+tcp://h:1, user: u}]\n";
+        let c = Config::from_yaml(y).unwrap();
+        assert_eq!(c.max_miners.as_ref().map(|m| m.value), Some(10));
+        assert_eq!(c.proxies[0].max_miners.as_ref().map(|m| m.value), Some(3));
+        let e = Config::from_yaml(&y.replace(": 10", ": 0").replace(": 3", ": 0")).unwrap_err();
+        let lines: Vec<_> = e.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![Some(1), Some(6)], "{e:?}");
+        let e = Config::from_yaml(&y.replace("max_miners: 3", "max_miner: 3")).unwrap_err();
+        assert_eq!(e[0].line, Some(6), "{e:?}");
+        let e = Config::from_yaml(&format!("max_queued_output: 1000\n{y}")).unwrap_err();
+        assert!(e[0].message.contains("max_queued_output"), "{e:?}");
     }
 
     #[test]

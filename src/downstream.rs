@@ -14,7 +14,6 @@ use crate::share_batch::{Parked, ShareBatch};
 use crate::share_hash::{self, ShareInput};
 use crate::stats::ProxyStats;
 use crate::validate::{self, Vardiff, Verdict};
-use mio::{Interest, Token};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -73,6 +72,45 @@ pub(crate) struct Miner {
 }
 
 impl Miner {
+    /// A miner just accepted, on `io`, of proxy entry `proxy`.
+    pub fn new(
+        io: Io,
+        addr: SocketAddr,
+        gen: u64,
+        proxy: usize,
+        proxy_header: Option<crate::proxy_protocol::Mode>,
+        vardiff: bool,
+    ) -> Miner {
+        let now = Instant::now();
+        Miner {
+            io,
+            addr,
+            gen,
+            proxy,
+            upstream: None,
+            slot_in_upstream: 0,
+            prefix: None,
+            subscribed: false,
+            authorized: false,
+            extranonce_subscribed: false,
+            version_mask: None,
+            requested_mask: None,
+            deferred_configure: None,
+            deferred_subscribe: None,
+            waiting_since: None,
+            worker: "".into(),
+            pending_shares: 0,
+            connected_at: now,
+            bad_lines: 0,
+            read_closed: false,
+            proxy_header,
+            vardiff: vardiff.then(|| Box::new(Vardiff::new(now))),
+            pool_account: None,
+            deferred_authorize: None,
+            worker_stats: None,
+        }
+    }
+
     /// Subscribed and authorized: it gets jobs.
     pub fn gets_jobs(&self) -> bool {
         self.subscribed && self.authorized
@@ -80,94 +118,6 @@ impl Miner {
 }
 
 impl Reactor {
-    /// Accepts every waiting connection on listener `t`.
-    pub(crate) fn accept(&mut self, t: usize) {
-        loop {
-            let Some(Conn::Listener {
-                listener,
-                proxy,
-                tls,
-                proxy_protocol,
-            }) = self.conns.get(t)
-            else {
-                return;
-            };
-            let proxy = *proxy;
-            let tls = tls.clone();
-            let proxy_header = *proxy_protocol;
-            let (mut socket, addr) = match listener.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("[{}] accept failed: {e}", self.proxies[proxy].cfg.name);
-                    return;
-                }
-            };
-            let _ = socket.set_nodelay(true);
-            let entry = self.conns.vacant_entry();
-            let key = entry.key();
-            if let Err(e) =
-                self.poll
-                    .registry()
-                    .register(&mut socket, Token(key), Interest::READABLE)
-            {
-                log::warn!("cannot register miner {addr}: {e}");
-                continue;
-            }
-            let p = &self.proxies[proxy];
-            let mut io = Io::new(socket, p.cfg.max_write_buffer);
-            // Keep room for a share reply, not for the burst of subscribe answers and the first job.
-            io.keep_capacity = 256;
-            if let Some(cfg) = tls {
-                match rustls::ServerConnection::new(cfg) {
-                    Ok(c) => io.set_tls(rustls::Connection::Server(c)),
-                    Err(e) => {
-                        log::warn!("[{}] TLS session for {addr} failed: {e}", p.cfg.name);
-                        let _ = self.poll.registry().deregister(&mut io.socket);
-                        continue;
-                    }
-                }
-            }
-            let gen = self.next_gen;
-            self.next_gen += 1;
-            entry.insert(Conn::Miner(Miner {
-                io,
-                addr,
-                gen,
-                proxy,
-                upstream: None,
-                slot_in_upstream: 0,
-                prefix: None,
-                subscribed: false,
-                authorized: false,
-                extranonce_subscribed: false,
-                version_mask: None,
-                requested_mask: None,
-                deferred_configure: None,
-                deferred_subscribe: None,
-                waiting_since: None,
-                worker: "".into(),
-                pending_shares: 0,
-                connected_at: Instant::now(),
-                bad_lines: 0,
-                read_closed: false,
-                proxy_header,
-                vardiff: p
-                    .cfg
-                    .vardiff
-                    .as_ref()
-                    .map(|_| Box::new(Vardiff::new(Instant::now()))),
-                pool_account: None,
-                deferred_authorize: None,
-                worker_stats: None,
-            }));
-            ProxyStats::inc(&p.stats.miners_connected);
-            ProxyStats::inc(&p.stats.miners_total);
-            log::debug!("[{}] miner {addr} connected", p.cfg.name);
-        }
-    }
-
     /// A readiness event on miner `t`.
     pub(crate) fn on_miner_event(&mut self, t: usize, readable: bool, writable: bool) {
         if writable {
@@ -821,8 +771,9 @@ impl Reactor {
         };
         let _ = m.io.flush();
         let _ = self.poll.registry().deregister(&mut m.io.socket);
+        self.forget_output(t);
+        self.release_miner_slot(m.proxy);
         let p = &self.proxies[m.proxy];
-        ProxyStats::dec(&p.stats.miners_connected);
         if let Some(w) = &m.worker_stats {
             w.detach();
         }

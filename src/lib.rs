@@ -16,6 +16,7 @@ pub mod equihash;
 pub mod framing;
 pub mod hex;
 pub mod lifecycle;
+pub mod limits;
 pub mod loadgen;
 pub mod metrics;
 pub mod nonce;
@@ -32,6 +33,8 @@ pub mod tls;
 pub mod validate;
 pub mod work;
 
+mod admission;
+mod budget;
 mod downstream;
 mod io;
 mod passthrough;

@@ -30,6 +30,9 @@ pub struct RunningProxy {
     addrs: Vec<(String, Vec<SocketAddr>)>,
     stats: Vec<(String, Arc<ProxyStats>)>,
     validation: Vec<Arc<crate::validate::ValidationStats>>,
+    admission: Arc<crate::admission::Admission>,
+    /// The descriptors kept for the proxy's own use (given back when it stops).
+    _reserve: crate::limits::Reservation,
 }
 
 impl RunningProxy {
@@ -89,6 +92,11 @@ impl RunningProxy {
                 .map_err(|_| "a reactor has stopped".to_string())?;
             let _ = waker.wake();
         }
+        let max_total = new.max_miners.as_ref().map_or(u64::MAX, |m| m.value);
+        self.admission.max_total.store(max_total, Ordering::Relaxed);
+        self.admission
+            .max_queued_output
+            .store(new.max_queued_output, Ordering::Relaxed);
         self.config = new;
         Ok(())
     }
@@ -166,6 +174,22 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let (nofile, raise_failed) = crate::limits::raise_nofile();
+    if let Some(e) = raise_failed {
+        log::warn!(
+            "cannot raise the descriptor limit {} to the hard limit {}: {e}",
+            nofile.before,
+            nofile.hard
+        );
+    }
+    let upstreams = (threads * config.proxies.len()) as u64;
+    let reserve = crate::limits::reserve(
+        nofile,
+        crate::limits::fixed_reserve(config, threads),
+        upstreams,
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let admission = Arc::new(crate::admission::Admission::new(config, threads));
     let max_workers = config.metrics.as_ref().map_or(1000, |m| m.max_workers);
     let stats: Vec<(String, Arc<ProxyStats>)> = config
         .proxies
@@ -281,7 +305,15 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                 timing: timing(p),
             })
             .collect();
-        let reactor = Reactor::new(poll, proxies, listeners, shutdown.clone(), drain, rx)?;
+        let reactor = Reactor::new(
+            poll,
+            proxies,
+            listeners,
+            shutdown.clone(),
+            drain,
+            rx,
+            admission.clone(),
+        )?;
         let handle = std::thread::Builder::new()
             .name(format!("reactor-{th}"))
             .spawn(move || reactor.run())?;
@@ -310,5 +342,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             .collect(),
         stats,
         validation,
+        admission,
+        _reserve: reserve,
     })
 }

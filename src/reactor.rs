@@ -119,6 +119,15 @@ pub(crate) struct Reactor {
     drain_timeout: Duration,
     /// Commands from the owning thread (config reloads), with the waker as their doorbell.
     pub(crate) commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
+    /// `max_miners` counts shared with the other reactors.
+    pub(crate) admission: Arc<crate::admission::Admission>,
+    /// Listeners waiting for a free descriptor or miner slot (see `admission`).
+    pub(crate) paused: Vec<usize>,
+    /// A miner left: retry the paused listeners at the end of the round.
+    pub(crate) retry_accept: bool,
+    /// Bytes queued per miner whose last flush left some (see `budget`), and their sum.
+    pub(crate) out_queued: std::collections::HashMap<usize, usize>,
+    pub(crate) out_total: usize,
 }
 
 impl Reactor {
@@ -130,6 +139,7 @@ impl Reactor {
         shutdown: Arc<AtomicBool>,
         drain_timeout: Duration,
         commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
+        admission: Arc<crate::admission::Admission>,
     ) -> std::io::Result<Reactor> {
         let mut r = Reactor {
             poll,
@@ -151,6 +161,11 @@ impl Reactor {
             draining: None,
             drain_timeout,
             commands,
+            admission,
+            paused: Vec::new(),
+            retry_accept: false,
+            out_queued: Default::default(),
+            out_total: 0,
         };
         for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
@@ -200,6 +215,11 @@ impl Reactor {
             }
             self.judge_waiting_shares();
             self.flush_dirty();
+            self.enforce_output_budget();
+            if self.retry_accept && !self.paused.is_empty() {
+                self.retry_paused();
+                self.flush_dirty();
+            }
             let now = Instant::now();
             if self.shutdown.load(Ordering::Relaxed) {
                 match self.draining {
@@ -211,6 +231,7 @@ impl Reactor {
             if now >= next_tick {
                 self.on_tick(now);
                 self.flush_dirty();
+                self.enforce_output_budget();
                 next_tick = now + TICK;
             }
         }
@@ -372,13 +393,16 @@ impl Reactor {
 
     /// Writes what `t` has queued and sets its write interest to match what is left.
     pub(crate) fn flush(&mut self, t: usize) {
-        let io = match self.conns.get_mut(t) {
-            Some(Conn::Miner(m)) => &mut m.io,
-            Some(Conn::Pool(p)) => &mut p.io,
+        let (io, miner) = match self.conns.get_mut(t) {
+            Some(Conn::Miner(m)) => (&mut m.io, true),
+            Some(Conn::Pool(p)) => (&mut p.io, false),
             _ => return,
         };
+        let had = io.want_write;
         match io.flush() {
             Ok(drained) => {
+                let queued = io.queued();
+                let mut failed = None;
                 if drained == io.want_write {
                     io.want_write = !drained;
                     let interest = if drained {
@@ -391,9 +415,15 @@ impl Reactor {
                             .registry()
                             .reregister(&mut io.socket, Token(t), interest)
                     {
-                        self.close_conn(t, &format!("reregister failed: {e}"));
-                        return;
+                        failed = Some(e);
                     }
+                }
+                if miner {
+                    self.note_output(t, had, queued);
+                }
+                if let Some(e) = failed {
+                    self.close_conn(t, &format!("reregister failed: {e}"));
+                    return;
                 }
                 if drained {
                     self.after_drain(t);
@@ -413,6 +443,9 @@ impl Reactor {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        if !self.paused.is_empty() {
+            self.retry_paused();
+        }
         self.tick_upstreams(now);
         if now >= self.next_slow_tick {
             self.next_slow_tick = now + Duration::from_secs(1);
@@ -429,6 +462,9 @@ impl Reactor {
             .filter(|(_, c)| matches!(c, Conn::Listener { .. }))
             .map(|(k, _)| k)
             .collect();
+        for _ in self.paused.drain(..) {
+            crate::limits::pause_end();
+        }
         for t in listeners {
             if let Conn::Listener { mut listener, .. } = self.conns.remove(t) {
                 let _ = self.poll.registry().deregister(&mut listener);
@@ -464,6 +500,8 @@ impl Reactor {
                 let _ = m.io.flush();
             }
         }
+        self.release_all_miners();
+        crate::limits::upstreams_closed(self.upstreams.len() as u64);
         self.conns.clear();
     }
 

@@ -74,6 +74,8 @@ pub struct ProxyStats {
     pub extranonce_updates: AtomicU64,
     /// Miners disconnected by the proxy (bad input, not reading, extranonce change without subscription, ...).
     pub miners_kicked: AtomicU64,
+    /// Connections closed at once because `max_miners` (this entry's or the total) was reached.
+    pub miners_refused: AtomicU64,
     /// Shares the proxy answered with an error itself, by reason (the split of `shares_errored`).
     pub errors: ReasonCounters,
     /// One entry per configured pool, in config order.

@@ -217,6 +217,7 @@ impl Reactor {
         let proxy = &mut self.proxies[p];
         proxy.upstreams.push(u);
         ProxyStats::inc(&proxy.stats.upstreams);
+        crate::limits::upstream_opened();
         proxy.stats.upstream_moved(None, Some(0));
         let url = proxy.pools[0].clone();
         log::info!(
@@ -807,9 +808,10 @@ impl Reactor {
                 }
             }
         }
-        for t in partial {
+        for &t in &partial {
             self.mark_dirty(t);
         }
+        self.note_queues(&partial);
         for (t, why) in failed {
             self.close_miner(t, why);
         }
@@ -1499,6 +1501,7 @@ impl Reactor {
         proxy.stats.upstream_moved(Some(up.pool_idx), None);
         proxy.upstreams.retain(|&x| x != u);
         ProxyStats::dec(&proxy.stats.upstreams);
+        crate::limits::upstreams_closed(1);
     }
 
     /// Timers of every upstream: share timeouts, handshake timeouts, retries, failback and reconnect probes.

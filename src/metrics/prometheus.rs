@@ -91,6 +91,65 @@ impl PoolLabels {
     }
 }
 
+/// The process's descriptor figures (see `limits`).
+fn descriptors(enc: &mut DescriptorEncoder) -> Result<(), Error> {
+    let d = crate::limits::descriptors();
+    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let gauges = [
+        (
+            "fastproxy_descriptor_limit",
+            "The soft RLIMIT_NOFILE in force (-1: unlimited).",
+            d.limit.map_or(-1, as_i64),
+        ),
+        (
+            "fastproxy_descriptors_reserved",
+            "Descriptors kept for pools, listeners, metrics and reloads.",
+            as_i64(d.reserved),
+        ),
+        (
+            "fastproxy_miner_slots",
+            "Miners the descriptors allow besides the reserve (-1: unlimited).",
+            d.miner_slots.map_or(-1, as_i64),
+        ),
+        (
+            "fastproxy_accept_paused",
+            "Listeners waiting for a free descriptor now (1 or more: descriptors exhausted).",
+            as_i64(d.paused),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        family(
+            enc,
+            name,
+            help,
+            MetricType::Gauge,
+            [(Labels::new(), ConstGauge::new(v))],
+        )?;
+    }
+    let counters = [
+        (
+            "fastproxy_descriptor_exhaustions",
+            "Episodes of new connections waiting for a free descriptor.",
+            d.episodes,
+        ),
+        (
+            "fastproxy_connections_delayed",
+            "Connections accepted after waiting in the backlog for a free descriptor.",
+            d.delayed,
+        ),
+    ];
+    for (name, help, v) in counters {
+        family(
+            enc,
+            name,
+            help,
+            MetricType::Counter,
+            [(Labels::new(), ConstCounter::new(v))],
+        )?;
+    }
+    Ok(())
+}
+
 impl Collector for StatsCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), Error> {
         let now = Instant::now();
@@ -127,7 +186,7 @@ impl Collector for StatsCollector {
                 px.iter().map(|(n, s)| (pl(n), gauge(f(s)))),
             )?;
         }
-        let counters: [(&str, &str, Field); 12] = [
+        let counters: [(&str, &str, Field); 13] = [
             (
                 "fastproxy_miners_accepted",
                 "Miner connections accepted.",
@@ -137,6 +196,11 @@ impl Collector for StatsCollector {
                 "fastproxy_miners_kicked",
                 "Miners disconnected by the proxy.",
                 |s| &s.miners_kicked,
+            ),
+            (
+                "fastproxy_miners_refused",
+                "Connections closed at once because max_miners (the entry's or the total) was reached.",
+                |s| &s.miners_refused,
             ),
             (
                 "fastproxy_pool_connections",
@@ -267,6 +331,8 @@ impl Collector for StatsCollector {
             MetricType::Gauge,
             px.iter().map(|(n, s)| (pl(n), ConstGauge::new(s.hashrate(now)))),
         )?;
+
+        descriptors(&mut enc)?;
 
         // Per pool.
         let pools: Vec<(PoolLabels, &crate::stats::PoolStats)> = px

@@ -80,6 +80,7 @@ fn proxy(name: &str, s: &ProxyStats, now: Instant) -> Value {
         "miners_connected": n(&s.miners_connected),
         "miners_total": n(&s.miners_total),
         "miners_kicked": n(&s.miners_kicked),
+        "miners_refused": n(&s.miners_refused),
         "upstreams": n(&s.upstreams),
         "pool_connections": n(&s.pool_connections),
         "pool_ready": n(&s.pool_ready),
@@ -98,6 +99,20 @@ fn proxy(name: &str, s: &ProxyStats, now: Instant) -> Value {
         "workers_cap": s.workers.cap(),
         "workers_overflowed": n(&s.workers.overflowed),
         "workers": workers.iter().map(|w| worker(w, now)).collect::<Vec<_>>(),
+    })
+}
+
+fn descriptors() -> Value {
+    let d = crate::limits::descriptors();
+    json!({
+        "limit": d.limit,
+        "reserved": d.reserved,
+        "miner_slots": d.miner_slots,
+        "miners": d.miners,
+        "exhausted": d.paused > 0,
+        "paused_listeners": d.paused,
+        "exhaustions": d.episodes,
+        "connections_delayed": d.delayed,
     })
 }
 
@@ -121,6 +136,7 @@ pub fn status(proxies: &[(String, Arc<ProxyStats>)], history: &History, started:
             "shares_rejected": sum_u("shares_rejected"),
             "shares_errored": sum_u("shares_errored"),
         },
+        "descriptors": descriptors(),
         "proxies": list,
         "history": {
             "interval_seconds": history.interval().as_secs_f64(),

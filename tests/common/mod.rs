@@ -115,6 +115,11 @@ impl Client {
         }
     }
 
+    /// A handle on the socket (for socket options, or reading it elsewhere).
+    pub fn stream(&self) -> TcpStream {
+        self.writer.try_clone().unwrap()
+    }
+
     /// This client's own address.
     pub fn local_addr(&self) -> SocketAddr {
         self.writer.local_addr().unwrap()

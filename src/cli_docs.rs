@@ -58,7 +58,71 @@ pub fn generate_man(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Writes the completion script for `shell` to `out`.
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
-    let mut cmd = crate::Cli::command();
-    let name = cmd.get_name().to_string();
-    clap_complete::generate(shell, &mut cmd, name, out);
+    // The same arguments and subcommands without the hidden ones (clap_complete's bash script would offer them).
+    let full = crate::Cli::command();
+    let mut cmd = clap::Command::new("fastproxy")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    clap_complete::generate(shell, &mut cmd, "fastproxy", out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn man_pages_cover_every_visible_option_and_subcommand() {
+        let dir = std::env::temp_dir().join(format!("fastproxy-man-{}", std::process::id()));
+        let files = generate_man(&dir).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let cmd = crate::Cli::command();
+        let main = std::fs::read_to_string(dir.join("fastproxy.1")).unwrap();
+        assert!(main.starts_with(".ie"), "roff: {}", &main[..40]);
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                // roff escapes the dashes: \-\-check\-config
+                let escaped = format!("\\-\\-{}", long.replace('-', "\\-"));
+                assert!(main.contains(&escaped), "fastproxy.1 lacks --{long}");
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let page = format!("fastproxy-{}.1", sub.get_name());
+            assert_eq!(
+                names.contains(&page),
+                !sub.is_hide_set(),
+                "{page} in {names:?}"
+            );
+        }
+        assert!(main.contains(".SH FILES") && main.contains("/etc/fastproxy/proxy.yaml"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn completions_offer_the_options_and_subcommands() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            completions(shell, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for word in [
+                "check-config",
+                "generate-config",
+                "sim-pool",
+                "hash-password",
+            ] {
+                assert!(text.contains(word), "{shell} completion lacks {word}");
+            }
+            assert!(
+                !text.contains("generate-man"),
+                "{shell} offers the hidden generate-man"
+            );
+        }
+    }
 }

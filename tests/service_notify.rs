@@ -164,6 +164,16 @@ fn without_notify_socket_the_proxy_runs_as_before() {
         assert!(start.elapsed() < Duration::from_secs(20), "never listened");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let report = run_miner(
+        &SimMinerConfig {
+            addr: proxy_addr,
+            max_shares: Some(1),
+            duration: Duration::from_secs(30),
+            ..SimMinerConfig::default()
+        },
+        &AtomicBool::new(false),
+    );
+    assert_eq!(report.accepted, 1, "{report:?}");
     let (status, log) = common::terminate(&mut proxy.0, Duration::from_secs(20));
     assert!(status.success(), "{status:?}\n{log}");
     assert!(!log.contains("NOTIFY_SOCKET"), "{log}");

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+mod cli_docs;
 mod demo;
+mod service;
 
 /// A fast Stratum mining proxy: many miners, one pool connection, the nonce space split per miner.
 #[derive(Parser, Debug)]
@@ -51,6 +53,14 @@ enum Command {
     SimPool(demo::SimPoolArgs),
     /// Read a password from standard input and print its argon2 hash for `auth: { users: [...] }`.
     HashPassword,
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (fastproxy.1 and one per subcommand) into DIR; used by the package build.
+    #[command(hide = true)]
+    GenerateMan { dir: PathBuf },
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
@@ -100,6 +110,22 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => return demo::run_demo(&args),
         Some(Command::SimPool(args)) => return demo::run_sim_pool(&args),
         Some(Command::HashPassword) => return hash_password(),
+        Some(Command::Completions { shell }) => {
+            cli_docs::completions(shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::GenerateMan { dir }) => {
+            return match cli_docs::generate_man(&dir) {
+                Ok(files) => {
+                    files.iter().for_each(|f| println!("{}", f.display()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot write the man pages into {}: {e}", dir.display());
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => {}
     }
     let Some(path) = cli.config else {
@@ -180,13 +206,17 @@ fn serve_signals(mut running: fastproxy::proxy::RunningProxy, path: &std::path::
         Ok(s) => s,
         Err(e) => {
             log::warn!("cannot install signal handlers ({e}): running until killed");
+            service::ready();
             running.wait();
             return ExitCode::SUCCESS;
         }
     };
+    // Listeners are bound and the handlers installed: systemd's `start` may return, miners can connect.
+    service::ready();
     for sig in signals.forever() {
         if sig == SIGHUP {
             log::info!("SIGHUP: reloading {}", path.display());
+            service::reloading();
             let result = Config::load(path)
                 .map_err(|p| {
                     p.iter()
@@ -199,9 +229,11 @@ fn serve_signals(mut running: fastproxy::proxy::RunningProxy, path: &std::path::
                 Ok(()) => log::info!("config reloaded"),
                 Err(e) => log::error!("config NOT reloaded, the running one stays: {e}"),
             }
+            service::ready();
             continue;
         }
         log::info!("signal {sig}: shutting down");
+        service::stopping();
         running.request_stop();
         break;
     }

@@ -141,6 +141,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Handlers first: a SIGTERM that comes as soon as the port opens must drain and exit 0, not kill.
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
+        .map_err(|e| log::warn!("cannot install signal handlers ({e}): running until killed"))
+        .ok();
     let running = match fastproxy::proxy::start(&config) {
         Ok(r) => r,
         Err(e) => {
@@ -168,7 +173,7 @@ fn main() -> ExitCode {
         }
         None => None,
     };
-    serve_signals(running, &path)
+    serve_signals(running, signals, &path)
 }
 
 /// `fastproxy hash-password`: one line from stdin in, its argon2id PHC hash out.
@@ -199,17 +204,18 @@ fn hash_password() -> ExitCode {
     }
 }
 
-/// Runs until SIGTERM/SIGINT (drain, then exit 0); SIGHUP reloads the config file.
-fn serve_signals(mut running: fastproxy::proxy::RunningProxy, path: &std::path::Path) -> ExitCode {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("cannot install signal handlers ({e}): running until killed");
-            service::ready();
-            running.wait();
-            return ExitCode::SUCCESS;
-        }
+/// Runs until SIGTERM/SIGINT (drain, then exit 0); SIGHUP reloads the config file. Without `signals` (the
+/// handlers could not be installed) it runs until killed.
+fn serve_signals(
+    mut running: fastproxy::proxy::RunningProxy,
+    signals: Option<signal_hook::iterator::Signals>,
+    path: &std::path::Path,
+) -> ExitCode {
+    use signal_hook::consts::SIGHUP;
+    let Some(mut signals) = signals else {
+        service::ready();
+        running.wait();
+        return ExitCode::SUCCESS;
     };
     // Listeners are bound and the handlers installed: systemd's `start` may return, miners can connect.
     service::ready();

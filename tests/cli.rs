@@ -159,3 +159,37 @@ fn the_binary_proxies_real_shares_to_the_sim_pool_and_stops_on_sigterm() {
     assert!(log.contains("listening on 127.0.0.1"), "{log}");
     assert!(log.contains("ready: extranonce1"), "{log}");
 }
+
+#[test]
+fn a_sigterm_as_soon_as_the_port_opens_drains_and_exits_zero() {
+    // The signal handlers are installed before the listeners are bound: a SIGTERM that comes the moment the
+    // miner port accepts must stop the proxy cleanly (exit 0), never kill it. A few rounds, to meet the window.
+    for round in 0..5 {
+        let port = common::free_port();
+        let yaml = format!(
+            "proxies:\n  - name: early\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:{port}\n    pools:\n      - url: stratum+tcp://127.0.0.1:{}\n        user: acct.early\n",
+            common::free_port()
+        );
+        let cfg = temp_file(&format!("early-{round}.yaml"), &yaml);
+        let mut proxy = Running(
+            bin()
+                .arg("-c")
+                .arg(&cfg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let start = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{addr} never listened"
+            );
+            std::thread::yield_now();
+        }
+        let (status, log) = common::terminate(&mut proxy.0, Duration::from_secs(10));
+        assert!(status.success(), "round {round}: {status:?}\n{log}");
+    }
+}

@@ -7,7 +7,7 @@ use common::*;
 use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
-use fastproxy::work::{self, Job};
+use fastproxy::work;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -241,33 +241,12 @@ fn a_miner_that_does_not_read_is_disconnected_before_its_queue_grows_without_bou
     assert_good(good);
 }
 
-/// The first nonce whose share of `job` (extranonce1 `e1`, extranonce2 `e2`, the job's ntime) meets
-/// `difficulty` (`want` true) or misses it (`want` false).
-fn nonce_for(job: &Job, e1: &[u8], e2: &[u8], difficulty: f64, want: bool) -> u32 {
-    let target = work::target_from_difficulty(difficulty);
-    let merkle = job.merkle_root(&job.coinbase(e1, e2));
-    let mut header = job.header_with_merkle_root(&merkle, job.ntime, 0, job.version);
-    (0u32..50_000_000)
-        .find(|&n| {
-            header[76..].copy_from_slice(&n.to_le_bytes());
-            work::hash_meets_target(&work::sha256d(&header), &target) == want
-        })
-        .expect("a nonce within 50M tries")
-}
-
 #[test]
 fn a_half_closed_miner_still_gets_the_replies_to_its_shares() {
     let (pool, proxy, addr) = setup("");
     let mut c = Client::connect(addr);
     let (e1, n, mut notes) = c.handshake();
-    while !notes.iter().any(|v| v["method"] == json!("mining.notify")) {
-        notes.push(c.read(Duration::from_secs(5)).expect("a job"));
-    }
-    let last = |m: &str| notes.iter().rev().find(|v| v["method"] == json!(m));
-    let job = Job::from_notify_params(&last("mining.notify").unwrap()["params"]).unwrap();
-    let difficulty = last("mining.set_difficulty").expect("a difficulty")["params"][0]
-        .as_f64()
-        .unwrap();
+    let (job, difficulty) = current_work(&mut c, &mut notes);
     let e1 = fastproxy::hex::decode(&e1).unwrap();
     let e2 = vec![0u8; n as usize];
     // One share that meets the difficulty and one that misses it; then the miner half-closes.

@@ -8,7 +8,7 @@ use common::*;
 use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
-use fastproxy::work::{self, Job};
+use fastproxy::work;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -158,19 +158,6 @@ enum Answer {
     True,
 }
 
-/// A nonce whose share of `job` (extranonce1 `e1`, extranonce2 `e2`, the job's ntime) meets `difficulty`.
-fn nonce_meeting(job: &Job, e1: &[u8], e2: &[u8], difficulty: f64) -> u32 {
-    let target = work::target_from_difficulty(difficulty);
-    let merkle = job.merkle_root(&job.coinbase(e1, e2));
-    let mut header = job.header_with_merkle_root(&merkle, job.ntime, 0, job.version);
-    (0u32..50_000_000)
-        .find(|&n| {
-            header[76..].copy_from_slice(&n.to_le_bytes());
-            work::hash_meets_target(&work::sha256d(&header), &target)
-        })
-        .expect("a nonce within 50M tries")
-}
-
 #[test]
 fn odd_numbers_and_shapes_are_answered_not_fatal() {
     let _serial = serial();
@@ -240,16 +227,9 @@ fn odd_numbers_and_shapes_are_answered_not_fatal() {
     // Still subscribed and authorized: a share that meets the difficulty is accepted by the checking pool.
     let e1 = e1.expect("subscribed");
     assert_eq!(e1.len(), 6, "pool extranonce1 (4 bytes) || 2-byte prefix");
-    while !notes.iter().any(|v| v["method"] == json!("mining.notify")) {
-        notes.push(c.read(Duration::from_secs(5)).expect("a job"));
-    }
-    let last = |m: &str| notes.iter().rev().find(|v| v["method"] == json!(m));
-    let job = Job::from_notify_params(&last("mining.notify").unwrap()["params"]).unwrap();
-    let difficulty = last("mining.set_difficulty").expect("a difficulty")["params"][0]
-        .as_f64()
-        .unwrap();
+    let (job, difficulty) = current_work(&mut c, &mut notes);
     let e2 = [0u8, 0, 0, 0, 0, 7];
-    let nonce = nonce_meeting(&job, &e1, &e2, difficulty);
+    let nonce = nonce_for(&job, &e1, &e2, difficulty, true);
     let id = c.request(
         "mining.submit",
         json!([

@@ -7,6 +7,7 @@ pub mod tls;
 use fastproxy::config::Config;
 use fastproxy::proxy::RunningProxy;
 use fastproxy::sim::pool::{SimPool, SimPoolConfig};
+use fastproxy::work::{self, Job};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -244,4 +245,31 @@ impl Client {
         }
         false
     }
+}
+
+/// The first nonce whose share of `job` (extranonce1 `e1`, extranonce2 `e2`, the job's ntime and version) meets
+/// `difficulty` (`want` true) or misses it (`want` false).
+pub fn nonce_for(job: &Job, e1: &[u8], e2: &[u8], difficulty: f64, want: bool) -> u32 {
+    let target = work::target_from_difficulty(difficulty);
+    let merkle = job.merkle_root(&job.coinbase(e1, e2));
+    let mut header = job.header_with_merkle_root(&merkle, job.ntime, 0, job.version);
+    (0u32..50_000_000)
+        .find(|&n| {
+            header[76..].copy_from_slice(&n.to_le_bytes());
+            work::hash_meets_target(&work::sha256d(&header), &target) == want
+        })
+        .expect("a nonce within 50M tries")
+}
+
+/// Reads until a job has come (every notification is kept in `notes`); the latest job and difficulty.
+pub fn current_work(c: &mut Client, notes: &mut Vec<Value>) -> (Job, f64) {
+    while !notes.iter().any(|v| v["method"] == json!("mining.notify")) {
+        notes.push(c.read(Duration::from_secs(5)).expect("a job"));
+    }
+    let last = |m: &str| notes.iter().rev().find(|v| v["method"] == json!(m));
+    let job = Job::from_notify_params(&last("mining.notify").unwrap()["params"]).unwrap();
+    let difficulty = last("mining.set_difficulty").expect("a difficulty")["params"][0]
+        .as_f64()
+        .unwrap();
+    (job, difficulty)
 }

@@ -33,6 +33,7 @@ pub mod validate;
 pub mod work;
 
 mod downstream;
+mod duration;
 mod io;
 mod passthrough;
 mod reactor;

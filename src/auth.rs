@@ -141,7 +141,7 @@ impl Authenticator {
         ip: IpAddr,
         now: Instant,
     ) -> Result<(), Refusal> {
-        let ban = crate::config::ProxyConfig::secs(cfg.ban_seconds.min(86_400.0));
+        let ban = crate::duration::secs(cfg.ban_seconds.min(86_400.0));
         if let Some(&(n, last)) = self.failures.get(&ip) {
             if now.duration_since(last) >= ban {
                 self.failures.remove(&ip);

@@ -553,11 +553,7 @@ impl ProxyConfig {
 
     /// A duration setting in seconds as a `Duration`.
     pub fn secs(v: f64) -> Duration {
-        if v.is_finite() {
-            Duration::from_secs_f64(v.clamp(0.0, 1e7))
-        } else {
-            Duration::ZERO
-        }
+        crate::duration::secs(v)
     }
 }
 

@@ -93,7 +93,7 @@ fn progress(started: Instant, s: &ProxyStats, pool: &SimPool, live: &[Arc<LiveCo
 
 pub fn run_demo(args: &DemoArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
-    if let Err(e) = crate::register_stop_signals(stop.clone()) {
+    if let Err(e) = register_stop_signals(stop.clone()) {
         log::warn!("cannot install signal handlers: {e}");
     }
     let pool = match SimPool::start(SimPoolConfig {
@@ -177,7 +177,7 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
 
 pub fn run_sim_pool(args: &SimPoolArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
-    if let Err(e) = crate::register_stop_signals(stop.clone()) {
+    if let Err(e) = register_stop_signals(stop.clone()) {
         log::warn!("cannot install signal handlers: {e}");
     }
     let pool = match SimPool::start(SimPoolConfig {
@@ -217,4 +217,12 @@ pub fn run_sim_pool(args: &SimPoolArgs) -> ExitCode {
     }
     pool.stop();
     ExitCode::SUCCESS
+}
+
+/// SIGINT and SIGTERM set the flag the reactors watch.
+fn register_stop_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(())
 }

@@ -9,6 +9,12 @@
 //! handled in `downstream`, pool sessions in `upstream`, the nonce split in `nonce`, the reply-id table in
 //! `pending`, line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and
 //! miners used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
+//!
+//! Layers, lowest first; a module imports only from its own layer or lower ones (`tests/layering.rs` checks
+//! it): base (hex, framing, nonce, pending, io, tls, proxy_protocol) → hash (work, sha256x2, sha256x16,
+//! share_hash, equihash) → config (auth, config) → wire (protocol's message modules) → shares (validate,
+//! stats, `protocol::Dialect`) → session (downstream, upstream, passthrough, vardiff, share_batch) → runtime
+//! (reactor, lifecycle, proxy, metrics) → tools (sim, loadgen) → the binaries.
 
 pub mod auth;
 pub mod config;
@@ -36,6 +42,7 @@ pub mod work;
 mod admission;
 mod budget;
 mod downstream;
+mod duration;
 mod io;
 mod passthrough;
 mod reactor;

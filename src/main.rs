@@ -5,8 +5,6 @@ use clap::{Parser, Subcommand};
 use fastproxy::config::{self, Config};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 mod cli_docs;
 mod demo;
@@ -246,12 +244,4 @@ fn serve_signals(
     running.wait();
     log::info!("stopped");
     ExitCode::SUCCESS
-}
-
-/// SIGINT and SIGTERM set the flag the reactors watch.
-pub(crate) fn register_stop_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, flag.clone())?;
-    }
-    Ok(())
 }

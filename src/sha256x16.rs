@@ -86,8 +86,7 @@ pub fn available() -> bool {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{LaneWords, Lanes16};
-    use crate::sha256x2::{K, PAD_64_WK};
-    use crate::share_hash::IV;
+    use crate::sha256x2::{IV, K, PAD_64_WK};
     use std::arch::x86_64::*;
 
     /// One SHA-256 state of 16 lanes.

@@ -11,6 +11,18 @@
 
 use sha2::digest::generic_array::GenericArray;
 
+/// SHA-256 initial hash value.
+pub(crate) const IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
 /// SHA-256 round constants.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const K: [u32; 64] = [
@@ -169,7 +181,7 @@ pub(crate) const PAD_64_WK: [u32; 64] = {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::K;
+    use super::{IV, K};
     use std::arch::x86_64::*;
 
     /// State words a..h as the (ABEF, CDGH) register pair the SHA round instruction works on.
@@ -370,7 +382,7 @@ mod x86 {
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     pub(super) unsafe fn sha256d_64_pair(a: &[u8; 64], b: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
         let be = big_endian_mask();
-        let iv = crate::share_hash::IV;
+        let iv = IV;
         let (iv_abef, iv_cdgh) = load_state!(iv);
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         let (mut a0, mut a1) = (load_be!(pa, be), load_be!(pa.add(16), be));
@@ -390,7 +402,7 @@ mod x86 {
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     pub(super) unsafe fn sha256d_80_pair(a: &[u8; 80], b: &[u8; 80]) -> ([u8; 32], [u8; 32]) {
         let be = big_endian_mask();
-        let iv = crate::share_hash::IV;
+        let iv = IV;
         let (iv_abef, iv_cdgh) = load_state!(iv);
         let (mut abef_a, mut cdgh_a, mut abef_b, mut cdgh_b) = (iv_abef, iv_cdgh, iv_abef, iv_cdgh);
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -426,7 +438,7 @@ mod x86 {
         branch_b: &[[u8; 32]],
     ) -> ([u8; 32], [u8; 32]) {
         let be = big_endian_mask();
-        let iv = crate::share_hash::IV;
+        let iv = IV;
         let (iv_abef, iv_cdgh) = load_state!(iv);
         let (pa, pb) = (acc.0.as_ptr(), acc.1.as_ptr());
         let mut words = (
@@ -452,7 +464,7 @@ mod x86 {
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     pub(super) unsafe fn sha256_of_states_pair(a: &[u32; 8], b: &[u32; 8]) -> ([u8; 32], [u8; 32]) {
         let be = big_endian_mask();
-        let iv = crate::share_hash::IV;
+        let iv = IV;
         let (iv_abef, iv_cdgh) = load_state!(iv);
         let (abef_a, cdgh_a) = load_state!(a);
         let (abef_b, cdgh_b) = load_state!(b);

@@ -14,20 +14,9 @@
 use crate::sha256x16::{LaneWords, Lanes16};
 use crate::sha256x2::{
     compress, compress_pair, merkle_fold_pair, sha256_of_states_pair, sha256d_64_pair,
-    sha256d_80_pair,
+    sha256d_80_pair, IV,
 };
 use crate::work::{block_header, swap_words, Job};
-
-pub(crate) const IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
 
 /// The padding block of a message of exactly 64 bytes: 0x80, zeros, bit length 512.
 const PAD_64: [u8; 64] = {

@@ -1,0 +1,817 @@
+//! The layers of src/ and a check that imports only go down them: every module file sits in one layer of
+//! [`LAYERS`], and an import from a lower layer to a higher one, or a cycle between modules, fails the test.
+//!
+//! Layers, lowest first (a module uses its own layer and the ones below, never one above):
+//! 1. base: no crate imports: hex, line framing, the reply-id table, the nonce split, socket io, TLS and
+//!    PROXY-protocol setup, duration settings;
+//! 2. hash: share math: work (jobs, targets, the reference share hash), the SHA-256 kernels, share_hash,
+//!    equihash;
+//! 3. config: auth settings and checks, then the config file (above hash: it builds `equihash::Params`);
+//! 4. wire: the dialects' message formats (protocol/json, stratum, equihash);
+//! 5. shares: share validation and counters, and the dialect enum (protocol/mod.rs parses jobs into
+//!    validate's job book);
+//! 6. session: miner and pool handling (downstream, upstream, passthrough, vardiff, share batching);
+//! 7. runtime: the reactor, reload (lifecycle), the proxy's threads, the metrics server;
+//! 8. tools: the simulator and the load generator (test and bench tools, to become their own crates);
+//! 9. app: the crate roots and binaries (lib.rs holds only `mod` lines; an item there would be "up").
+//!
+//! An import is any path that names another module file: `use crate::x::...` (with `{...}` groups),
+//! `crate::x::...` in code, `super::...` leaving the file's module, a child module named from its parent,
+//! `fastproxy::x` in the binaries. Comments, string literals and `#[cfg(test)]` modules are skipped (unit
+//! tests may use anything, as dev-dependencies may). [`ALLOWED`] lists the known violations the sans-IO
+//! redesign (issue 13) removes, each with its reason; an entry no longer needed fails the test, so the list
+//! can only shrink.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Every .rs file under src/, by layer, lowest layer first.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "base",
+        &[
+            "duration.rs",
+            "framing.rs",
+            "hex.rs",
+            "io.rs",
+            "nonce.rs",
+            "pending.rs",
+            "proxy_protocol.rs",
+            "tls.rs",
+        ],
+    ),
+    (
+        "hash",
+        &[
+            "work.rs",
+            "sha256x2.rs",
+            "sha256x16.rs",
+            "share_hash.rs",
+            "equihash.rs",
+        ],
+    ),
+    ("config", &["auth.rs", "config.rs"]),
+    (
+        "wire",
+        &[
+            "protocol/json.rs",
+            "protocol/stratum.rs",
+            "protocol/equihash.rs",
+        ],
+    ),
+    ("shares", &["validate.rs", "stats.rs", "protocol/mod.rs"]),
+    (
+        "session",
+        &[
+            "share_batch.rs",
+            "downstream.rs",
+            "upstream.rs",
+            "passthrough.rs",
+            "vardiff.rs",
+        ],
+    ),
+    (
+        "runtime",
+        &[
+            "reactor.rs",
+            "lifecycle.rs",
+            "proxy.rs",
+            "metrics/mod.rs",
+            "metrics/history.rs",
+            "metrics/page.rs",
+            "metrics/prometheus.rs",
+            "metrics/server.rs",
+            "metrics/status.rs",
+        ],
+    ),
+    (
+        "tools",
+        &[
+            "sim/mod.rs",
+            "sim/pool.rs",
+            "sim/miner.rs",
+            "sim/equihash_pool.rs",
+            "sim/equihash_miner.rs",
+            "loadgen/mod.rs",
+            "loadgen/args.rs",
+            "loadgen/clock.rs",
+            "loadgen/conn.rs",
+            "loadgen/hist.rs",
+            "loadgen/limits.rs",
+            "loadgen/line.rs",
+            "loadgen/miners.rs",
+            "loadgen/phases.rs",
+            "loadgen/pool.rs",
+            "loadgen/procstat.rs",
+            "loadgen/reactor.rs",
+            "loadgen/report.rs",
+            "loadgen/target.rs",
+            "loadgen/tests.rs",
+            "loadgen/wire.rs",
+        ],
+    ),
+    (
+        "app",
+        &["lib.rs", "main.rs", "demo.rs", "bin/fastproxy-loadgen.rs"],
+    ),
+];
+
+/// An import the layers forbid that the code still has, and why.
+struct Allowed {
+    from: &'static str,
+    to: &'static str,
+    why: &'static str,
+}
+
+/// Known violations; the sans-IO redesign (issue 13) removes them. Never add one to pass the test: move the
+/// code instead. Remove an entry when its import is gone (the test says so).
+const ALLOWED: &[Allowed] = &[
+    Allowed {
+        from: "downstream.rs",
+        to: "reactor.rs",
+        why: "the miner handlers are an `impl Reactor` block over slab keys (issue 13 item 1: a sans-IO miner \
+              session that writes into an outbox)",
+    },
+    Allowed {
+        from: "upstream.rs",
+        to: "reactor.rs",
+        why: "the pool handlers are an `impl Reactor` block over slab keys and reach miners through the \
+              reactor's `Conn` slab (issue 13 item 1: a sans-IO pool session)",
+    },
+    Allowed {
+        from: "passthrough.rs",
+        to: "reactor.rs",
+        why: "passthrough authorization is an `impl Reactor` block (issue 13 item 1)",
+    },
+    Allowed {
+        from: "vardiff.rs",
+        to: "reactor.rs",
+        why: "retargeting is an `impl Reactor` block that writes the miner's JSON itself (issue 13 items 1 \
+              and 2)",
+    },
+    Allowed {
+        from: "lifecycle.rs",
+        to: "reactor.rs",
+        why: "the reload handler (`on_commands`, `apply_reload`) is an `impl Reactor` block, while the reactor \
+              holds lifecycle's `Command` receiver: a cycle until sessions take new settings themselves \
+              (issue 13 items 1 and 4)",
+    },
+    Allowed {
+        from: "lifecycle.rs",
+        to: "proxy.rs",
+        why: "`apply_reload` rebuilds the reactor's `Timing` with `proxy::timing`, while proxy.rs starts \
+              reloads through lifecycle: a cycle until `Timing` is built next to the reactor",
+    },
+];
+
+/// A source file's tokens, as far as module paths need them.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    PathSep,
+    Open,
+    Close,
+    Comma,
+    Semi,
+    Star,
+    Other(char),
+}
+
+/// Splits Rust source into tokens with their line numbers, skipping comments, string and char literals.
+fn tokenize(src: &str) -> Vec<(Tok, usize)> {
+    let c: Vec<char> = src.chars().collect();
+    let at = |i: usize| c.get(i).copied().unwrap_or('\0');
+    let ident_char = |ch: char| ch.is_ascii_alphanumeric() || ch == '_';
+    let (mut out, mut line, mut i) = (Vec::new(), 1, 0);
+    // Skips a quoted literal whose opening quote is at `i`, closed by `quote` then `hashes` '#'s.
+    let skip_quoted = |mut i: usize, quote: char, hashes: usize, raw: bool, line: &mut usize| {
+        i += 1;
+        while i < c.len() {
+            match c[i] {
+                '\\' if !raw => i += 1,
+                '\n' => *line += 1,
+                ch if ch == quote && (0..hashes).all(|k| at(i + 1 + k) == '#') => {
+                    return i + 1 + hashes
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        i
+    };
+    // At r"...", r#"..."# or br"...": the index of the opening quote and the number of '#'s.
+    let raw_open = |i: usize| {
+        let r = if at(i) == 'b' { i + 1 } else { i };
+        let quote = (r + 1..).find(|&k| at(k) != '#').unwrap_or(r + 1);
+        (at(r) == 'r' && at(quote) == '"').then_some((quote, quote - r - 1))
+    };
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\n' {
+            line += 1;
+            i += 1;
+        } else if ch.is_whitespace() {
+            i += 1;
+        } else if ch == '/' && at(i + 1) == '/' {
+            while i < c.len() && c[i] != '\n' {
+                i += 1;
+            }
+        } else if ch == '/' && at(i + 1) == '*' {
+            let (mut depth, mut j) = (1, i + 2);
+            while j < c.len() && depth > 0 {
+                if c[j] == '/' && at(j + 1) == '*' {
+                    depth += 1;
+                    j += 1;
+                } else if c[j] == '*' && at(j + 1) == '/' {
+                    depth -= 1;
+                    j += 1;
+                } else if c[j] == '\n' {
+                    line += 1;
+                }
+                j += 1;
+            }
+            i = j;
+        } else if ch == '"' {
+            i = skip_quoted(i, '"', 0, false, &mut line);
+        } else if ch == '\'' {
+            if at(i + 1) == '\\' {
+                i = skip_quoted(i, '\'', 0, false, &mut line);
+            } else if at(i + 2) == '\'' {
+                i += 3;
+            } else {
+                i += 1; // a lifetime: its name lexes as an identifier
+            }
+        } else if ch == 'b' && (at(i + 1) == '"' || at(i + 1) == '\'') {
+            i += 1; // b"..." and b'x' lex as the literals they prefix
+        } else if let Some((quote, hashes)) = raw_open(i) {
+            i = skip_quoted(quote, '"', hashes, true, &mut line);
+        } else if ident_char(ch) {
+            let start = i;
+            while i < c.len() && ident_char(c[i]) {
+                i += 1;
+            }
+            let word: String = c[start..i].iter().collect();
+            // A number literal (with its suffix) is no identifier.
+            let tok = if ch.is_ascii_digit() {
+                Tok::Other('0')
+            } else {
+                Tok::Ident(word)
+            };
+            out.push((tok, line));
+        } else {
+            let tok = match ch {
+                ':' if at(i + 1) == ':' => {
+                    i += 1;
+                    Tok::PathSep
+                }
+                '{' => Tok::Open,
+                '}' => Tok::Close,
+                ',' => Tok::Comma,
+                ';' => Tok::Semi,
+                '*' => Tok::Star,
+                ch => Tok::Other(ch),
+            };
+            out.push((tok, line));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Reads a path or `use` tree starting at `toks[i]` (`a::b::{c, d::e as f, *}`), pushing each full path.
+fn path_tree(
+    toks: &[(Tok, usize)],
+    mut i: usize,
+    prefix: Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) -> usize {
+    let mut segs = prefix;
+    loop {
+        match toks.get(i).map(|t| &t.0) {
+            Some(Tok::Ident(s)) => {
+                segs.push(s.clone());
+                i += 1;
+                if toks.get(i).map(|t| &t.0) == Some(&Tok::PathSep) {
+                    i += 1;
+                    continue;
+                }
+                if toks.get(i).map(|t| &t.0) == Some(&Tok::Ident("as".into())) {
+                    i += 2;
+                }
+            }
+            Some(Tok::Open) => {
+                i += 1;
+                while i < toks.len() && toks[i].0 != Tok::Close {
+                    i = path_tree(toks, i, segs.clone(), out);
+                    if toks.get(i).map(|t| &t.0) == Some(&Tok::Comma) {
+                        i += 1;
+                    }
+                }
+                return i + 1;
+            }
+            Some(Tok::Star) => i += 1,
+            _ => {}
+        }
+        out.push(segs);
+        return i;
+    }
+}
+
+/// One compiled crate of src/ (the library or a binary): its modules' files by module path.
+struct Crate {
+    modules: BTreeMap<Vec<String>, String>,
+}
+
+/// A path found in a file: the module path it starts from (after `crate`/`super`/`self`/a child name), its
+/// remaining segments, which crate it names, and where it is.
+struct Found {
+    from_module: Vec<String>,
+    segs: Vec<String>,
+    to_lib: bool,
+    line: usize,
+    text: String,
+}
+
+impl Found {
+    /// The item path it names from the crate root (`super` and `self` applied).
+    fn absolute(&self) -> Vec<String> {
+        let mut path = self.from_module.clone();
+        for seg in &self.segs {
+            match seg.as_str() {
+                "super" => {
+                    path.pop();
+                }
+                "self" => {}
+                s => path.push(s.to_string()),
+            }
+        }
+        path
+    }
+}
+
+/// Whether `#[cfg(test)]` starts at `toks[i]`.
+fn cfg_test_at(toks: &[(Tok, usize)], i: usize) -> bool {
+    let want = [
+        Tok::Other('#'),
+        Tok::Other('['),
+        Tok::Ident("cfg".into()),
+        Tok::Other('('),
+        Tok::Ident("test".into()),
+        Tok::Other(')'),
+        Tok::Other(']'),
+    ];
+    toks.len() >= i + want.len() && toks[i..i + want.len()].iter().map(|t| &t.0).eq(want.iter())
+}
+
+/// What one file declares and uses: its file children (`mod x;`, with whether they are `#[cfg(test)]`)
+/// and the module paths its non-test code names.
+fn scan(src: &str, module: &[String], in_lib: bool) -> (Vec<(String, bool)>, Vec<Found>) {
+    let toks = tokenize(src);
+    let tok = |i: usize| toks.get(i).map(|t| &t.0);
+    let ident = |i: usize| match tok(i) {
+        Some(Tok::Ident(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let mut children = Vec::new();
+    let mut found = Vec::new();
+    let mut depth = 0usize;
+    // Inline modules open around the current token: name, brace depth outside it, whether it is test code.
+    let mut inline: Vec<(String, usize, bool)> = Vec::new();
+    // A `#[cfg(test)]` was seen and the item it applies to has not started yet.
+    let mut cfg_test = false;
+    let mut i = 0;
+    while i < toks.len() {
+        if cfg_test_at(&toks, i) {
+            cfg_test = true;
+            i += 7;
+            continue;
+        }
+        match &toks[i].0 {
+            Tok::Ident(s) if s == "mod" && tok(i + 2) == Some(&Tok::Semi) => {
+                if depth == 0 {
+                    children.push((ident(i + 1).unwrap_or("").to_string(), cfg_test));
+                }
+                cfg_test = false;
+                i += 3;
+                continue;
+            }
+            Tok::Ident(s) if s == "mod" && tok(i + 2) == Some(&Tok::Open) => {
+                let test = cfg_test || inline.last().is_some_and(|m| m.2);
+                inline.push((ident(i + 1).unwrap_or("").to_string(), depth, test));
+                cfg_test = false;
+                depth += 1;
+                i += 3;
+                continue;
+            }
+            Tok::Open | Tok::Semi => {
+                cfg_test = false;
+                depth += usize::from(toks[i].0 == Tok::Open);
+            }
+            Tok::Close => {
+                cfg_test = false;
+                depth -= 1;
+                if inline.last().is_some_and(|m| m.1 == depth) {
+                    inline.pop();
+                }
+            }
+            Tok::Ident(s)
+                if tok(i + 1) == Some(&Tok::PathSep)
+                    && (i == 0 || toks[i - 1].0 != Tok::PathSep)
+                    && (matches!(s.as_str(), "crate" | "super" | "self")
+                        || (s == "fastproxy" && !in_lib)
+                        || (inline.is_empty() && children.iter().any(|c| c.0 == *s))) =>
+            {
+                let line = toks[i].1;
+                let mut here: Vec<String> = module.to_vec();
+                here.extend(inline.iter().map(|m| m.0.clone()));
+                let mut paths = Vec::new();
+                let next = path_tree(&toks, i, Vec::new(), &mut paths);
+                if !inline.last().is_some_and(|m| m.2) {
+                    for segs in paths {
+                        let text = segs.join("::").trim_end_matches("::self").to_string();
+                        let (from_module, rest, to_lib) = match segs[0].as_str() {
+                            "crate" => (Vec::new(), segs[1..].to_vec(), in_lib),
+                            "fastproxy" => (Vec::new(), segs[1..].to_vec(), true),
+                            "self" | "super" => (here.clone(), segs, in_lib),
+                            _ => (module.to_vec(), segs, in_lib),
+                        };
+                        found.push(Found {
+                            from_module,
+                            segs: rest,
+                            to_lib,
+                            line,
+                            text,
+                        });
+                    }
+                }
+                i = next;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (children, found)
+}
+
+/// Walks `mod x;` declarations from a crate root, returning the crate's modules; collects each non-test
+/// file's paths into `uses`.
+fn load_crate(src: &Path, root: &str, in_lib: bool, uses: &mut Vec<(String, Found)>) -> Crate {
+    let mut modules = BTreeMap::new();
+    let mut todo = vec![(Vec::<String>::new(), root.to_string(), false)];
+    while let Some((module, file, test)) = todo.pop() {
+        let text =
+            std::fs::read_to_string(src.join(&file)).unwrap_or_else(|e| panic!("src/{file}: {e}"));
+        let (children, found) = scan(&text, &module, in_lib);
+        let dir = if module.is_empty() || file.ends_with("mod.rs") {
+            file.rsplit_once('/')
+                .map_or(String::new(), |(d, _)| format!("{d}/"))
+        } else {
+            format!("{}/", file.trim_end_matches(".rs"))
+        };
+        for (child, child_test) in children {
+            let flat = format!("{dir}{child}.rs");
+            let nested = format!("{dir}{child}/mod.rs");
+            let path = if src.join(&flat).exists() {
+                flat
+            } else {
+                nested
+            };
+            let mut m = module.clone();
+            m.push(child);
+            todo.push((m, path, test || child_test));
+        }
+        if !test {
+            uses.extend(found.into_iter().map(|f| (file.clone(), f)));
+        }
+        modules.insert(module, file);
+    }
+    Crate { modules }
+}
+
+/// Every .rs file under `dir`, relative to `base`.
+fn rust_files(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).expect("read src/") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_files(base, &path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(base).expect("under src/");
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+/// The module graph of src/: every .rs file, and for each (from, to) file pair the places that make the edge.
+struct Graph {
+    files: Vec<String>,
+    edges: BTreeMap<(String, String), Vec<String>>,
+}
+
+fn graph() -> Graph {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &src, &mut files);
+    files.sort();
+    let mut uses = Vec::new();
+    let mut crates = vec![
+        load_crate(&src, "lib.rs", true, &mut uses),
+        load_crate(&src, "main.rs", false, &mut uses),
+    ];
+    for f in files.iter().filter(|f| f.starts_with("bin/")) {
+        crates.push(load_crate(&src, f, false, &mut uses));
+    }
+    let crate_of: BTreeMap<&str, &Crate> = crates
+        .iter()
+        .flat_map(|c| c.modules.values().map(move |f| (f.as_str(), c)))
+        .collect();
+    let mut edges: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (file, found) in uses {
+        let target = if found.to_lib {
+            &crates[0]
+        } else {
+            crate_of[file.as_str()]
+        };
+        let mut module = found.absolute();
+        while !target.modules.contains_key(&module) {
+            module.pop();
+        }
+        let to = &target.modules[&module];
+        if *to != file {
+            let place = format!("src/{file}:{} `{}`", found.line, found.text);
+            edges
+                .entry((file.clone(), to.clone()))
+                .or_default()
+                .push(place);
+        }
+    }
+    Graph { files, edges }
+}
+
+/// Each file's layer index in [`LAYERS`].
+fn layer_of() -> BTreeMap<&'static str, usize> {
+    let mut out = BTreeMap::new();
+    for (i, (_, files)) in LAYERS.iter().enumerate() {
+        for f in *files {
+            assert!(
+                out.insert(*f, i).is_none(),
+                "{f} is in two layers of LAYERS"
+            );
+        }
+    }
+    out
+}
+
+fn is_allowed(from: &str, to: &str) -> bool {
+    ALLOWED.iter().any(|a| a.from == from && a.to == to)
+}
+
+/// The strongly connected components of more than one file (Tarjan), over the edges `keep` accepts.
+fn cycles(g: &Graph, keep: impl Fn(&str, &str) -> bool) -> Vec<Vec<String>> {
+    struct State<'a> {
+        next: BTreeMap<&'a str, Vec<&'a str>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
+        let n = s.index.len();
+        s.index.insert(v, n);
+        s.low.insert(v, n);
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        for w in s.next.get(v).cloned().unwrap_or_default() {
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let low = s.low[v].min(s.low[w]);
+                s.low.insert(v, low);
+            } else if s.on_stack.contains(w) {
+                let low = s.low[v].min(s.index[w]);
+                s.low.insert(v, low);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut scc = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                scc.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if scc.len() > 1 {
+                scc.sort();
+                s.out.push(scc);
+            }
+        }
+    }
+    let mut s = State {
+        next: BTreeMap::new(),
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for (a, b) in g.edges.keys().filter(|(a, b)| keep(a, b)) {
+        s.next.entry(a.as_str()).or_default().push(b.as_str());
+    }
+    for f in &g.files {
+        if !s.index.contains_key(f.as_str()) {
+            visit(&mut s, f.as_str());
+        }
+    }
+    s.out
+}
+
+/// The first few places of an edge, for a failure message.
+fn shown(places: &[String]) -> String {
+    let mut out = places
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if places.len() > 3 {
+        out += &format!(" and {} more", places.len() - 3);
+    }
+    out
+}
+
+#[test]
+fn every_module_file_has_one_layer() {
+    let g = graph();
+    let layers = layer_of();
+    let mut problems = Vec::new();
+    for f in &g.files {
+        if !layers.contains_key(f.as_str()) {
+            problems.push(format!(
+                "src/{f} has no layer: add it to the layer it belongs to in LAYERS (tests/layering.rs)"
+            ));
+        }
+    }
+    for f in layers.keys() {
+        if !g.files.iter().any(|g| g == f) {
+            problems.push(format!(
+                "LAYERS names {f}, which is not a file of src/: remove it"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn imports_never_go_up_a_layer() {
+    let g = graph();
+    let layers = layer_of();
+    let mut problems = Vec::new();
+    for ((from, to), places) in &g.edges {
+        let (Some(&lf), Some(&lt)) = (layers.get(from.as_str()), layers.get(to.as_str())) else {
+            continue; // reported by every_module_file_has_one_layer
+        };
+        if lf < lt && !is_allowed(from, to) {
+            problems.push(format!(
+                "src/{from} (layer {}) imports src/{to} (layer {}), a higher layer: {}",
+                LAYERS[lf].0,
+                LAYERS[lt].0,
+                shown(places)
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+/// A shortest cycle through the files of `scc`, over the edges not allowed: `[a, b, ..., a]`.
+fn shortest_cycle(g: &Graph, scc: &[String]) -> Vec<String> {
+    let next = |f: &str| -> Vec<String> {
+        g.edges
+            .keys()
+            .filter(|(a, b)| a == f && scc.contains(b) && !is_allowed(a, b))
+            .map(|(_, b)| b.clone())
+            .collect()
+    };
+    let mut best: Option<Vec<String>> = None;
+    for start in scc {
+        let mut parent: BTreeMap<String, String> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start.clone()]);
+        'bfs: while let Some(f) = queue.pop_front() {
+            for n in next(&f) {
+                if n == *start {
+                    let mut path = vec![start.clone(), f.clone()];
+                    while let Some(p) = parent.get(path.last().unwrap()) {
+                        path.push(p.clone());
+                    }
+                    if path.last() != Some(start) {
+                        path.push(start.clone());
+                    }
+                    path.reverse();
+                    if best.as_ref().is_none_or(|b| path.len() < b.len()) {
+                        best = Some(path);
+                    }
+                    break 'bfs;
+                }
+                if !parent.contains_key(&n) && n != *start {
+                    parent.insert(n.clone(), f.clone());
+                    queue.push_back(n);
+                }
+            }
+        }
+    }
+    best.unwrap_or_default()
+}
+
+#[test]
+fn no_import_cycles() {
+    let g = graph();
+    let mut problems = Vec::new();
+    for scc in cycles(&g, |a, b| !is_allowed(a, b)) {
+        let cycle = shortest_cycle(&g, &scc);
+        let steps: Vec<String> = cycle
+            .windows(2)
+            .map(|w| {
+                let places = &g.edges[&(w[0].clone(), w[1].clone())];
+                format!("  src/{} -> src/{}: {}", w[0], w[1], shown(places))
+            })
+            .collect();
+        problems.push(format!(
+            "import cycle among {} (break it by moving the shared piece down), e.g.:\n{}",
+            scc.join(", "),
+            steps.join("\n")
+        ));
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn every_allowed_violation_is_still_needed() {
+    let g = graph();
+    let layers = layer_of();
+    let mut problems = Vec::new();
+    for a in ALLOWED {
+        assert!(
+            !a.why.is_empty(),
+            "ALLOWED {} -> {} needs its reason",
+            a.from,
+            a.to
+        );
+        let exists = g
+            .edges
+            .contains_key(&(a.from.to_string(), a.to.to_string()));
+        let upward = layers.get(a.from) < layers.get(a.to);
+        // A same-layer entry is needed while it closes a cycle with the imports that are not allowed.
+        let closes = |x: &str, y: &str| !is_allowed(x, y) || (x == a.from && y == a.to);
+        let in_cycle = cycles(&g, closes)
+            .iter()
+            .any(|c| c.iter().any(|f| f == a.from) && c.iter().any(|f| f == a.to));
+        if !exists || !(upward || in_cycle) {
+            problems.push(format!(
+                "ALLOWED {} -> {} is no longer needed ({}): remove it from ALLOWED in tests/layering.rs",
+                a.from,
+                a.to,
+                if exists { "neither upward nor in a cycle" } else { "no such import" }
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn the_scanner_reads_paths_and_skips_comments_literals_and_test_modules() {
+    let src = r####"//! [`crate::doc_link`]
+use crate::a::{b::{self, C}, d as e, *};
+use super::sibling::X;
+mod child;
+/* crate::in_block /* nested */ crate::still_in_block */
+fn f<'a>(x: &'a str) -> char {
+    let _ = ("crate::s \" crate::s2", r##"crate::raw "# crate::raw2"##, b'\'', '"', 1u8);
+    child::g(crate::h::i(x));
+    '\''
+}
+#[cfg(test)]
+pub(crate) mod tests {
+    use crate::only_in_tests;
+}
+mod inline {
+    use super::super::up::Y;
+}
+"####;
+    let (children, found) = scan(src, &["m".into(), "n".into()], true);
+    assert_eq!(children, [("child".to_string(), false)]);
+    let got: Vec<String> = found
+        .iter()
+        .map(|f| format!("{} {} -> {}", f.line, f.text, f.absolute().join("::")))
+        .collect();
+    let want = [
+        "2 crate::a::b -> a::b",
+        "2 crate::a::b::C -> a::b::C",
+        "2 crate::a::d -> a::d",
+        "2 crate::a -> a",
+        "3 super::sibling::X -> m::sibling::X",
+        "8 child::g -> m::n::child::g",
+        "8 crate::h::i -> h::i",
+        "16 super::super::up::Y -> m::up::Y",
+    ];
+    assert_eq!(got, want);
+}

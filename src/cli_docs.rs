@@ -1,7 +1,6 @@
 //! The man pages and shell completions, generated from the clap definitions in main.rs so they never drift from
 //! `--help`: `fastproxy generate-man DIR` (hidden, used by the package build) and `fastproxy completions SHELL`.
 
-use clap::CommandFactory;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -35,11 +34,11 @@ around a reload, STOPPING=1 on shutdown.
 \fBsystemctl\fR(1), \fBjournalctl\fR(1), \fBsystemd.exec\fR(5)
 "#;
 
-/// Writes fastproxy.1 and one page per visible subcommand (fastproxy-demo.1, ...) into `dir`; returns the
-/// files written.
-pub fn generate_man(dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// Writes fastproxy.1 and one page per visible subcommand (fastproxy-demo.1, ...) of `cli` (main.rs's
+/// `Cli::command()`) into `dir`; returns the files written.
+pub fn generate_man(cli: clap::Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let mut cmd = crate::Cli::command().disable_help_subcommand(true);
+    let mut cmd = cli.disable_help_subcommand(true);
     cmd.build();
     let mut written = Vec::new();
     let main = clap_mangen::Man::new(cmd.clone());
@@ -56,10 +55,9 @@ pub fn generate_man(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// Writes the completion script for `shell` to `out`.
-pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
+/// Writes the completion script of `full` (main.rs's `Cli::command()`) for `shell` to `out`.
+pub fn completions(full: clap::Command, shell: clap_complete::Shell, out: &mut dyn Write) {
     // The same arguments and subcommands without the hidden ones (clap_complete's bash script would offer them).
-    let full = crate::Cli::command();
     let mut cmd = clap::Command::new("fastproxy")
         .version(env!("CARGO_PKG_VERSION"))
         .args(full.get_arguments().filter(|a| !a.is_hide_set()).cloned())
@@ -70,11 +68,12 @@ pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn man_pages_cover_every_visible_option_and_subcommand() {
         let dir = std::env::temp_dir().join(format!("fastproxy-man-{}", std::process::id()));
-        let files = generate_man(&dir).unwrap();
+        let files = generate_man(crate::Cli::command(), &dir).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
@@ -109,7 +108,7 @@ mod tests {
             clap_complete::Shell::Fish,
         ] {
             let mut out = Vec::new();
-            completions(shell, &mut out);
+            completions(crate::Cli::command(), shell, &mut out);
             let text = String::from_utf8(out).unwrap();
             for word in [
                 "check-config",

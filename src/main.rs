@@ -1,7 +1,7 @@
 //! The `fastproxy` command: run proxies from a YAML file, check or generate a config, run the demo or the
 //! simulated pool.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use fastproxy::config::{self, Config};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,11 +109,11 @@ fn main() -> ExitCode {
         Some(Command::SimPool(args)) => return demo::run_sim_pool(&args),
         Some(Command::HashPassword) => return hash_password(),
         Some(Command::Completions { shell }) => {
-            cli_docs::completions(shell, &mut std::io::stdout());
+            cli_docs::completions(Cli::command(), shell, &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
         Some(Command::GenerateMan { dir }) => {
-            return match cli_docs::generate_man(&dir) {
+            return match cli_docs::generate_man(Cli::command(), &dir) {
                 Ok(files) => {
                     files.iter().for_each(|f| println!("{}", f.display()));
                     ExitCode::SUCCESS

@@ -50,7 +50,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "equihash.rs",
         ],
     ),
-    ("config", &["auth.rs", "config.rs"]),
+    ("config", &["auth.rs", "config.rs", "limits.rs"]),
     (
         "wire",
         &[
@@ -64,6 +64,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         "session",
         &[
             "share_batch.rs",
+            "admission.rs",
+            "budget.rs",
             "downstream.rs",
             "upstream.rs",
             "passthrough.rs",
@@ -75,6 +77,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "reactor.rs",
             "lifecycle.rs",
+            "service.rs",
             "proxy.rs",
             "metrics/mod.rs",
             "metrics/history.rs",
@@ -112,7 +115,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "app",
-        &["lib.rs", "main.rs", "demo.rs", "bin/fastproxy-loadgen.rs"],
+        &[
+            "lib.rs",
+            "main.rs",
+            "cli_docs.rs",
+            "demo.rs",
+            "bin/fastproxy-loadgen.rs",
+        ],
     ),
 ];
 
@@ -137,6 +146,18 @@ const ALLOWED: &[Allowed] = &[
         to: "reactor.rs",
         why: "the pool handlers are an `impl Reactor` block over slab keys and reach miners through the \
               reactor's `Conn` slab (issue 13 item 1: a sans-IO pool session)",
+    },
+    Allowed {
+        from: "admission.rs",
+        to: "reactor.rs",
+        why: "accepting miners is an `impl Reactor` block over the listener's slab key (issue 13 item 4: the \
+              runtime accepts, a session is made per connection)",
+    },
+    Allowed {
+        from: "budget.rs",
+        to: "reactor.rs",
+        why: "the output budget walks the reactor's miner slab to disconnect the slowest readers (issue 13 \
+              item 4: the runtime owns the queues)",
     },
     Allowed {
         from: "passthrough.rs",

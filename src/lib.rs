@@ -23,6 +23,7 @@ pub mod pending;
 pub mod protocol;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod resolve;
 pub mod sha256x16;
 pub mod sha256x2;
 pub mod share_hash;
@@ -32,6 +33,7 @@ pub mod tls;
 pub mod validate;
 pub mod work;
 
+mod connect;
 mod downstream;
 mod io;
 mod passthrough;

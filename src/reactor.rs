@@ -119,6 +119,8 @@ pub(crate) struct Reactor {
     drain_timeout: Duration,
     /// Commands from the owning thread (config reloads), with the waker as their doorbell.
     pub(crate) commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
+    /// Pool host name lookups on other threads; their answers ring the same waker.
+    pub(crate) resolver: crate::resolve::Resolver,
 }
 
 impl Reactor {
@@ -130,6 +132,7 @@ impl Reactor {
         shutdown: Arc<AtomicBool>,
         drain_timeout: Duration,
         commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
+        resolver: crate::resolve::Resolver,
     ) -> std::io::Result<Reactor> {
         let mut r = Reactor {
             poll,
@@ -151,6 +154,7 @@ impl Reactor {
             draining: None,
             drain_timeout,
             commands,
+            resolver,
         };
         for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
@@ -187,6 +191,7 @@ impl Reactor {
                 let t = ev.token();
                 if t == WAKER {
                     self.on_commands();
+                    self.on_resolved();
                     continue;
                 }
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();

@@ -126,8 +126,8 @@ impl Reactor {
         };
         let proxy = up.proxy;
         let t = self.conns.vacant_key();
-        let io = match self.pool_io(u, pool_idx, &url, &mut addrs, t) {
-            Ok(io) => io,
+        let (io, addr) = match self.pool_io(u, pool_idx, &url, &mut addrs, t) {
+            Ok(got) => got,
             Err(e) => {
                 log::warn!(
                     "[{}] cannot connect to {}:{}: {e}",
@@ -160,6 +160,7 @@ impl Reactor {
             pool_difficulty: 1.0,
             last_job: None,
             bad_lines: 0,
+            addr,
             next_addrs: addrs,
         }));
         debug_assert_eq!(key, t, "the socket was registered under the slot's key");
@@ -188,18 +189,19 @@ impl Reactor {
             return;
         }
         let _ = self.poll.registry().deregister(&mut pc.io.socket);
-        let (u, pool_idx, url) = (pc.upstream, pc.pool_idx, pc.url.clone());
+        let (u, pool_idx, url, addr) = (pc.upstream, pc.pool_idx, pc.url.clone(), pc.addr);
         let mut addrs = std::mem::take(&mut pc.next_addrs);
         log::info!(
-            "[{}] pool {}:{}: {reason}; trying its next address",
+            "[{}] pool {}:{} at {addr}: {reason}; trying its next address",
             self.name(u),
             url.host,
             url.port
         );
         match self.pool_io(u, pool_idx, &url, &mut addrs, t) {
-            Ok(io) => {
+            Ok((io, addr)) => {
                 if let Some(Conn::Pool(pc)) = self.conns.get_mut(t) {
                     pc.io = io;
+                    pc.addr = addr;
                     pc.next_addrs = addrs;
                     pc.started = Instant::now();
                 }
@@ -209,7 +211,7 @@ impl Reactor {
     }
 
     /// A registered socket (under token `t`) to the first of `addrs` that takes a non-blocking connect, with
-    /// its TLS session when the pool wants one; the addresses tried are taken off `addrs`.
+    /// its TLS session when the pool wants one, and that address; the addresses tried are taken off `addrs`.
     fn pool_io(
         &mut self,
         u: usize,
@@ -217,14 +219,14 @@ impl Reactor {
         url: &PoolUrl,
         addrs: &mut VecDeque<SocketAddr>,
         t: usize,
-    ) -> Result<Io, String> {
+    ) -> Result<(Io, SocketAddr), String> {
         let mut last = "no address".to_string();
-        let mut socket = loop {
+        let (mut socket, addr) = loop {
             let Some(addr) = addrs.pop_front() else {
                 return Err(last);
             };
             match mio::net::TcpStream::connect(addr) {
-                Ok(s) => break s,
+                Ok(s) => break (s, addr),
                 Err(e) => {
                     log::debug!("[{}] connect to {addr} failed: {e}", self.name(u));
                     last = format!("{addr}: {e}");
@@ -265,6 +267,6 @@ impl Reactor {
                 }
             }
         }
-        Ok(io)
+        Ok((io, addr))
     }
 }

@@ -92,6 +92,8 @@ pub(crate) struct PoolConn {
     pub last_job: Option<BookJob>,
     /// Unparsable lines in a row (logged for the first few; too many close the connection).
     pub bad_lines: u32,
+    /// The address this connection goes to (one of its pool's name).
+    pub addr: std::net::SocketAddr,
     /// The addresses of the pool's name not tried yet (the next one gets a turn if this connect fails).
     pub next_addrs: std::collections::VecDeque<std::net::SocketAddr>,
 }

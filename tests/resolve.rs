@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Names the test hook answers (`*.test`): their addresses and how long the lookup takes.
 static NAMES: Mutex<Vec<(&str, Vec<SocketAddr>, Duration)>> = Mutex::new(Vec::new());
+/// Every name the hook was asked for, once per lookup.
+static ASKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// When each slow lookup of `slow.test` began.
 static SLOW_LOOKUPS: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
 /// `slow.test` takes 3 s to fail once this is set (before, it fails at once).
@@ -24,6 +26,7 @@ fn hook(host: &str, _port: u16) -> Option<std::io::Result<Vec<SocketAddr>>> {
     if !host.ends_with(".test") {
         return None;
     }
+    ASKED.lock().unwrap().push(host.to_string());
     let found = NAMES
         .lock()
         .unwrap()
@@ -49,10 +52,10 @@ fn hook(host: &str, _port: u16) -> Option<std::io::Result<Vec<SocketAddr>>> {
     Some(answer)
 }
 
-/// Makes `name` resolve (through the hook) to `addrs`, in that order.
-fn define(name: &'static str, addrs: Vec<SocketAddr>) {
+/// Makes `name` resolve (through the hook) to `addrs`, in that order, each lookup taking `delay`.
+fn define(name: &'static str, addrs: Vec<SocketAddr>, delay: Duration) {
     fastproxy::resolve::set_lookup_hook(Some(hook));
-    NAMES.lock().unwrap().push((name, addrs, Duration::ZERO));
+    NAMES.lock().unwrap().push((name, addrs, delay));
 }
 
 /// Proxy YAML entry `name` (stratum, on 127.0.0.1:0) in front of the pool URLs, with extra keys.
@@ -117,6 +120,7 @@ fn every_address_of_a_name_is_tried_in_order() {
     define(
         "order.test",
         vec![closed, first_open.addr(), second_open.addr()],
+        Duration::ZERO,
     );
     let url = "stratum+tcp://order.test:3333".to_string();
     let proxy = start_proxy(&format!(
@@ -229,4 +233,39 @@ fn a_pool_that_never_answers_the_handshake_is_given_up_after_handshake_timeout()
     stop.store(true, Ordering::Relaxed);
     let r = m.join().unwrap();
     assert_eq!(r.unanswered, 0, "{r:?}");
+}
+
+#[test]
+fn a_lookup_slower_than_handshake_timeout_fails_the_attempt_and_its_late_answer_is_ignored() {
+    // Every lookup of this name answers after 3 s, with a working pool: too late each time (1 s allowed).
+    let pool = pool(SimPoolConfig::default());
+    define("late.test", vec![pool.addr()], Duration::from_secs(3));
+    let url = "stratum+tcp://late.test:3333".to_string();
+    let proxy = start_proxy(&format!(
+        "threads: 1\nproxies:\n{}",
+        entry(
+            "test",
+            &[url],
+            "handshake_timeout: 1\nretry_initial: 0.1\nretry_max: 0.1\nfailover_after: 100"
+        )
+    ));
+    let asked = || {
+        ASKED
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| *h == "late.test")
+            .count()
+    };
+    // The first answer comes at 3 s, while a later lookup (the third) waits: it must not be taken for that one.
+    wait_until(Duration::from_secs(10), "four lookups", || asked() >= 4);
+    std::thread::sleep(Duration::from_millis(300));
+    let st = proxy.stats("test").unwrap();
+    assert_eq!(
+        pool.stats().connections_total,
+        0,
+        "no connection made from an answer given up"
+    );
+    assert_eq!(ProxyStats::get(&st.pool_connections), 0);
+    assert_eq!(ProxyStats::get(&st.pool_ready), 0);
 }

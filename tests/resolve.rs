@@ -113,6 +113,31 @@ fn a_pool_named_localhost_serves_miners() {
 }
 
 #[test]
+fn a_tls_pool_named_localhost_is_verified_by_that_name() {
+    let pki = common::tls::TestPki::new("resolve");
+    let pool = pool(SimPoolConfig::default());
+    let relay = common::tls::server_relay(pool.addr(), &pki);
+    let url = format!("stratum+ssl://localhost:{}", relay.addr.port());
+    let extra = format!("ca: {}", pki.ca.display());
+    let yaml = format!("threads: 1\nproxies:\n{}", entry("test", &[url], ""));
+    // `ca` belongs to the pool entry.
+    let yaml = yaml.replace(
+        "        password: x\n",
+        &format!("        password: x\n        {extra}\n"),
+    );
+    let proxy = start_proxy(&yaml);
+    let stop = Arc::new(AtomicBool::new(false));
+    let m = miner(proxy.first_addr().unwrap(), &stop);
+    wait_until(
+        Duration::from_secs(20),
+        "shares accepted through TLS",
+        || pool.stats().accepted >= 2,
+    );
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(m.join().unwrap().unanswered, 0);
+}
+
+#[test]
 fn every_address_of_a_name_is_tried_in_order() {
     let first_open = pool(SimPoolConfig::default());
     let second_open = pool(SimPoolConfig::default());

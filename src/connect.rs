@@ -92,14 +92,10 @@ impl Reactor {
             return;
         };
         let limit = self.proxies[up.proxy].timing.handshake;
-        if !up
+        let Some(lookup) = up
             .lookup
-            .as_ref()
-            .is_some_and(|l| now.duration_since(l.started) >= limit)
-        {
-            return;
-        }
-        let Some(lookup) = up.lookup.take() else {
+            .take_if(|l| now.duration_since(l.started) >= limit)
+        else {
             return;
         };
         log::warn!(

@@ -6,9 +6,10 @@
 //! pool's verdicts come back to the miner that sent each share.
 //!
 //! Design: one mio reactor per thread (`reactor`) owns every socket of its shard in a slab; miners are
-//! handled in `downstream`, pool sessions in `upstream`, the nonce split in `nonce`, the reply-id table in
-//! `pending`, line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and
-//! miners used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
+//! handled in `downstream`, pool sessions in `upstream` (their connections opened in `connect`, with host
+//! names resolved off the reactor in `resolve`), the nonce split in `nonce`, the reply-id table in `pending`,
+//! line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and miners
+//! used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
 
 pub mod auth;
 pub mod config;

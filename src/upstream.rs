@@ -172,7 +172,7 @@ fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
 }
 
 impl Reactor {
-    pub(crate) fn pool_conn(&mut self, t: usize) -> Option<&mut PoolConn> {
+    fn pool_conn(&mut self, t: usize) -> Option<&mut PoolConn> {
         match self.conns.get_mut(t) {
             Some(Conn::Pool(p)) => Some(p),
             _ => None,

@@ -418,6 +418,8 @@ impl Reactor {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        // Lookup answers come with a wake; taking any here too costs one empty channel read.
+        self.on_resolved();
         self.tick_upstreams(now);
         if now >= self.next_slow_tick {
             self.next_slow_tick = now + Duration::from_secs(1);

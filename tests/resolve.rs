@@ -283,7 +283,14 @@ fn a_lookup_slower_than_handshake_timeout_fails_the_attempt_and_its_late_answer_
             .count()
     };
     // The first answer comes at 3 s, while a later lookup (the third) waits: it must not be taken for that one.
-    wait_until(Duration::from_secs(10), "four lookups", || asked() >= 4);
+    wait_until(Duration::from_secs(10), "four lookups", || {
+        assert_eq!(
+            pool.stats().connections_total,
+            0,
+            "a connection was made from a lookup answer given up"
+        );
+        asked() >= 4
+    });
     std::thread::sleep(Duration::from_millis(300));
     let st = proxy.stats("test").unwrap();
     assert_eq!(

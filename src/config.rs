@@ -86,6 +86,10 @@ pub struct ProxyConfig {
     /// Seconds between checks of a higher-priority pool while on a backup.
     #[serde(default = "default_failback_interval")]
     pub failback_interval: f64,
+    /// Seconds a pool connection attempt may take to resolve the pool's name, to connect to one address, and
+    /// to complete the pool's handshake (each step).
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout: f64,
     /// Follow a pool's `client.reconnect` to another host/port (otherwise reconnect to the same pool).
     #[serde(default)]
     pub allow_reconnect_redirect: bool,
@@ -237,6 +241,9 @@ fn default_failover_after() -> u32 {
 }
 fn default_failback_interval() -> f64 {
     30.0
+}
+fn default_handshake_timeout() -> f64 {
+    10.0
 }
 fn default_max_ntime_roll() -> u32 {
     7200
@@ -504,6 +511,7 @@ impl Config {
                 ("retry_initial", proxy.retry_initial),
                 ("retry_max", proxy.retry_max),
                 ("failback_interval", proxy.failback_interval),
+                ("handshake_timeout", proxy.handshake_timeout),
             ] {
                 if !(v.is_finite() && v > 0.0 && v < 1e7) {
                     p(
@@ -607,6 +615,7 @@ proxies:
     # failover_after: 2             # failed attempts before moving down the pool list
     # failback: true                # go back to a higher-priority pool when it is healthy
     # failback_interval: 30
+    # handshake_timeout: 10         # per pool attempt: name lookup, connect to each address, handshake
     # Who may connect: none | passthrough (the pool checks each worker; submits carry its own name) |
     # {{ users: [{{ name: farm1, password_hash: "<from fastproxy hash-password>" }}], match: account }}
     # auth: none
@@ -673,6 +682,28 @@ mod tests {
         assert_eq!(e[0].line, Some(6), "{e:?}");
         let e = Config::from_yaml(&format!("max_queued_output: 1000\n{y}")).unwrap_err();
         assert!(e[0].message.contains("max_queued_output"), "{e:?}");
+    }
+
+    #[test]
+    fn handshake_timeout_defaults_to_10_s_and_is_checked_with_its_line() {
+        let base = "proxies:\n  - name: a\n    protocol: stratum\n    listen: [{address: 127.0.0.1:1}]\n    pools: [{url: stratum+tcp://127.0.0.1:1, user: u}]\n";
+        let c = Config::from_yaml(base).unwrap();
+        assert_eq!(c.proxies[0].handshake_timeout, 10.0);
+        let c = Config::from_yaml(&format!("{base}    handshake_timeout: 1.5\n")).unwrap();
+        assert_eq!(c.proxies[0].handshake_timeout, 1.5);
+        let e = Config::from_yaml(&format!("{base}    handshake_timeout: soon\n")).unwrap_err();
+        assert_eq!(e[0].line, Some(6), "{e:?}");
+        let e = Config::from_yaml(&format!("{base}    handshake_timeout: 0\n")).unwrap_err();
+        assert!(
+            e[0].message
+                .contains("handshake_timeout must be a positive"),
+            "{e:?}"
+        );
+        let t = template("stratum+tcp://127.0.0.1:3334", "acct.w");
+        let line = t.lines().find(|l| l.contains("handshake_timeout"));
+        let uncommented = line.unwrap().replacen("# ", "", 1);
+        let c = Config::from_yaml(&t.replace(line.unwrap(), &uncommented)).unwrap();
+        assert_eq!(c.proxies[0].handshake_timeout, 10.0, "{uncommented}");
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! pool's verdicts come back to the miner that sent each share.
 //!
 //! Design: one mio reactor per thread (`reactor`) owns every socket of its shard in a slab; miners are
-//! handled in `downstream`, pool sessions in `upstream`, the nonce split in `nonce`, the reply-id table in
-//! `pending`, line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and
-//! miners used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
+//! handled in `downstream`, pool sessions in `upstream` (their connections opened in `connect`, with host
+//! names resolved off the reactor in `resolve`), the nonce split in `nonce`, the reply-id table in `pending`,
+//! line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and miners
+//! used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
 //!
 //! Layers, lowest first; a module imports only from its own layer or lower ones (`tests/layering.rs` checks
 //! it): base (hex, framing, nonce, pending, io, tls, proxy_protocol) → hash (work, sha256x2, sha256x16,
@@ -30,6 +31,7 @@ pub mod pending;
 pub mod protocol;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod resolve;
 pub mod sha256x16;
 pub mod sha256x2;
 pub mod share_hash;
@@ -41,6 +43,7 @@ pub mod work;
 
 mod admission;
 mod budget;
+mod connect;
 mod downstream;
 mod duration;
 mod io;

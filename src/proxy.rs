@@ -15,7 +15,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// Listen backlog: farms reconnect thousands of miners at once.
 const BACKLOG: i32 = 4096;
@@ -160,7 +159,7 @@ pub(crate) fn timing(cfg: &ProxyConfig) -> Timing {
         retry_initial: ProxyConfig::secs(cfg.retry_initial),
         retry_max: ProxyConfig::secs(cfg.retry_max),
         failback: ProxyConfig::secs(cfg.failback_interval),
-        handshake: Duration::from_secs(10),
+        handshake: ProxyConfig::secs(cfg.handshake_timeout),
     }
 }
 
@@ -280,7 +279,8 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     let drain = ProxyConfig::secs(config.drain_timeout);
     for (th, listeners) in per_thread.into_iter().enumerate() {
         let poll = Poll::new()?;
-        wakers.push(Arc::new(Reactor::waker(&poll)?));
+        let waker = Arc::new(Reactor::waker(&poll)?);
+        wakers.push(waker.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         commands.push(tx);
         let proxies: Vec<ProxyState> = config
@@ -305,6 +305,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                 timing: timing(p),
             })
             .collect();
+        let resolver = crate::resolve::Resolver::new(waker);
         let reactor = Reactor::new(
             poll,
             proxies,
@@ -313,6 +314,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             drain,
             rx,
             admission.clone(),
+            resolver,
         )?;
         let handle = std::thread::Builder::new()
             .name(format!("reactor-{th}"))

@@ -128,10 +128,14 @@ pub(crate) struct Reactor {
     /// Bytes queued per miner whose last flush left some (see `budget`), and their sum.
     pub(crate) out_queued: std::collections::HashMap<usize, usize>,
     pub(crate) out_total: usize,
+    /// Pool host name lookups on other threads; their answers ring the same waker.
+    pub(crate) resolver: crate::resolve::Resolver,
 }
 
 impl Reactor {
     /// A reactor serving `proxies` on the given listeners (`(proxy index, listener, TLS config)`).
+    // Each argument is a separate shared handle made by `proxy::start`; the sans-IO runtime will own them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         poll: Poll,
         proxies: Vec<ProxyState>,
@@ -140,6 +144,7 @@ impl Reactor {
         drain_timeout: Duration,
         commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
         admission: Arc<crate::admission::Admission>,
+        resolver: crate::resolve::Resolver,
     ) -> std::io::Result<Reactor> {
         let mut r = Reactor {
             poll,
@@ -166,6 +171,7 @@ impl Reactor {
             retry_accept: false,
             out_queued: Default::default(),
             out_total: 0,
+            resolver,
         };
         for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
@@ -202,6 +208,7 @@ impl Reactor {
                 let t = ev.token();
                 if t == WAKER {
                     self.on_commands();
+                    self.on_resolved();
                     continue;
                 }
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -446,6 +453,8 @@ impl Reactor {
         if !self.paused.is_empty() {
             self.retry_paused();
         }
+        // Lookup answers come with a wake; taking any here too costs one empty channel read.
+        self.on_resolved();
         self.tick_upstreams(now);
         if now >= self.next_slow_tick {
             self.next_slow_tick = now + Duration::from_secs(1);

@@ -17,9 +17,7 @@ use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::stats::{ProxyStats, Reject};
 use crate::validate::{BookJob, JobBook};
-use mio::{Interest, Token};
 use std::collections::HashMap;
-use std::net::ToSocketAddrs;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -27,7 +25,7 @@ use std::time::{Duration, Instant};
 const MAX_POOL_BAD_LINES: u32 = 64;
 
 /// Bytes queued for a pool before the connection is considered stuck.
-const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
+pub(crate) const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
 
 /// What a request sent upstream was.
 #[derive(Debug)]
@@ -94,6 +92,10 @@ pub(crate) struct PoolConn {
     pub last_job: Option<BookJob>,
     /// Unparsable lines in a row (logged for the first few; too many close the connection).
     pub bad_lines: u32,
+    /// The address this connection goes to (one of its pool's name).
+    pub addr: std::net::SocketAddr,
+    /// The addresses of the pool's name not tried yet (the next one gets a turn if this connect fails).
+    pub next_addrs: std::collections::VecDeque<std::net::SocketAddr>,
 }
 
 /// A pool session shared by up to `prefixes.capacity()` miners.
@@ -138,6 +140,8 @@ pub(crate) struct Upstream {
     pub book: JobBook,
     /// The pool's current share difficulty (V1), the ceiling of every miner's vardiff difficulty.
     pub pool_difficulty: f64,
+    /// The host name lookup a connection attempt (active or probe) waits for; at most one at a time.
+    pub lookup: Option<crate::connect::Lookup>,
 }
 
 impl Upstream {
@@ -175,7 +179,7 @@ impl Reactor {
         }
     }
 
-    fn name(&self, u: usize) -> String {
+    pub(crate) fn name(&self, u: usize) -> String {
         match self.upstreams.get(u) {
             Some(up) => format!("{}#{}", self.proxies[up.proxy].cfg.name, up.number),
             None => "?".into(),
@@ -213,6 +217,7 @@ impl Reactor {
             skip_pool: false,
             book: JobBook::default(),
             pool_difficulty: 1.0,
+            lookup: None,
         });
         let proxy = &mut self.proxies[p];
         proxy.upstreams.push(u);
@@ -230,120 +235,19 @@ impl Reactor {
         u
     }
 
-    /// Starts a pool connection for upstream `u`, as its active connection or as a probe.
-    fn connect(&mut self, u: usize, probe: bool, pool_idx: usize, url: PoolUrl) {
-        let Some(up) = self.upstreams.get(u) else {
-            return;
-        };
-        let proxy = up.proxy;
-        let addr = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| e.to_string())
-            .and_then(|mut a| a.next().ok_or_else(|| "no address".to_string()));
-        let socket = addr.and_then(|a| mio::net::TcpStream::connect(a).map_err(|e| e.to_string()));
-        let mut socket = match socket {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!(
-                    "[{}] cannot connect to {}:{}: {e}",
-                    self.name(u),
-                    url.host,
-                    url.port
-                );
-                self.attempt_failed(u, probe);
-                return;
-            }
-        };
-        let entry = self.conns.vacant_entry();
-        let t = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut socket,
-            Token(t),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::warn!("[{}] cannot register pool socket: {e}", self.name(u));
-            self.attempt_failed(u, probe);
-            return;
-        }
-        let _ = socket.set_nodelay(true);
-        let mut io = Io::new(socket, POOL_OUT_LIMIT);
-        io.want_write = true;
-        io.keep_capacity = 256 * 1024;
-        if url.tls {
-            let session = self.proxies[proxy]
-                .pool_tls
-                .get(pool_idx)
-                .cloned()
-                .flatten()
-                .ok_or_else(|| "no TLS config for this pool".to_string())
-                .and_then(|cfg| {
-                    let name = crate::tls::server_name(&url.host)?;
-                    rustls::ClientConnection::new(cfg, name).map_err(|e| e.to_string())
-                });
-            match session {
-                Ok(c) => io.set_tls(rustls::Connection::Client(c)),
-                Err(e) => {
-                    log::warn!(
-                        "[{}] TLS setup for {}:{} failed: {e}",
-                        self.name(u),
-                        url.host,
-                        url.port
-                    );
-                    let _ = self.poll.registry().deregister(&mut io.socket);
-                    self.attempt_failed(u, probe);
-                    return;
-                }
-            }
-        }
-        let account = self.proxies[proxy].cfg.pools.get(pool_idx);
-        let user = account.map_or_else(String::new, |a| a.user.clone());
-        let password = account.map_or_else(String::new, |a| a.password.clone());
-        entry.insert(Conn::Pool(PoolConn {
-            io,
-            upstream: u,
-            pool_idx,
-            url,
-            user,
-            password,
-            state: PoolState::Connecting,
-            started: Instant::now(),
-            sub: None,
-            authorized: false,
-            configure: None,
-            difficulty_line: Vec::new(),
-            notify_line: Vec::new(),
-            pool_target: crate::validate::stratum_target(1.0),
-            pool_difficulty: 1.0,
-            last_job: None,
-            bad_lines: 0,
-        }));
-        ProxyStats::inc(&self.proxies[proxy].stats.pool_connections);
-        let up = &mut self.upstreams[u];
-        let retry = up.ever_ready || up.attempts > 0;
-        self.proxies[proxy]
-            .stats
-            .pool(pool_idx)
-            .on_connecting(retry);
-        if probe {
-            up.probe = Some(t);
-        } else {
-            up.active = Some(t);
-        }
-    }
-
     /// A readiness event on pool connection `t`.
     pub(crate) fn on_pool_event(&mut self, t: usize, readable: bool, writable: bool) {
         let Some(pc) = self.pool_conn(t) else { return };
         if pc.state == PoolState::Connecting {
             if let Ok(Some(e)) | Err(e) = pc.io.socket.take_error() {
-                self.pool_conn_failed(t, &format!("connect failed: {e}"));
+                self.connect_failed(t, &format!("connect failed: {e}"));
                 return;
             }
             match pc.io.socket.peer_addr() {
                 Ok(_) => self.start_handshake(t),
                 Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
                 Err(e) => {
-                    self.pool_conn_failed(t, &format!("connect failed: {e}"));
+                    self.connect_failed(t, &format!("connect failed: {e}"));
                     return;
                 }
             }
@@ -1248,7 +1152,7 @@ impl Reactor {
     }
 
     /// A connection attempt of `u` failed: back off, and move down the pool list after repeated failures.
-    fn attempt_failed(&mut self, u: usize, probe: bool) {
+    pub(crate) fn attempt_failed(&mut self, u: usize, probe: bool) {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
@@ -1284,6 +1188,11 @@ impl Reactor {
             if matches!(self.conns.get(p), Some(Conn::Pool(pc)) if pc.state == PoolState::Ready) {
                 self.upstream_ready(u, p);
             }
+            return;
+        }
+        if let Some(lookup) = up.lookup.as_mut() {
+            // The same for a probe still resolving its pool's name.
+            lookup.probe = false;
             return;
         }
         let delay = backoff(
@@ -1538,16 +1447,19 @@ impl Reactor {
                     if matches!(pc.state, PoolState::Connecting | PoolState::Handshake)
                         && now.duration_since(pc.started) >= timing.handshake
                     {
-                        self.pool_conn_failed(
-                            t,
-                            &format!(
-                                "no complete handshake within {}s",
-                                timing.handshake.as_secs_f64()
-                            ),
+                        let why = format!(
+                            "no complete handshake within {}s",
+                            timing.handshake.as_secs_f64()
                         );
+                        if pc.state == PoolState::Connecting {
+                            self.connect_failed(t, &why);
+                        } else {
+                            self.pool_conn_failed(t, &why);
+                        }
                     }
                 }
             }
+            self.expire_lookup(u, now);
             self.start_due_connections(u, now);
         }
     }
@@ -1557,6 +1469,10 @@ impl Reactor {
             return;
         };
         let proxy = &self.proxies[up.proxy];
+        if up.lookup.is_some() {
+            // A connection is on its way (its name being resolved).
+            return;
+        }
         if up.active.is_none() {
             if up.retry_at.is_some_and(|at| at <= now) {
                 up.retry_at = None;

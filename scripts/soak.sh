@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Per-share audit soak with faults: thousands of hashing miners through a fastproxy process (two reactors) while
-# pools die and come back, every pool connection drops once, miners churn, the config is reloaded (SIGHUP) and the
-# proxy is stopped (SIGTERM). Every share is followed from miner to pool; prints the summary line and the fault
-# times, and fails on any broken invariant with the shares that break it (see tests/soak.rs). Bounded: SECONDS
+# pools die and come back (the first death while idle connections exhaust the proxy's descriptors), every pool
+# connection drops once, miners churn, the config is reloaded (SIGHUP) and the proxy is stopped (SIGTERM). Every
+# share is followed from miner to pool; prints the summary lines (shares, fault times, exhaustion), and fails on any broken invariant with the shares that break it (see tests/soak.rs). Bounded: SECONDS
 # (default 120) plus set-up. A short soak of the same code runs in `cargo test`.
 #   bash scripts/soak.sh [SECONDS] [MINERS] [VALIDATE: 1 = the proxy validates every share]
 set -euo pipefail

@@ -4,6 +4,13 @@
 //! followed by identity (job, full extranonce, ntime, nonce, version; tests/common/soak_miner.rs) from the
 //! miner's submit to the pools' accepted and refused sets, and one line counts everything.
 //!
+//! Exhaustion phase: the proxy runs with RLIMIT_NOFILE at the miners plus [`NOFILE_OVER_MINERS`]; when the
+//! primary is killed, idle connections hold every miner slot left and a burst more waits in the listen backlog
+//! (ahead of the churning miners' new sessions) for at least [`EXHAUSTION_HOLD`], then closes. Asserted: the
+//! failover to the backup happens while descriptors are exhausted and never fails for lack of one (no EMFILE
+//! in the log), each episode logs one start and one end line, accepting resumes, and the sessions that waited
+//! in the backlog get work.
+//!
 //! Asserted share by share ([`Audit::check`]): a share a miner was told is accepted is in a pool's accepted set;
 //! a share a pool accepted was answered `true` to its miner, or with the error saying its verdict was lost in a
 //! fault; no two miners hash the same share; no pool refuses a share except as stale (21) or as low difficulty
@@ -24,9 +31,10 @@ use fastproxy::sim::pool::{PoolStats, SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use soak_miner::{Counts, Outcome, Plan, ShareKey, Submitted};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +48,15 @@ const DIFFICULTY: f64 = 1.0 / 4_194_304.0;
 /// soak has a fault every two seconds, and each can cost every miner its share in flight and a few refusals
 /// while no pool is there.
 const MAX_FAULT_ERRORS: f64 = 0.25;
+
+/// The proxy's descriptor limit is the number of miners plus this: its own reserve (about 75 descriptors with
+/// two reactors, one listener, metrics and an upstream per reactor) and room for about 180 miners more, which
+/// stays free (churning sessions overlap a little) until the exhaustion phase fills it.
+const NOFILE_OVER_MINERS: u64 = 256;
+
+/// The exhaustion phase holds every slot at least this long (several 100 ms accept retries, churning sessions
+/// queueing in the backlog), and until the backup has taken shares after the primary's death.
+const EXHAUSTION_HOLD: Duration = Duration::from_millis(1500);
 
 /// The size of one soak.
 struct Soak {
@@ -110,6 +127,68 @@ fn status(metrics: SocketAddr) -> Value {
     serde_json::from_str(json).unwrap()
 }
 
+/// The proxy process, killed if the soak fails before stopping it.
+struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Log lines the soak counts: exhaustion episodes and descriptors that ran out anyway.
+const COUNTED: [&str; 3] = [
+    "out of descriptors",
+    "descriptors available again",
+    "Too many open files",
+];
+
+/// Passes the proxy's log on to stderr (as it comes, not captured by the test harness) and keeps the lines
+/// the soak counts ([`COUNTED`]); they are returned once the proxy has exited.
+fn forward_log(child: &mut Child) -> std::thread::JoinHandle<Vec<String>> {
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+            if COUNTED.iter().any(|c| line.contains(c)) {
+                kept.push(line);
+            }
+        }
+        kept
+    })
+}
+
+/// What the exhaustion phase did, in time from the soak's start.
+struct Exhaustion {
+    /// Idle connections opened.
+    idle: usize,
+    /// The proxy paused accepting (just before the primary was killed).
+    began: Duration,
+    /// The idle connections were closed.
+    released: Duration,
+    /// The proxy was still out of descriptors when the backup took the failed-over shares.
+    failover_while_exhausted: bool,
+}
+
+/// Opens idle connections for every miner slot the proxy has left and `extra` more, which wait in the listen
+/// backlog; returns them once the proxy has paused accepting.
+fn exhaust(addr: SocketAddr, metrics: SocketAddr, extra: u64) -> Vec<TcpStream> {
+    let d = status(metrics)["descriptors"].clone();
+    let slots = d["miner_slots"].as_u64().expect("a descriptor limit");
+    let free = slots.saturating_sub(d["miners"].as_u64().unwrap_or(0));
+    let idle: Vec<TcpStream> = (0..free + extra)
+        .map(|_| TcpStream::connect(addr).expect("the listen backlog takes it"))
+        .collect();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the proxy out of descriptors",
+        || status(metrics)["descriptors"]["exhausted"] == json!(true),
+    );
+    idle
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -139,15 +218,29 @@ fn run(soak: Soak) {
         )
     };
     std::fs::write(&cfg, yaml(a1, a2)).unwrap();
-    let mut proxy = Command::new(env!("CARGO_BIN_EXE_fastproxy"))
-        .arg("-c")
+    let limit = miners + NOFILE_OVER_MINERS;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fastproxy"));
+    cmd.arg("-c")
         .arg(&cfg)
         .arg("-q")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = proxy.id();
+        .stderr(Stdio::piped());
+    // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rl = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut proxy = Proxy(cmd.spawn().unwrap());
+    let proxy_log = forward_log(&mut proxy.0);
+    let pid = proxy.0.id();
     let addr: SocketAddr = ([127, 0, 0, 1], listen).into();
     let metrics: SocketAddr = ([127, 0, 0, 1], metrics_port).into();
     common::wait_until(Duration::from_secs(20), "proxy up", || {
@@ -197,10 +290,32 @@ fn run(soak: Soak) {
     let mut faults: Vec<(&str, Duration)> = Vec::new();
     let mut fault = |what| faults.push((what, started.elapsed()));
     wait_for(at(0.2));
-    // The primary dies (failover to the backup). Its counts are read once it has stopped (its listener would
-    // take the proxy's reconnects until then), so they are complete.
-    fault("primary killed");
+    // Descriptors run out: idle connections take every miner slot left, and a burst more waits in the backlog
+    // ahead of the new sessions of churning miners (more than leave during the phase).
+    let idle = exhaust(addr, metrics, miners / 5 + 20);
+    let began = started.elapsed();
+    // Meanwhile the primary dies (failover to the backup). Its counts are read once it has stopped (its
+    // listener would take the proxy's reconnects until then), so they are complete.
+    fault("primary killed (descriptors exhausted)");
+    let on_backup = backup.stats().accepted;
     let first_primary = primary.take().map(SimPool::stop_with_stats);
+    common::wait_until(
+        Duration::from_secs(30),
+        "shares on the backup after the primary's death",
+        || backup.stats().accepted >= on_backup + 5,
+    );
+    let failover_while_exhausted = status(metrics)["descriptors"]["exhausted"] == json!(true);
+    wait_for(started + began + EXHAUSTION_HOLD);
+    let exhaustion = Exhaustion {
+        idle: idle.len(),
+        began,
+        released: started.elapsed(),
+        failover_while_exhausted,
+    };
+    drop(idle);
+    common::wait_until(Duration::from_secs(20), "accepting again", || {
+        status(metrics)["descriptors"]["exhausted"] == json!(false)
+    });
     wait_for(at(0.35));
     fault("primary back");
     primary = Some(pool_at(a1, soak.job_interval)); // primary back: failback
@@ -227,7 +342,8 @@ fn run(soak: Soak) {
     let fds_after = open_fds(pid);
     let st = status(metrics);
     signal(pid, "-TERM");
-    let code = proxy.wait().unwrap();
+    let code = proxy.0.wait().unwrap();
+    let proxy_log = proxy_log.join().expect("log thread");
     let _ = std::fs::remove_dir_all(&dir);
 
     let pools = [
@@ -278,6 +394,23 @@ fn run(soak: Soak) {
         .map(|(what, at)| format!("{what} at {:.1}s", at.as_secs_f64()))
         .collect();
     println!("soak faults: {}", schedule.join(", "));
+    let sessions = std::mem::take(&mut *c.session_times.lock().unwrap());
+    let ex = exhaustion.outcome(&st["descriptors"], &proxy_log, &sessions);
+    println!(
+        "soak exhaustion: descriptor limit {limit}, {} idle connections held from {:.1}s to {:.1}s | episodes {} (log lines: {} start, {} end) | connections delayed {} | failover while exhausted {} | EMFILE lines {} | sessions that queued {}: served {}, after the release {}",
+        exhaustion.idle,
+        exhaustion.began.as_secs_f64(),
+        exhaustion.released.as_secs_f64(),
+        ex.episodes,
+        ex.start_lines,
+        ex.end_lines,
+        ex.delayed,
+        exhaustion.failover_while_exhausted,
+        ex.emfile,
+        ex.queued,
+        ex.served,
+        ex.served_after_release,
+    );
 
     assert!(code.success(), "SIGTERM: exit 0, got {code}");
     let submitted = c.submitted.load(Relaxed);
@@ -308,6 +441,106 @@ fn run(soak: Soak) {
         a.rolled_accepted > 0,
         "shares with rolled version bits were accepted"
     );
+    ex.check(&exhaustion);
+}
+
+/// A session that connects this long before it is to stop has time to be served once the phase ends.
+const SERVED_MARGIN: Duration = Duration::from_secs(2);
+
+/// What the proxy and the miners made of the exhaustion phase.
+struct ExhaustionOutcome {
+    /// The proxy's count of episodes, and its log lines that start and end one.
+    episodes: u64,
+    start_lines: usize,
+    end_lines: usize,
+    /// Connections accepted after waiting in a paused backlog.
+    delayed: u64,
+    /// Still paused at the end.
+    paused_at_end: Value,
+    /// Lines saying a descriptor ran out anyway (EMFILE), and the first few.
+    emfile: usize,
+    emfile_lines: Vec<String>,
+    /// Sessions that connected during the phase with time to spare after it; those that got work, and those
+    /// that got it only after the idle connections closed (they waited in the backlog).
+    queued: usize,
+    served: usize,
+    served_after_release: usize,
+}
+
+impl Exhaustion {
+    /// `descriptors`: the status page's, at the end; `log`: the proxy's counted lines; `sessions`: every session.
+    fn outcome(
+        &self,
+        descriptors: &Value,
+        log: &[String],
+        sessions: &[soak_miner::SessionTimes],
+    ) -> ExhaustionOutcome {
+        let lines = |text: &str| log.iter().filter(|l| l.contains(text)).count();
+        let queued: Vec<_> = sessions
+            .iter()
+            .filter(|t| t.connected >= self.began && t.connected <= self.released)
+            .filter(|t| t.until >= self.released + SERVED_MARGIN)
+            .collect();
+        ExhaustionOutcome {
+            episodes: descriptors["exhaustions"].as_u64().unwrap_or(0),
+            start_lines: lines(COUNTED[0]),
+            end_lines: lines(COUNTED[1]),
+            delayed: descriptors["connections_delayed"].as_u64().unwrap_or(0),
+            paused_at_end: descriptors["paused_listeners"].clone(),
+            emfile: lines(COUNTED[2]),
+            emfile_lines: log
+                .iter()
+                .filter(|l| l.contains(COUNTED[2]))
+                .take(5)
+                .cloned()
+                .collect(),
+            queued: queued.len(),
+            served: queued.iter().filter(|t| t.ready.is_some()).count(),
+            served_after_release: queued
+                .iter()
+                .filter(|t| t.ready.is_some_and(|r| r > self.released))
+                .count(),
+        }
+    }
+}
+
+impl ExhaustionOutcome {
+    fn check(&self, phase: &Exhaustion) {
+        assert!(
+            self.episodes >= 1,
+            "the proxy ran out of descriptors (status: {} episodes)",
+            self.episodes
+        );
+        assert_eq!(
+            (self.start_lines, self.end_lines),
+            (self.episodes as usize, self.episodes as usize),
+            "one log line starts and one ends each of the {} episodes",
+            self.episodes
+        );
+        assert_eq!(self.paused_at_end, json!(0), "accepting again at the end");
+        assert!(
+            self.delayed >= 1,
+            "connections waited in the backlog and were accepted"
+        );
+        assert!(
+            phase.failover_while_exhausted,
+            "the backup took over while every descriptor was held"
+        );
+        assert!(
+            self.emfile == 0,
+            "the reserve kept descriptors for the pools: no accept or connect ran out, e.g. {:?}",
+            self.emfile_lines
+        );
+        assert!(
+            self.served_after_release >= 1,
+            "churning miners' sessions queued in the backlog during the phase ({} connected then)",
+            self.queued
+        );
+        assert_eq!(
+            self.served, self.queued,
+            "every session that waited in the backlog was served: got extranonce, target, job and authorization"
+        );
+    }
 }
 
 /// The miner-visible errors, by the fault that explains them.

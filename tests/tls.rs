@@ -8,9 +8,11 @@ use common::*;
 use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn miners(addr: SocketAddr, n: usize, shares: u64) -> Vec<MinerReport> {
@@ -155,6 +157,103 @@ fn a_pool_certificate_from_another_ca_is_refused_unless_verification_is_skipped(
     ));
     let r = miners(proxy.first_addr().unwrap(), 1, 2);
     assert_eq!(r[0].accepted, 2, "{:?}", r[0]);
+}
+
+/// The `fastproxy` binary on `yaml`, its log (stderr) collected line by line; killed when dropped.
+struct Binary {
+    child: std::process::Child,
+    log: Arc<Mutex<Vec<String>>>,
+    config: std::path::PathBuf,
+}
+
+impl Binary {
+    fn start(tag: &str, yaml: &str) -> Binary {
+        let config =
+            std::env::temp_dir().join(format!("fastproxy-tls-{}-{tag}.yaml", std::process::id()));
+        std::fs::write(&config, yaml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fastproxy"))
+            .arg("-c")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (stderr, sink) = (child.stderr.take().unwrap(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Binary { child, log, config }
+    }
+
+    fn lines_with(&self, text: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(text)).cloned().collect()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+        if std::thread::panicking() {
+            eprintln!("fastproxy's log:\n{}", self.log.lock().unwrap().join("\n"));
+        }
+    }
+}
+
+/// A pool whose certificate expired (but is signed by the CA the proxy is given) is refused with a log line
+/// that says so, and the next pool serves the miners.
+#[test]
+fn an_expired_pool_certificate_is_refused_and_the_next_pool_used() {
+    let pki = TestPki::expired("expired");
+    let behind_tls = pool(SimPoolConfig::default());
+    let tls_pool = server_relay(behind_tls.addr(), &pki);
+    let valid = pool(SimPoolConfig::default());
+    let listen = free_port();
+    let yaml = yaml(
+        "",
+        &format!("stratum+ssl://{}", tls_pool.addr),
+        &format!(
+            "        ca: {}\n      - url: stratum+tcp://{}\n        user: acct.tls\n",
+            pki.ca.display(),
+            valid.addr()
+        ),
+    )
+    .replace("127.0.0.1:0", &format!("127.0.0.1:{listen}"));
+    let proxy = Binary::start("expired", &yaml);
+    let addr: SocketAddr = ([127, 0, 0, 1], listen).into();
+    wait_until(Duration::from_secs(20), "the proxy listening", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    let r = miners(addr, 2, 2);
+    for r in &r {
+        assert_eq!(r.accepted, 2, "{r:?}");
+    }
+    assert_eq!(
+        valid.stats().accepted,
+        4,
+        "the shares went to the next (valid) pool"
+    );
+    assert_eq!(
+        behind_tls.stats().submits,
+        0,
+        "nothing went through the expired pool"
+    );
+    let refused = proxy.lines_with(&format!("pool {}", tls_pool.addr));
+    assert!(
+        refused.iter().any(|l| l.contains("certificate expired")),
+        "the refusal says the certificate expired: {refused:?}"
+    );
+    assert!(
+        !proxy.lines_with("failing over to pool 2").is_empty(),
+        "{:?}",
+        proxy.log.lock().unwrap()
+    );
 }
 
 #[test]

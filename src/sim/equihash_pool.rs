@@ -307,6 +307,14 @@ impl EquihashPool {
         }
     }
 
+    /// Sends `client.show_message` `[text]` to every connection (miners are to show it to their operator).
+    pub fn show_message_all(&self, text: &str) {
+        let msg = notification("client.show_message", json!([text]));
+        for conn in lock(&self.shared.state).conns.values_mut() {
+            conn.send(&msg);
+        }
+    }
+
     /// Closes every connection; the listener keeps accepting new ones.
     pub fn disconnect_all(&self) {
         lock(&self.shared.state).close_all();

@@ -294,6 +294,14 @@ impl SimPool {
         }
     }
 
+    /// Sends `client.show_message` `[text]` to every connection (miners are to show it to their operator).
+    pub fn show_message_all(&self, text: &str) {
+        let msg = notification("client.show_message", json!([text]));
+        for conn in lock(&self.shared.state).conns.values_mut() {
+            conn.send(&msg);
+        }
+    }
+
     /// Sends `mining.set_version_mask` to each connection that negotiated version rolling; its new mask is
     /// `mask` limited to the pool's configured mask.
     pub fn set_version_mask_all(&self, mask: u32) {

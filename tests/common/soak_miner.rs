@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// (job id, extranonce1 || extranonce2, ntime, nonce, header version).
@@ -64,6 +65,15 @@ impl Submitted {
     }
 }
 
+/// One session's times, from the soak's start: when it connected, when it was to stop, and when it first had
+/// all it needs to hash (extranonce, target, job, authorized), if it did.
+#[derive(Clone, Debug)]
+pub struct SessionTimes {
+    pub connected: Duration,
+    pub until: Duration,
+    pub ready: Option<Duration>,
+}
+
 /// Totals over all sessions.
 #[derive(Default)]
 pub struct Counts {
@@ -74,6 +84,8 @@ pub struct Counts {
     pub duplicate_replies: AtomicU64,
     pub unanswered: AtomicU64,
     pub hashes: AtomicU64,
+    /// Every session that connected.
+    pub session_times: Mutex<Vec<SessionTimes>>,
 }
 
 /// One session's parameters.
@@ -143,6 +155,24 @@ pub fn session(plan: &Plan, c: &Counts, log: &mut Vec<Submitted>) -> bool {
     let Ok(s) = TcpStream::connect(plan.addr) else {
         return false;
     };
+    let mut times = SessionTimes {
+        connected: plan.started.elapsed(),
+        until: plan.until.saturating_duration_since(plan.started),
+        ready: None,
+    };
+    let ended_well = run_session(plan, c, log, s, &mut times.ready);
+    c.session_times.lock().unwrap().push(times);
+    ended_well
+}
+
+/// [`session`] on its connected socket; `ready` is set when the session first can hash.
+fn run_session(
+    plan: &Plan,
+    c: &Counts,
+    log: &mut Vec<Submitted>,
+    s: TcpStream,
+    ready: &mut Option<Duration>,
+) -> bool {
     c.sessions.fetch_add(1, Relaxed);
     s.set_read_timeout(Some(READ_POLL)).unwrap();
     let _ = s.set_nodelay(true);
@@ -171,6 +201,7 @@ pub fn session(plan: &Plan, c: &Counts, log: &mut Vec<Submitted>) -> bool {
                 return true;
             }
             if k.ready(plan.version_rolling) {
+                ready.get_or_insert_with(|| plan.started.elapsed());
                 seq += 1;
                 let (params, key) = find_share(&k, seq, c);
                 let id = AUTHORIZE + seq;

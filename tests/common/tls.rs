@@ -25,6 +25,19 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn new(tag: &str) -> TestPki {
+        TestPki::with_server_params(tag, |_| {})
+    }
+
+    /// Like [`TestPki::new`], with a server certificate that expired in 2021 (valid from 2020, signed by the
+    /// same kind of CA, for the same names): only its dates are wrong.
+    pub fn expired(tag: &str) -> TestPki {
+        TestPki::with_server_params(tag, |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        })
+    }
+
+    fn with_server_params(tag: &str, adjust: impl FnOnce(&mut CertificateParams)) -> TestPki {
         let dir = std::env::temp_dir().join(format!(
             "fastproxy-pki-{}-{tag}-{}",
             std::process::id(),
@@ -41,8 +54,9 @@ impl TestPki {
             format!("fastproxy test CA {tag}"),
         );
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let params =
+        let mut params =
             CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        adjust(&mut params);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &ca).unwrap();
         let pki = TestPki {

@@ -191,8 +191,39 @@ fn pump(mut a: Box<dyn Stream>, mut b: Box<dyn Stream>, stop: Arc<AtomicBool>) {
 fn step(from: &mut Box<dyn Stream>, to: &mut Box<dyn Stream>, buf: &mut [u8]) -> bool {
     match from.read(buf) {
         Ok(0) => false,
-        Ok(n) => to.write_all(&buf[..n]).and_then(|_| to.flush()).is_ok(),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => true,
+        Ok(n) => pass_on(to, &buf[..n]),
+        Err(e) if retry(&e) => true,
         Err(_) => false,
     }
+}
+
+/// A read timeout (the streams' 2 ms, so that one thread pumps both ways), not an error.
+fn retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
+}
+
+/// Writes and flushes all of `data` to `to`. A TLS stream still in its handshake reads before it writes, and
+/// that read can time out: retried (up to 10 s) rather than taken for the end of the relay, which closed
+/// a miner's connection now and then before it had subscribed.
+fn pass_on(to: &mut Box<dyn Stream>, mut data: &[u8]) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let done = if data.is_empty() {
+            match to.flush() {
+                Ok(()) => return true,
+                Err(e) => Err(e),
+            }
+        } else {
+            to.write(data).map(|k| data = &data[k..])
+        };
+        match done {
+            Ok(()) => {}
+            Err(e) if retry(&e) => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }

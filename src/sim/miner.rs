@@ -5,7 +5,7 @@
 
 use super::pool::{is_timeout, read_line_bounded, LineRead, MAX_LINE};
 use crate::hex;
-use crate::sha256x2::compress;
+use crate::sha256x2::{compress, IV};
 use crate::work::{self, Job};
 use serde_json::{json, Value};
 use sha2::digest::core_api::{Block, Buffer, UpdateCore, VariableOutputCore};
@@ -737,17 +737,7 @@ pub fn search_nonce(
     target: &[u8; 32],
     nonces: std::ops::Range<u32>,
 ) -> Option<u32> {
-    const H0: [u32; 8] = [
-        0x6a09_e667,
-        0xbb67_ae85,
-        0x3c6e_f372,
-        0xa54f_f53a,
-        0x510e_527f,
-        0x9b05_688c,
-        0x1f83_d9ab,
-        0x5be0_cd19,
-    ];
-    let mut mid = H0;
+    let mut mid = IV;
     let mut first = [0u8; 64];
     first.copy_from_slice(&header[..64]);
     compress(&mut mid, &first);
@@ -771,7 +761,7 @@ pub fn search_nonce(
         for i in 0..8 {
             second[4 * i..4 * i + 4].copy_from_slice(&state[i].to_be_bytes());
         }
-        let mut state = H0;
+        let mut state = IV;
         compress(&mut state, &second);
         let top = state[7].swap_bytes();
         if top < target_top {

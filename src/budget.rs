@@ -73,7 +73,7 @@ impl Reactor {
                 break;
             }
             if matches!(self.conns.get(t), Some(Conn::Miner(_))) {
-                self.kick_miner(t, "output budget exceeded: the miner does not read");
+                self.close_miner(t, crate::close::Close::OutputBudget);
                 dropped += 1;
             }
             self.forget_output(t);

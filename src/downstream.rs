@@ -3,11 +3,12 @@
 //! A miner is attached to one upstream (a pool session) from its first mining request; it gets a nonce prefix
 //! from that upstream when its subscribe is answered, which may wait until the pool connection is ready.
 
-use crate::auth::{AuthConfig, AuthMode, Refusal};
+use crate::auth::{AuthConfig, AuthMode, Refusal as AuthRefusal};
+use crate::close::{Close, ProxyHeader, Refusal};
 use crate::config::ShareReply;
 use crate::io::Io;
 use crate::protocol::json::{self, IdBuf, Msg, Scalar};
-use crate::protocol::stratum::{self, ConfigureRequest};
+use crate::protocol::stratum::{self, ConfigureRequest, SubmitError};
 use crate::protocol::{equihash, Dialect, Share};
 use crate::reactor::{Conn, Reactor};
 use crate::share_batch::{Parked, ShareBatch};
@@ -134,7 +135,7 @@ impl Reactor {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(reason) => {
-                    self.kick_miner(t, &reason);
+                    self.close_miner(t, Close::ProxyHeader(reason));
                     return;
                 }
             }
@@ -148,7 +149,7 @@ impl Reactor {
             return;
         };
         // A miner that closed its sending side still gets the replies to the shares it sent.
-        if reason == "connection closed by peer" {
+        if reason.is_half_close() {
             if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
                 if m.pending_shares > 0 {
                     m.read_closed = true;
@@ -156,12 +157,12 @@ impl Reactor {
                 }
             }
         }
-        self.close_miner(t, &reason);
+        self.close_miner(t, reason);
     }
 
     /// Reads the PROXY protocol header of miner `t`: `Ok(true)` once done (the miner's address is then the one
     /// it names), `Ok(false)` while more bytes are needed, `Err` with the reason to close.
-    fn read_proxy_header(&mut self, t: usize) -> Result<bool, String> {
+    fn read_proxy_header(&mut self, t: usize) -> Result<bool, ProxyHeader> {
         use crate::proxy_protocol::{parse, Parsed, MAX_HEADER};
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
             return Ok(false);
@@ -173,15 +174,15 @@ impl Reactor {
         loop {
             let room = MAX_HEADER.saturating_sub(m.io.pre.len());
             if room == 0 {
-                return Err("PROXY protocol: header too long".into());
+                return Err(ProxyHeader::TooLong);
             }
             match m.io.read_raw(&mut buf[..room]) {
-                Ok(0) => return Err("connection closed by peer before its PROXY header".into()),
+                Ok(0) => return Err(ProxyHeader::ClosedBefore),
                 Ok(n) => m.io.pre.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(format!("read error: {e}")),
+                Err(e) => return Err(ProxyHeader::Read(e)),
             }
-            match parse(&m.io.pre, mode).map_err(|e| e.to_string())? {
+            match parse(&m.io.pre, mode).map_err(ProxyHeader::Bad)? {
                 Parsed::Incomplete => {}
                 Parsed::Header { len, source } => {
                     m.io.pre.drain(..len);
@@ -208,7 +209,7 @@ impl Reactor {
     pub(crate) fn after_drain(&mut self, t: usize) {
         if let Some(Conn::Miner(m)) = self.conns.get(t) {
             if m.read_closed && m.pending_shares == 0 {
-                self.close_miner(t, "connection closed by peer");
+                self.close_miner(t, Close::PeerClosed);
             }
         }
     }
@@ -226,7 +227,7 @@ impl Reactor {
     }
 
     /// Answers a bad request with an error; disconnects after too many.
-    fn bad_miner_line(&mut self, t: usize, id: &IdBuf, why: &str) -> ControlFlow<()> {
+    fn bad_miner_line(&mut self, t: usize, id: &IdBuf, why: &'static str) -> ControlFlow<()> {
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
             return ControlFlow::Break(());
         };
@@ -243,8 +244,7 @@ impl Reactor {
                 "[{}] miner {addr}: {bad} bad requests (last: {why}), disconnecting",
                 self.proxies[proxy].cfg.name
             );
-            ProxyStats::inc(&self.proxies[proxy].stats.miners_kicked);
-            self.close_reason = Some(format!("too many bad requests ({why})"));
+            self.close_reason = Some(Close::BadRequests { why });
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
@@ -400,7 +400,7 @@ impl Reactor {
                     .check(&cfg, worker, password, ip, Instant::now())
                 {
                     Ok(()) => {}
-                    Err(Refusal::BadCredentials) => {
+                    Err(AuthRefusal::BadCredentials) => {
                         log::info!(
                             "[{}] miner {addr}: authorization refused for '{}'",
                             self.proxies[proxy].cfg.name,
@@ -408,15 +408,14 @@ impl Reactor {
                         );
                         return self.reply_error(t, &msg.id, 24, "unauthorized worker");
                     }
-                    Err(Refusal::TooManyFailures) => {
+                    Err(AuthRefusal::TooManyFailures) => {
                         let _ = self.reply_error(
                             t,
                             &msg.id,
                             24,
                             "too many failed authorizations from this address, try later",
                         );
-                        ProxyStats::inc(&self.proxies[proxy].stats.miners_kicked);
-                        self.close_reason = Some("too many failed authorizations".into());
+                        self.close_reason = Some(Close::AuthFailures);
                         return ControlFlow::Break(());
                     }
                 }
@@ -456,25 +455,20 @@ impl Reactor {
         };
         ProxyStats::inc(&self.proxies[m.proxy].stats.shares_submitted);
         if self.draining.is_some() {
-            return self.refuse_share(
-                t,
-                &msg.id,
-                20,
-                "proxy is shutting down, share not forwarded",
-            );
+            return self.refuse_share(t, &msg.id, Refusal::ShuttingDown);
         }
         if !m.subscribed {
-            return self.refuse_share(t, &msg.id, 25, "not subscribed");
+            return self.refuse_share(t, &msg.id, Refusal::NotSubscribed);
         }
         if !m.authorized {
-            return self.refuse_share(t, &msg.id, 24, "unauthorized worker");
+            return self.refuse_share(t, &msg.id, Refusal::Unauthorized);
         }
         let (Some(u), Some(prefix)) = (m.upstream, m.prefix) else {
-            return self.refuse_share(t, &msg.id, 25, "not subscribed");
+            return self.refuse_share(t, &msg.id, Refusal::NotSubscribed);
         };
         let gen = m.gen;
         let Some(up) = self.upstreams.get(u) else {
-            return self.refuse_share(t, &msg.id, 20, "pool unavailable");
+            return self.refuse_share(t, &msg.id, Refusal::PoolUnavailable);
         };
         let proxy = &self.proxies[m.proxy];
         let size = up.miner_extranonce2_size();
@@ -486,7 +480,7 @@ impl Reactor {
                         .map(|v| u32::from_str_radix(v, 16).unwrap_or(u32::MAX));
                     match (bits, m.version_mask) {
                         (Some(b), mask) if b & !mask.unwrap_or(0) != 0 => {
-                            Err("version bits outside the negotiated mask".to_string())
+                            Err(SubmitError::OutsideMask)
                         }
                         _ => Ok(Share::Stratum(s)),
                     }
@@ -499,7 +493,7 @@ impl Reactor {
         };
         let share = match share {
             Ok(s) => s,
-            Err(e) => return self.refuse_share(t, &msg.id, 20, &e),
+            Err(e) => return self.refuse_share(t, &msg.id, Refusal::BadSubmit(e)),
         };
         if !proxy.cfg.validates() {
             return self.share_judged(t, &msg.id, &share, u, prefix, None, Instant::now());
@@ -512,7 +506,7 @@ impl Reactor {
         let mut e1p_buf = [0u8; validate::MAX_EXTRANONCE1];
         let e1p_len = up.e1.len() + up.prefixes.prefix_len();
         let Some(e1p) = e1p_buf.get_mut(..e1p_len) else {
-            return self.refuse_share(t, &msg.id, 20, "extranonce1 too long to validate");
+            return self.refuse_share(t, &msg.id, Refusal::Extranonce1TooLong);
         };
         let (pool_part, prefix_part) = e1p.split_at_mut(up.e1.len());
         pool_part.copy_from_slice(&up.e1);
@@ -521,7 +515,7 @@ impl Reactor {
         }
         let e1p = &e1p_buf[..e1p_len];
         let Some(up) = self.upstreams.get_mut(u) else {
-            return self.refuse_share(t, &msg.id, 20, "pool unavailable");
+            return self.refuse_share(t, &msg.id, Refusal::PoolUnavailable);
         };
         let verdict = match up.book.find(share.job_id()) {
             None => Verdict::Stale,
@@ -555,22 +549,18 @@ impl Reactor {
         self.share_judged(t, &msg.id, &share, u, prefix, Some(verdict), now)
     }
 
-    /// Answers a share with an error and counts it.
-    fn refuse_share(&mut self, t: usize, id: &IdBuf, code: i32, why: &str) -> ControlFlow<()> {
+    /// Answers a share with an error and counts it under the refusal's label.
+    fn refuse_share(&mut self, t: usize, id: &IdBuf, refusal: Refusal<'_>) -> ControlFlow<()> {
         if let Some(Conn::Miner(m)) = self.conns.get(t) {
             let stats = &self.proxies[m.proxy].stats;
             ProxyStats::inc(&stats.shares_errored);
-            let reason = if why.starts_with("pool unavailable") {
-                crate::stats::Reject::PoolUnavailable
-            } else {
-                crate::stats::Reject::from_code(i64::from(code))
-            };
-            stats.on_share_error(reason);
+            stats.on_share_error(refusal.reject());
             if let Some(w) = &m.worker_stats {
                 w.on_rejected(Instant::now());
             }
         }
-        self.reply_error(t, id, code, why)
+        let code = refusal.code();
+        refusal.with_text(|why| self.reply_error(t, id, code, why))
     }
 
     /// What happens to a share once it is judged (`verdict`: the local validation's, None without it):
@@ -593,8 +583,8 @@ impl Reactor {
         let gen = m.gen;
         if let Some(verdict) = verdict {
             self.proxies[proxy_idx].validation.count(&verdict);
-            if let Some((code, why)) = verdict.error() {
-                return self.refuse_share(t, id, code, why);
+            if let Some(refusal) = Refusal::of_verdict(&verdict) {
+                return self.refuse_share(t, id, refusal);
             }
             let credited = match m.vardiff.as_mut() {
                 Some(vd) => {
@@ -617,13 +607,13 @@ impl Reactor {
             self.proxies[proxy_idx].cfg.max_pending_shares,
         );
         let Some(up) = self.upstreams.get(u) else {
-            return self.refuse_share(t, id, 20, "pool unavailable");
+            return self.refuse_share(t, id, Refusal::PoolUnavailable);
         };
         if pending >= max_pending {
-            return self.refuse_share(t, id, 20, "too many shares waiting for the pool");
+            return self.refuse_share(t, id, Refusal::TooManyPending);
         }
         let Some(conn) = up.ready_conn() else {
-            return self.refuse_share(t, id, 20, "pool unavailable, share not forwarded");
+            return self.refuse_share(t, id, Refusal::NotForwarded);
         };
         let immediate = self.proxies[proxy_idx].cfg.share_reply == ShareReply::Immediate;
         if self.forward_share(u, conn, t, gen, id, share, prefix, immediate) {
@@ -637,7 +627,7 @@ impl Reactor {
             }
             ControlFlow::Continue(())
         } else {
-            self.refuse_share(t, id, 20, "pool unavailable, share not forwarded")
+            self.refuse_share(t, id, Refusal::NotForwarded)
         }
     }
 
@@ -756,11 +746,14 @@ impl Reactor {
         }
     }
 
-    /// Closes miner `t`, releasing its place on its upstream.
-    pub(crate) fn close_miner(&mut self, t: usize, reason: &str) {
-        let Some(Conn::Miner(_)) = self.conns.get(t) else {
+    /// Closes miner `t`, releasing its place on its upstream; a kick (see [`Close::is_kick`]) is counted.
+    pub(crate) fn close_miner(&mut self, t: usize, reason: Close) {
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
             return;
         };
+        if reason.is_kick() {
+            ProxyStats::inc(&self.proxies[m.proxy].stats.miners_kicked);
+        }
         // Shares it parked this round are judged (and forwarded) while it is still here.
         self.judge_waiting_shares();
         let Some(Conn::Miner(_)) = self.conns.get(t) else {
@@ -777,30 +770,14 @@ impl Reactor {
         if let Some(w) = &m.worker_stats {
             w.detach();
         }
-        if reason == "connection closed by peer" {
-            log::debug!(
-                "[{}] miner {} ({}) disconnected",
-                p.cfg.name,
-                m.addr,
-                m.worker
-            );
-        } else {
-            log::info!(
-                "[{}] miner {} ({}) disconnected: {reason}",
-                p.cfg.name,
-                m.addr,
-                m.worker
-            );
-        }
+        log::log!(
+            reason.miner_log_level(),
+            "[{}] miner {} ({}) disconnected: {reason}",
+            p.cfg.name,
+            m.addr,
+            m.worker
+        );
         self.detach_miner(&m, t);
-    }
-
-    /// Disconnects a miner for a reason that is its own doing or a change it cannot follow.
-    pub(crate) fn kick_miner(&mut self, t: usize, reason: &str) {
-        if let Some(Conn::Miner(m)) = self.conns.get(t) {
-            ProxyStats::inc(&self.proxies[m.proxy].stats.miners_kicked);
-        }
-        self.close_miner(t, reason);
     }
 
     /// Once a second: miners that never subscribed and authorized, and subscribes that waited too long.
@@ -824,7 +801,7 @@ impl Reactor {
             }
         }
         for t in idle {
-            self.kick_miner(t, "idle: did not subscribe and authorize in time");
+            self.close_miner(t, Close::Idle);
         }
         for t in waited {
             let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
@@ -836,7 +813,7 @@ impl Reactor {
                 let _ = self.reply_error(t, &id, 20, "no pool connection available");
             }
             self.flush(t);
-            self.close_miner(t, "no pool connection became available in time");
+            self.close_miner(t, Close::NoPoolInTime);
         }
     }
 

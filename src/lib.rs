@@ -43,6 +43,7 @@ pub mod work;
 
 mod admission;
 mod budget;
+mod close;
 mod connect;
 mod downstream;
 mod duration;

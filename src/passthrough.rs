@@ -89,7 +89,7 @@ impl Reactor {
             Some(Conn::Miner(m)) if m.gen == gen => {
                 m.pending_shares = m.pending_shares.saturating_sub(1);
                 if m.read_closed && m.pending_shares == 0 {
-                    self.close_miner(t, "connection closed by peer");
+                    self.close_miner(t, crate::close::Close::PeerClosed);
                 }
                 true
             }

@@ -2,6 +2,7 @@
 //! slab. Handlers for miners live in `downstream`, for pools in `upstream`; this file holds the loop, the
 //! shared state, output flushing and the timers.
 
+use crate::close::Close;
 use crate::config::{PoolUrl, ProxyConfig};
 use crate::downstream::Miner;
 use crate::io::Sent;
@@ -105,7 +106,7 @@ pub(crate) struct Reactor {
     /// The event being handled also said the peer closed (or failed): read on to the end of stream.
     peer_closed: bool,
     /// Why the connection being handled must close (set by a line handler that stops framing).
-    pub close_reason: Option<String>,
+    pub(crate) close_reason: Option<crate::close::Close>,
     /// Generation of the next miner: tells a reused slot from its previous occupant.
     pub next_gen: u64,
     /// Verdict cache and failure counts for `auth: { users }`.
@@ -261,7 +262,7 @@ impl Reactor {
         t: usize,
         max_line: usize,
         on_line: fn(&mut Reactor, usize, &mut [u8]) -> std::ops::ControlFlow<()>,
-    ) -> Option<String> {
+    ) -> Option<Close> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut reads = 0;
         let reason = loop {
@@ -276,13 +277,13 @@ impl Reactor {
                 self.dirty.push(t);
             }
             let n = match got {
-                Ok(0) => break Some("connection closed by peer".to_string()),
+                Ok(0) => break Some(Close::PeerClosed),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break None,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    break Some("connection reset by peer".to_string())
+                    break Some(Close::PeerReset)
                 }
-                Err(e) => break Some(format!("read error: {e}")),
+                Err(e) => break Some(Close::ReadError(e)),
             };
             let mut partial = std::mem::take(&mut io.partial);
             self.count_pool_bytes(t, n, true);
@@ -297,14 +298,10 @@ impl Reactor {
             match framed {
                 crate::framing::Framed::Ok => {}
                 crate::framing::Framed::Stopped => {
-                    break Some(
-                        self.close_reason
-                            .take()
-                            .unwrap_or_else(|| "closed by handler".into()),
-                    )
+                    break Some(self.close_reason.take().unwrap_or(Close::ByHandler))
                 }
                 crate::framing::Framed::TooLong => {
-                    break Some(format!("line longer than {max_line} bytes"))
+                    break Some(Close::LineTooLong { limit: max_line })
                 }
             }
             // A short plain read emptied the socket: the next byte brings a new edge, so skip the read that
@@ -358,7 +355,7 @@ impl Reactor {
                 true
             }
             _ => {
-                self.close_conn(t, "output queue full: the peer does not read");
+                self.close_conn(t, Close::OutputFull);
                 false
             }
         }
@@ -429,19 +426,19 @@ impl Reactor {
                     self.note_output(t, had, queued);
                 }
                 if let Some(e) = failed {
-                    self.close_conn(t, &format!("reregister failed: {e}"));
+                    self.close_conn(t, Close::Reregister(e));
                     return;
                 }
                 if drained {
                     self.after_drain(t);
                 }
             }
-            Err(e) => self.close_conn(t, &format!("write error: {e}")),
+            Err(e) => self.close_conn(t, Close::WriteError(e)),
         }
     }
 
     /// Closes any connection with a reason.
-    pub(crate) fn close_conn(&mut self, t: usize, reason: &str) {
+    pub(crate) fn close_conn(&mut self, t: usize, reason: Close) {
         match self.conns.get(t) {
             Some(Conn::Miner(_)) => self.close_miner(t, reason),
             Some(Conn::Pool(_)) => self.pool_conn_failed(t, reason),

@@ -6,6 +6,7 @@
 //! checks a higher-priority pool or follows `client.reconnect`; once its handshake completes it takes over and
 //! the old connection drains its in-flight shares.
 
+use crate::close::Close;
 use crate::config::PoolUrl;
 use crate::downstream::scalar_json;
 use crate::io::Io;
@@ -263,7 +264,7 @@ impl Reactor {
             };
             let max_line = self.proxies[up.proxy].cfg.max_line_length;
             if let Some(reason) = self.read_lines(t, max_line, Reactor::on_pool_line) {
-                self.pool_conn_failed(t, &reason);
+                self.pool_conn_failed(t, reason);
             }
         }
     }
@@ -330,7 +331,7 @@ impl Reactor {
                 let (u, bad) = (pc.upstream, pc.bad_lines);
                 if bad > MAX_POOL_BAD_LINES {
                     // A pool that only sends garbage is not a pool: drop it (and fail over as for any loss).
-                    self.close_reason = Some(format!("{bad} bad lines in a row from the pool"));
+                    self.close_reason = Some(Close::PoolGarbage { count: bad });
                     return ControlFlow::Break(());
                 }
                 if bad <= 3 {
@@ -470,17 +471,17 @@ impl Reactor {
                         }
                     }
                     Err(e) => {
-                        self.close_reason = Some(e);
+                        self.close_reason = Some(Close::PoolHandshake(e));
                         return ControlFlow::Break(());
                     }
                 }
             }
             Req::Authorize => {
                 if msg.error_json.is_some() || msg.result != Scalar::Bool(true) {
-                    self.close_reason = Some(format!(
+                    self.close_reason = Some(Close::PoolHandshake(format!(
                         "pool refused mining.authorize for the configured user: {}",
                         msg.error_json.unwrap_or("false")
-                    ));
+                    )));
                     return ControlFlow::Break(());
                 }
                 if let Some(pc) = self.pool_conn(t) {
@@ -663,8 +664,8 @@ impl Reactor {
                     updates += 1;
                     self.queue(t, &line);
                 }
-                Some(_) => kick.push((t, "the pool's extranonce changed and the miner did not send mining.extranonce.subscribe: it must reconnect")),
-                None => kick.push((t, "no nonce space left after the pool's extranonce changed")),
+                Some(_) => kick.push((t, Close::ExtranonceNotSubscribed)),
+                None => kick.push((t, Close::NoNonceSpace)),
             }
         }
         let stats = self.proxies[self.upstreams[u].proxy].stats.clone();
@@ -677,7 +678,7 @@ impl Reactor {
             kick.len()
         );
         for (t, why) in kick {
-            self.kick_miner(t, why);
+            self.close_miner(t, why);
         }
     }
 
@@ -705,10 +706,8 @@ impl Reactor {
                             partial.push(t);
                         }
                     }
-                    crate::io::Sent::Overflow => {
-                        failed.push((t, "output queue full: the miner does not read"))
-                    }
-                    crate::io::Sent::Failed => failed.push((t, "write failed")),
+                    crate::io::Sent::Overflow => failed.push((t, Close::BroadcastOverflow)),
+                    crate::io::Sent::Failed => failed.push((t, Close::BroadcastFailed)),
                 }
             }
         }
@@ -1103,7 +1102,7 @@ impl Reactor {
     }
 
     /// Pool connection `t` is gone (or must go): its in-flight shares get errors, its upstream recovers.
-    pub(crate) fn pool_conn_failed(&mut self, t: usize, reason: &str) {
+    pub(crate) fn pool_conn_failed(&mut self, t: usize, reason: impl std::fmt::Display) {
         let Some(Conn::Pool(_)) = self.conns.get(t) else {
             return;
         };

@@ -65,6 +65,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "session",
         &[
             "share_batch.rs",
+            "close.rs",
             "admission.rs",
             "budget.rs",
             "connect.rs",

@@ -510,7 +510,8 @@ pub fn miner_msg_stratum(data: &[u8]) {
         check_msg(line, &m, false);
         let Ok(m) = m else { return };
         let submit = stratum::check_submit(&m.params, m.params_len, en2_size);
-        check_replies(&m.id, submit.as_ref().err().map_or("ok", String::as_str));
+        let refused = submit.as_ref().err().map(ToString::to_string);
+        check_replies(&m.id, refused.as_deref().unwrap_or("ok"));
         let mut out = Vec::new();
         stratum::write_subscribe_result(&mut out, &m.id, 7, b"\xaa", prefix.iter().copied(), 4);
         let v = must_be_line(&out, "write_subscribe_result");
@@ -621,7 +622,8 @@ pub fn miner_msg_equihash(data: &[u8]) {
         check_msg(line, &m, false);
         let Ok(m) = m else { return };
         let submit = eq::check_submit(&m.params, m.params_len, nonce2_size, &shape);
-        check_replies(&m.id, submit.as_ref().err().map_or("ok", String::as_str));
+        let refused = submit.as_ref().err().map(ToString::to_string);
+        check_replies(&m.id, refused.as_deref().unwrap_or("ok"));
         let mut out = Vec::new();
         eq::write_subscribe_result(&mut out, &m.id, 0xab, b"\x01\x02", prefix.iter().copied());
         let v = must_be_line(&out, "equihash subscribe result");

@@ -5,7 +5,7 @@
 //! through as the miner sent it, copied once into the pool's output queue.
 
 use super::json::{write_str, IdBuf, Scalar};
-use super::stratum::AGENT;
+use super::stratum::{SubmitError, AGENT};
 use crate::hex;
 use std::io::Write;
 
@@ -141,25 +141,31 @@ pub fn check_submit<'a>(
     params_len: Option<usize>,
     nonce2_size: usize,
     shape: &SolutionShape,
-) -> Result<Submit<'a>, String> {
-    let n = params_len.ok_or("submit params must be a list")?;
+) -> Result<Submit<'a>, SubmitError> {
+    let n = params_len.ok_or(SubmitError::NotAList)?;
     if n != 5 {
-        return Err(format!("submit takes 5 params, got {n}"));
+        return Err(SubmitError::ParamCount {
+            expected: "5",
+            got: n,
+        });
     }
     let s = |i: usize| params.get(i).and_then(|p| p.as_str());
     let (Some(_worker), Some(job_id), Some(time), Some(nonce2), Some(solution)) =
         (s(0), s(1), s(2), s(3), s(4))
     else {
-        return Err("submit params must be strings".into());
+        return Err(SubmitError::NotStrings);
     };
     if job_id.is_empty() || job_id.len() > 128 {
-        return Err("invalid job id".into());
+        return Err(SubmitError::JobId);
     }
     if time.len() != 8 || !hex::is_hex(time.as_bytes()) {
-        return Err("time must be 8 hex digits".into());
+        return Err(SubmitError::Hex8("time"));
     }
     if nonce2.len() != nonce2_size * 2 || !hex::is_hex(nonce2.as_bytes()) {
-        return Err(format!("nonce_2 must be {nonce2_size} bytes of hex"));
+        return Err(SubmitError::Extranonce2 {
+            name: "nonce_2",
+            bytes: nonce2_size,
+        });
     }
     if solution.len() != shape.hex_len
         || !solution
@@ -167,10 +173,10 @@ pub fn check_submit<'a>(
             .is_some_and(|p| p.eq_ignore_ascii_case(&shape.prefix_hex))
         || !hex::is_hex(solution.as_bytes())
     {
-        return Err(format!(
-            "solution must be {} hex digits starting with {}",
-            shape.hex_len, shape.prefix_hex
-        ));
+        return Err(SubmitError::Solution {
+            hex_len: shape.hex_len,
+            prefix_hex: shape.prefix_hex.as_str().into(),
+        });
     }
     Ok(Submit {
         job_id,

@@ -207,41 +207,95 @@ fn is_hex_of(s: &str, bytes: usize) -> bool {
     s.len() == bytes * 2 && hex::is_hex(s.as_bytes())
 }
 
+/// Why a miner's submit is refused before any share math; its text is the JSON-RPC error message the miner
+/// gets (code 20), for both dialects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The params are not a JSON list.
+    NotAList,
+    /// Wrong number of params (`expected` as the miner reads it, e.g. "5 or 6").
+    ParamCount { expected: &'static str, got: usize },
+    /// A param is not a string.
+    NotStrings,
+    /// Empty or longer than 128 bytes.
+    JobId,
+    /// The miner's extranonce2 (Equihash: NONCE_2, named by `name`) is not `bytes` bytes of hex.
+    Extranonce2 { name: &'static str, bytes: usize },
+    /// This field (ntime, nonce, version bits, time) is not 8 hex digits.
+    Hex8(&'static str),
+    /// Version bits outside the mask negotiated with the miner.
+    OutsideMask,
+    /// Equihash: the solution has the wrong length or prefix.
+    Solution {
+        hex_len: usize,
+        prefix_hex: Box<str>,
+    },
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::NotAList => f.write_str("submit params must be a list"),
+            SubmitError::ParamCount { expected, got } => {
+                write!(f, "submit takes {expected} params, got {got}")
+            }
+            SubmitError::NotStrings => f.write_str("submit params must be strings"),
+            SubmitError::JobId => f.write_str("invalid job id"),
+            SubmitError::Extranonce2 { name, bytes } => {
+                write!(f, "{name} must be {bytes} bytes of hex")
+            }
+            SubmitError::Hex8(field) => write!(f, "{field} must be 8 hex digits"),
+            SubmitError::OutsideMask => f.write_str("version bits outside the negotiated mask"),
+            SubmitError::Solution {
+                hex_len,
+                prefix_hex,
+            } => write!(
+                f,
+                "solution must be {hex_len} hex digits starting with {prefix_hex}"
+            ),
+        }
+    }
+}
+
 /// Checks submit params `[worker, job_id, extranonce2, ntime, nonce(, version_bits)]` against the miner's
 /// extranonce2 size. The error text goes back to the miner.
 pub fn check_submit<'a>(
     params: &[super::json::Scalar<'a>],
     params_len: Option<usize>,
     extranonce2_size: usize,
-) -> Result<Submit<'a>, String> {
-    let n = params_len.ok_or("submit params must be a list")?;
+) -> Result<Submit<'a>, SubmitError> {
+    let n = params_len.ok_or(SubmitError::NotAList)?;
     if !(5..=6).contains(&n) {
-        return Err(format!("submit takes 5 or 6 params, got {n}"));
+        return Err(SubmitError::ParamCount {
+            expected: "5 or 6",
+            got: n,
+        });
     }
     let s = |i: usize| params.get(i).and_then(|p| p.as_str());
     let (Some(_worker), Some(job_id), Some(en2), Some(ntime), Some(nonce)) =
         (s(0), s(1), s(2), s(3), s(4))
     else {
-        return Err("submit params must be strings".into());
+        return Err(SubmitError::NotStrings);
     };
     if job_id.is_empty() || job_id.len() > 128 {
-        return Err("invalid job id".into());
+        return Err(SubmitError::JobId);
     }
     if !is_hex_of(en2, extranonce2_size) {
-        return Err(format!(
-            "extranonce2 must be {extranonce2_size} bytes of hex"
-        ));
+        return Err(SubmitError::Extranonce2 {
+            name: "extranonce2",
+            bytes: extranonce2_size,
+        });
     }
     if !is_hex_of(ntime, 4) {
-        return Err("ntime must be 8 hex digits".into());
+        return Err(SubmitError::Hex8("ntime"));
     }
     if !is_hex_of(nonce, 4) {
-        return Err("nonce must be 8 hex digits".into());
+        return Err(SubmitError::Hex8("nonce"));
     }
     let version_bits = if n == 6 {
         match s(5) {
             Some(v) if is_hex_of(v, 4) => Some(v),
-            _ => return Err("version bits must be 8 hex digits".into()),
+            _ => return Err(SubmitError::Hex8("version bits")),
         }
     } else {
         None

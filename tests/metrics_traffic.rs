@@ -599,3 +599,38 @@ fn validated_shares_are_counted_once_by_verdict() {
     m.stop();
     drop(proxy);
 }
+
+/// A share the proxy cannot forward because its only pool is gone is refused by the proxy itself and counted
+/// under `pool_unavailable` (not `other`, the label of its error code 20).
+#[test]
+fn a_share_with_no_pool_to_forward_to_counts_as_pool_unavailable() {
+    let pool_a = checking_pool();
+    let proxy = start("lone", &[pool_a.addr()], "");
+    let addr = proxy.local_addrs("lone")[0];
+    let stats = proxy.stats("lone").unwrap();
+    let m = prom::start(proxy.all_stats());
+    let mut rig = Rig::new(addr, "farm.lone");
+    let s = rig.share(true);
+    rig.accepted(s);
+    pool_a.stop();
+    wait_until(REPLY, "the proxy saw its pool go", || {
+        stats.pool(0).ready.load(Relaxed) == 0
+    });
+    let s = rig.share(true);
+    let why = rig.refused(s, 20);
+    assert_eq!(why, "pool unavailable, share not forwarded");
+    let e = scrape(m.local_addr());
+    let js = &status(m.local_addr())["proxies"][0];
+    for (label, want) in [("pool_unavailable", 1), ("other", 0)] {
+        let got = e.get(
+            "fastproxy_share_errors_total",
+            &[("proxy", "lone"), ("reason", label)],
+        );
+        assert_eq!(got, want as f64, "proxy errors for {label}");
+        assert_eq!(
+            js["errors_by_reason"][label],
+            json!(want),
+            "/status {label}"
+        );
+    }
+}

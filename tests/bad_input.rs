@@ -241,6 +241,44 @@ fn a_miner_that_does_not_read_is_disconnected_before_its_queue_grows_without_bou
     assert_good(good);
 }
 
+/// The half-close kept for certain: the pool holds its verdict, so the proxy reads the miner's end of stream
+/// while the share is still pending, and the share's reply (the proxy's timeout error) must still reach it.
+#[test]
+fn a_half_closed_miner_gets_the_reply_to_a_share_still_pending_at_its_end_of_stream() {
+    let (pool, proxy, addr) = setup("share_timeout: 2");
+    pool.set_answer_submits(false);
+    let mut c = Client::connect(addr);
+    let (e1, n, mut notes) = c.handshake();
+    let (job, difficulty) = current_work(&mut c, &mut notes);
+    let e1 = fastproxy::hex::decode(&e1).unwrap();
+    let e2 = vec![0u8; n as usize];
+    let nonce = nonce_for(&job, &e1, &e2, difficulty, true);
+    let id = c.request(
+        "mining.submit",
+        json!([
+            "w",
+            job.job_id,
+            fastproxy::hex::encode(&e2),
+            work::u32_to_hex(job.ntime),
+            work::u32_to_hex(nonce)
+        ]),
+    );
+    c.shutdown_write();
+    let (r, _) = c.reply(id, Duration::from_secs(10));
+    assert_eq!(r["error"][0], json!(20), "{r}");
+    let why = r["error"][1].as_str().unwrap_or_default();
+    assert!(why.contains("did not answer"), "{r}");
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "then the proxy closes"
+    );
+    let st = proxy.stats("test").unwrap();
+    wait_until(Duration::from_secs(5), "slot freed", || {
+        ProxyStats::get(&st.miners_connected) == 0
+    });
+    assert_eq!(pool.stats().submits, 1);
+}
+
 #[test]
 fn a_half_closed_miner_still_gets_the_replies_to_its_shares() {
     let (pool, proxy, addr) = setup("");

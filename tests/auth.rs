@@ -67,6 +67,11 @@ fn only_configured_users_with_the_right_password_get_in() {
     assert!(r["error"][1].as_str().unwrap().contains("too many"), "{r}");
     assert!(c.closed_within(Duration::from_secs(5)));
     assert_eq!(
+        ProxyStats::get(&proxy.stats("test").unwrap().miners_kicked),
+        1,
+        "the address over max_failures is kicked, once"
+    );
+    assert_eq!(
         pool.stats().submits,
         before,
         "nothing unauthorized was forwarded"

@@ -65,7 +65,7 @@ fn an_over_long_line_disconnects_only_its_sender() {
 
 #[test]
 fn invalid_json_gets_an_error_and_repeated_garbage_a_disconnect() {
-    let (_pool, _proxy, addr) = setup("");
+    let (_pool, proxy, addr) = setup("");
     let good = good_miner(addr);
     let mut c = Client::connect(addr);
     c.send_raw(b"this is not json\n").unwrap();
@@ -94,6 +94,12 @@ fn invalid_json_gets_an_error_and_repeated_garbage_a_disconnect() {
     assert!(
         c.closed_within(Duration::from_secs(5)),
         "disconnected after repeated garbage"
+    );
+    let st = proxy.stats("test").unwrap();
+    assert_eq!(
+        ProxyStats::get(&st.miners_kicked),
+        1,
+        "the garbage sender counts as kicked, once"
     );
     assert_good(good);
 }

@@ -27,7 +27,7 @@
 //! | reply to a submit (`pool_reply`, `Req::Submit`) | `pool.on_reply(now - entry.sent)`, then `pool.on_accepted(diff)` or `pool.on_rejected(Reject::from_error_json(msg.error_json))` (`Reject::Other` when the result is `false` without an error) |
 //! | same reply, the miner is still there (`deliver_share_reply` found it) | `worker.on_accepted(diff, now)` or `worker.on_rejected(now)` |
 //! | with `validate_shares`, a valid share below the pool's target answered by the proxy (`share_judged`, `Verdict::BelowPool`) | `worker.on_accepted(diff, now)`; a forwarded share counts only by the pool's verdict, as above |
-//! | the proxy answers a submit with an error itself (`refuse` in `miner_submit`) | `stats.on_share_error(reason)` (24 unauthorized, 25 not subscribed, `PoolUnavailable` for "pool unavailable", `Other` for bad params / too many pending); `worker.on_rejected(now)` when the miner has a worker |
+//! | the proxy answers a submit with an error itself (`refuse_share`, with a `close::Refusal`) | `stats.on_share_error(refusal.reject())` (24 unauthorized, 25 not subscribed, `PoolUnavailable` for no pool to forward to, `Other` for bad params / too many pending); `worker.on_rejected(now)` when the miner has a worker |
 //! | a forwarded share gets no verdict (`answer_failed`) | `stats.on_share_error(Reject::Timeout)` for the `share_timeout` expiry in `tick_upstreams`, else `Reject::PoolUnavailable`; `worker.on_rejected(now)` |
 //! | `mining.authorize` accepted (`miner_authorize`, first time or a new name) | `m.worker_stats = Some(stats.workers.attach(name, now))` (on a new name: `old.detach()` first) |
 //! | miner closed (`close_miner`) | `worker.detach()` |

@@ -285,4 +285,39 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn submit_errors_read_as_the_texts_miners_always_got() {
+        let mut p = Parser::default();
+        let shape = SolutionShape {
+            prefix_hex: "fd4005".into(),
+            hex_len: 10,
+        };
+        let cases: [(&str, &str); 4] = [
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","5e0fa21c","00"]}"#,
+                "submit takes 5 params, got 4",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","5e0fa21","00","fd40050000"]}"#,
+                "time must be 8 hex digits",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","5e0fa21c","0","fd40050000"]}"#,
+                "nonce_2 must be 1 bytes of hex",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","5e0fa21c","00","fd40060000"]}"#,
+                "solution must be 10 hex digits starting with fd4005",
+            ),
+        ];
+        for (line, want) in cases {
+            let mut bytes = line.as_bytes().to_vec();
+            p.parse(&mut bytes, |m| {
+                let m = m.unwrap();
+                let e = check_submit(&m.params, m.params_len, 1, &shape).unwrap_err();
+                assert_eq!(e.to_string(), want, "{line}");
+            });
+        }
+    }
 }

@@ -445,4 +445,55 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[3]["params"][0], "u\"x");
     }
+
+    #[test]
+    fn submit_errors_read_as_the_texts_miners_always_got() {
+        let mut p = crate::protocol::json::Parser::default();
+        let cases: [(&str, &str); 8] = [
+            (
+                r#"{"id":1,"method":"mining.submit","params":{}}"#,
+                "submit params must be a list",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j"]}"#,
+                "submit takes 5 or 6 params, got 2",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w",1,"00","00000000","00000000"]}"#,
+                "submit params must be strings",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","","00","00000000","00000000"]}"#,
+                "invalid job id",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","0","00000000","00000000"]}"#,
+                "extranonce2 must be 1 bytes of hex",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","00","0000000","00000000"]}"#,
+                "ntime must be 8 hex digits",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","00","00000000","0000000g"]}"#,
+                "nonce must be 8 hex digits",
+            ),
+            (
+                r#"{"id":1,"method":"mining.submit","params":["w","j","00","00000000","00000000","x"]}"#,
+                "version bits must be 8 hex digits",
+            ),
+        ];
+        for (line, want) in cases {
+            let mut bytes = line.as_bytes().to_vec();
+            p.parse(&mut bytes, |m| {
+                let m = m.unwrap();
+                let e = check_submit(&m.params, m.params_len, 1).unwrap_err();
+                assert_eq!(e.to_string(), want, "{line}");
+            });
+        }
+        assert_eq!(
+            SubmitError::OutsideMask.to_string(),
+            "version bits outside the negotiated mask"
+        );
+    }
 }

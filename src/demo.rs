@@ -3,9 +3,9 @@
 
 use clap::Args;
 use fastproxy::config::Config;
-use fastproxy::sim::miner::{spawn_miner, LiveCounters, MinerReport, SimMinerConfig};
-use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::miner::{spawn_miner, LiveCounters, MinerReport, SimMinerConfig};
+use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

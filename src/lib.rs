@@ -8,23 +8,25 @@
 //! Design: one mio reactor per thread (`reactor`) owns every socket of its shard in a slab; miners are
 //! handled in `downstream`, pool sessions in `upstream` (their connections opened in `connect`, with host
 //! names resolved off the reactor in `resolve`), the nonce split in `nonce`, the reply-id table in `pending`,
-//! line framing in `framing`, and the wire formats in `protocol`. `sim` holds the simulated pool and miners
-//! used by the demo, the tests and the load generator. LIFECYCLE.md tells a connection's life.
+//! line framing in `framing`, and the wire formats in `protocol`. The share math is the `fastproxy-work` crate
+//! (crates/work), re-exported here under its old paths (`work`, `hex`, `sha256x2`, ...); the simulated pool
+//! and miners (crates/sim) and the load generator (crates/loadgen) are crates of their own. LIFECYCLE.md
+//! tells a connection's life.
 //!
 //! Layers, lowest first; a module imports only from its own layer or lower ones (`tests/layering.rs` checks
 //! it): base (hex, framing, nonce, pending, io, tls, proxy_protocol) → hash (work, sha256x2, sha256x16,
-//! share_hash, equihash) → config (auth, config) → wire (protocol's message modules) → shares (validate,
-//! stats, `protocol::Dialect`) → session (downstream, upstream, passthrough, vardiff, share_batch) → runtime
-//! (reactor, lifecycle, proxy, metrics) → tools (sim, loadgen) → the binaries.
+//! share_hash, equihash: the `fastproxy-work` crate) → config (auth, config) → wire (protocol's message
+//! modules) → shares (validate, stats, `protocol::Dialect`) → session (downstream, upstream, passthrough,
+//! vardiff, share_batch) → runtime (reactor, lifecycle, proxy, metrics) → the binaries. The simulator needs
+//! only the share math; the load generator sits above the proxy.
+
+pub use fastproxy_work::{equihash, hex, sha256x16, sha256x2, share_hash, work};
 
 pub mod auth;
 pub mod config;
-pub mod equihash;
 pub mod framing;
-pub mod hex;
 pub mod lifecycle;
 pub mod limits;
-pub mod loadgen;
 pub mod metrics;
 pub mod nonce;
 pub mod pending;
@@ -32,14 +34,9 @@ pub mod protocol;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod resolve;
-pub mod sha256x16;
-pub mod sha256x2;
-pub mod share_hash;
-pub mod sim;
 pub mod stats;
 pub mod tls;
 pub mod validate;
-pub mod work;
 
 mod admission;
 mod budget;

@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::miner::{run_miner, spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::{AcceptedShare, SimPool, SimPoolConfig};
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::miner::{run_miner, spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::{AcceptedShare, SimPool, SimPoolConfig};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

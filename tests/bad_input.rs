@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
 use fastproxy::work;
+use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -35,7 +35,7 @@ fn assert_good(h: JoinHandle<MinerReport>) {
 fn setup(
     extra: &str,
 ) -> (
-    fastproxy::sim::pool::SimPool,
+    fastproxy_sim::pool::SimPool,
     fastproxy::proxy::RunningProxy,
     SocketAddr,
 ) {

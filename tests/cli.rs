@@ -2,7 +2,7 @@
 
 mod common;
 
-use fastproxy::sim::miner::{run_miner, SimMinerConfig};
+use fastproxy_sim::miner::{run_miner, SimMinerConfig};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;

@@ -6,13 +6,13 @@ mod common;
 use common::*;
 use fastproxy::equihash::{self, EquihashJob};
 use fastproxy::hex;
-use fastproxy::sim::equihash_miner::{
+use fastproxy::stats::ProxyStats;
+use fastproxy_sim::equihash_miner::{
     grind_solution, spawn_equihash_miner, EquihashMinerConfig, EquihashMinerReport,
 };
-use fastproxy::sim::equihash_pool::{EquihashPool, EquihashPoolConfig};
-use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
-use fastproxy::stats::ProxyStats;
+use fastproxy_sim::equihash_pool::{EquihashPool, EquihashPoolConfig};
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

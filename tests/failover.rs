@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

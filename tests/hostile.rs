@@ -5,10 +5,10 @@ mod common;
 
 use common::fake_pool::FakePool;
 use common::*;
-use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
 use fastproxy::work;
+use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

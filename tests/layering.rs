@@ -1,23 +1,27 @@
-//! The layers of src/ and a check that imports only go down them: every module file sits in one layer of
-//! [`LAYERS`], and an import from a lower layer to a higher one, or a cycle between modules, fails the test.
+//! The layers of the workspace's sources (src/ and each crate of [`MEMBERS`]) and a check that imports only go
+//! down them: every module file sits in one layer of [`LAYERS`], and an import from a lower layer to a higher
+//! one, or a cycle between modules, fails the test.
 //!
 //! Layers, lowest first (a module uses its own layer and the ones below, never one above):
-//! 1. base: no crate imports: hex, line framing, the reply-id table, the nonce split, socket io, TLS and
+//! 1. base: no crate imports: hex (crates/work), line framing, the reply-id table, the nonce split, socket io, TLS and
 //!    PROXY-protocol setup, duration settings;
-//! 2. hash: share math: work (jobs, targets, the reference share hash), the SHA-256 kernels, share_hash,
-//!    equihash;
+//! 2. hash: share math, the `fastproxy-work` crate (crates/work), which lib.rs re-exports under the old paths
+//!    (`crate::work` names crates/work/src/work.rs): work (jobs, targets, the reference share hash), the
+//!    SHA-256 kernels, share_hash, equihash;
 //! 3. config: auth settings and checks, then the config file (above hash: it builds `equihash::Params`);
 //! 4. wire: the dialects' message formats (protocol/json, stratum, equihash);
 //! 5. shares: share validation and counters, and the dialect enum (protocol/mod.rs parses jobs into
 //!    validate's job book);
 //! 6. session: miner and pool handling (downstream, upstream, passthrough, vardiff, share batching);
 //! 7. runtime: the reactor, reload (lifecycle), the proxy's threads, the metrics server;
-//! 8. tools: the simulator and the load generator (test and bench tools, to become their own crates);
-//! 9. app: the crate roots and binaries (lib.rs holds only `mod` lines; an item there would be "up").
+//! 8. tools: the simulator (crates/sim, which needs only the share math) and the load generator
+//!    (crates/loadgen, which starts the proxy);
+//! 9. app: the crate roots and binaries (a lib.rs holds only `mod` and `pub use` lines; an item there would
+//!    be "up").
 //!
 //! An import is any path that names another module file: `use crate::x::...` (with `{...}` groups),
 //! `crate::x::...` in code, `super::...` leaving the file's module, a child module named from its parent,
-//! `fastproxy::x` in the binaries. Comments, string literals and `#[cfg(test)]` modules are skipped (unit
+//! `fastproxy::x` in the binaries, `fastproxy_work::x` and the other workspace libraries by name. Comments, string literals and `#[cfg(test)]` modules are skipped (unit
 //! tests may use anything, as dev-dependencies may). [`ALLOWED`] lists the known violations the sans-IO
 //! redesign (issue 13) removes, each with its reason; an entry no longer needed fails the test, so the list
 //! can only shrink.
@@ -25,14 +29,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Every .rs file under src/, by layer, lowest layer first.
+/// Every .rs file of the workspace, by layer, lowest layer first: a file of src/ by its path in src/, a file of
+/// a member crate by its path in the workspace (crates/NAME/src/...).
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "base",
         &[
             "duration.rs",
             "framing.rs",
-            "hex.rs",
+            "crates/work/src/hex.rs",
             "io.rs",
             "nonce.rs",
             "pending.rs",
@@ -44,11 +49,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "hash",
         &[
-            "work.rs",
-            "sha256x2.rs",
-            "sha256x16.rs",
-            "share_hash.rs",
-            "equihash.rs",
+            "crates/work/src/work.rs",
+            "crates/work/src/sha256x2.rs",
+            "crates/work/src/sha256x16.rs",
+            "crates/work/src/share_hash.rs",
+            "crates/work/src/equihash.rs",
         ],
     ),
     ("config", &["auth.rs", "config.rs", "limits.rs"]),
@@ -93,27 +98,25 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "tools",
         &[
-            "sim/mod.rs",
-            "sim/pool.rs",
-            "sim/miner.rs",
-            "sim/equihash_pool.rs",
-            "sim/equihash_miner.rs",
-            "loadgen/mod.rs",
-            "loadgen/args.rs",
-            "loadgen/clock.rs",
-            "loadgen/conn.rs",
-            "loadgen/hist.rs",
-            "loadgen/limits.rs",
-            "loadgen/line.rs",
-            "loadgen/miners.rs",
-            "loadgen/phases.rs",
-            "loadgen/pool.rs",
-            "loadgen/procstat.rs",
-            "loadgen/reactor.rs",
-            "loadgen/report.rs",
-            "loadgen/target.rs",
-            "loadgen/tests.rs",
-            "loadgen/wire.rs",
+            "crates/sim/src/pool.rs",
+            "crates/sim/src/miner.rs",
+            "crates/sim/src/equihash_pool.rs",
+            "crates/sim/src/equihash_miner.rs",
+            "crates/loadgen/src/args.rs",
+            "crates/loadgen/src/clock.rs",
+            "crates/loadgen/src/conn.rs",
+            "crates/loadgen/src/hist.rs",
+            "crates/loadgen/src/limits.rs",
+            "crates/loadgen/src/line.rs",
+            "crates/loadgen/src/miners.rs",
+            "crates/loadgen/src/phases.rs",
+            "crates/loadgen/src/pool.rs",
+            "crates/loadgen/src/procstat.rs",
+            "crates/loadgen/src/reactor.rs",
+            "crates/loadgen/src/report.rs",
+            "crates/loadgen/src/target.rs",
+            "crates/loadgen/src/tests.rs",
+            "crates/loadgen/src/wire.rs",
         ],
     ),
     (
@@ -123,9 +126,28 @@ const LAYERS: &[(&str, &[&str])] = &[
             "main.rs",
             "cli_docs.rs",
             "demo.rs",
-            "bin/fastproxy-loadgen.rs",
+            "crates/work/src/lib.rs",
+            "crates/sim/src/lib.rs",
+            "crates/loadgen/src/lib.rs",
+            "crates/loadgen/src/main.rs",
         ],
     ),
+];
+
+/// The member crates (directory, library name), and the modules the root library re-exports from one of them
+/// (`pub use fastproxy_work::{...}` in lib.rs: `crate::work` in src/ names crates/work's `work`).
+const MEMBERS: &[(&str, &str)] = &[
+    ("crates/work", "fastproxy_work"),
+    ("crates/sim", "fastproxy_sim"),
+    ("crates/loadgen", "fastproxy_loadgen"),
+];
+const REEXPORTED: &[(&str, &str)] = &[
+    ("equihash", "fastproxy_work"),
+    ("hex", "fastproxy_work"),
+    ("sha256x16", "fastproxy_work"),
+    ("sha256x2", "fastproxy_work"),
+    ("share_hash", "fastproxy_work"),
+    ("work", "fastproxy_work"),
 ];
 
 /// An import the layers forbid that the code still has, and why.
@@ -354,17 +376,19 @@ fn path_tree(
     }
 }
 
-/// One compiled crate of src/ (the library or a binary): its modules' files by module path.
+/// One compiled crate (a library or a binary): its library name (None for a binary) and its modules' files
+/// by module path.
 struct Crate {
+    lib: Option<&'static str>,
     modules: BTreeMap<Vec<String>, String>,
 }
 
 /// A path found in a file: the module path it starts from (after `crate`/`super`/`self`/a child name), its
-/// remaining segments, which crate it names, and where it is.
+/// remaining segments, which crate it names (None: its own; else a workspace library), and where it is.
 struct Found {
     from_module: Vec<String>,
     segs: Vec<String>,
-    to_lib: bool,
+    to_lib: Option<String>,
     line: usize,
     text: String,
 }
@@ -401,8 +425,10 @@ fn cfg_test_at(toks: &[(Tok, usize)], i: usize) -> bool {
 }
 
 /// What one file declares and uses: its file children (`mod x;`, with whether they are `#[cfg(test)]`)
-/// and the module paths its non-test code names.
-fn scan(src: &str, module: &[String], in_lib: bool) -> (Vec<(String, bool)>, Vec<Found>) {
+/// and the module paths its non-test code names. `own_lib`: the library the file belongs to (None in a binary).
+fn scan(src: &str, module: &[String], own_lib: Option<&str>) -> (Vec<(String, bool)>, Vec<Found>) {
+    let workspace_lib =
+        |s: &str| (s == "fastproxy" || MEMBERS.iter().any(|m| m.1 == s)) && own_lib != Some(s);
     let toks = tokenize(src);
     let tok = |i: usize| toks.get(i).map(|t| &t.0);
     let ident = |i: usize| match tok(i) {
@@ -455,7 +481,7 @@ fn scan(src: &str, module: &[String], in_lib: bool) -> (Vec<(String, bool)>, Vec
                 if tok(i + 1) == Some(&Tok::PathSep)
                     && (i == 0 || toks[i - 1].0 != Tok::PathSep)
                     && (matches!(s.as_str(), "crate" | "super" | "self")
-                        || (s == "fastproxy" && !in_lib)
+                        || workspace_lib(s)
                         || (inline.is_empty() && children.iter().any(|c| c.0 == *s))) =>
             {
                 let line = toks[i].1;
@@ -467,10 +493,12 @@ fn scan(src: &str, module: &[String], in_lib: bool) -> (Vec<(String, bool)>, Vec
                     for segs in paths {
                         let text = segs.join("::").trim_end_matches("::self").to_string();
                         let (from_module, rest, to_lib) = match segs[0].as_str() {
-                            "crate" => (Vec::new(), segs[1..].to_vec(), in_lib),
-                            "fastproxy" => (Vec::new(), segs[1..].to_vec(), true),
-                            "self" | "super" => (here.clone(), segs, in_lib),
-                            _ => (module.to_vec(), segs, in_lib),
+                            "crate" => (Vec::new(), segs[1..].to_vec(), None),
+                            "self" | "super" => (here.clone(), segs, None),
+                            lib if workspace_lib(lib) => {
+                                (Vec::new(), segs[1..].to_vec(), Some(lib.to_string()))
+                            }
+                            _ => (module.to_vec(), segs, None),
                         };
                         found.push(Found {
                             from_module,
@@ -493,13 +521,20 @@ fn scan(src: &str, module: &[String], in_lib: bool) -> (Vec<(String, bool)>, Vec
 
 /// Walks `mod x;` declarations from a crate root, returning the crate's modules; collects each non-test
 /// file's paths into `uses`.
-fn load_crate(src: &Path, root: &str, in_lib: bool, uses: &mut Vec<(String, Found)>) -> Crate {
+/// `src` is the crate's src/ directory and `prefix` what goes in front of a path in it to name the file.
+fn load_crate(
+    src: &Path,
+    prefix: &str,
+    root: &str,
+    lib: Option<&'static str>,
+    uses: &mut Vec<(String, Found)>,
+) -> Crate {
     let mut modules = BTreeMap::new();
     let mut todo = vec![(Vec::<String>::new(), root.to_string(), false)];
     while let Some((module, file, test)) = todo.pop() {
         let text =
             std::fs::read_to_string(src.join(&file)).unwrap_or_else(|e| panic!("src/{file}: {e}"));
-        let (children, found) = scan(&text, &module, in_lib);
+        let (children, found) = scan(&text, &module, lib);
         let dir = if module.is_empty() || file.ends_with("mod.rs") {
             file.rsplit_once('/')
                 .map_or(String::new(), |(d, _)| format!("{d}/"))
@@ -518,12 +553,13 @@ fn load_crate(src: &Path, root: &str, in_lib: bool, uses: &mut Vec<(String, Foun
             m.push(child);
             todo.push((m, path, test || child_test));
         }
+        let name = format!("{prefix}{file}");
         if !test {
-            uses.extend(found.into_iter().map(|f| (file.clone(), f)));
+            uses.extend(found.into_iter().map(|f| (name.clone(), f)));
         }
-        modules.insert(module, file);
+        modules.insert(module, name);
     }
-    Crate { modules }
+    Crate { lib, modules }
 }
 
 /// Every .rs file under `dir`, relative to `base`.
@@ -539,43 +575,76 @@ fn rust_files(base: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// The module graph of src/: every .rs file, and for each (from, to) file pair the places that make the edge.
+/// The module graph of the workspace: every .rs file, and for each (from, to) file pair the places that make
+/// the edge.
 struct Graph {
     files: Vec<String>,
     edges: BTreeMap<(String, String), Vec<String>>,
 }
 
-fn graph() -> Graph {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &src, &mut files);
-    files.sort();
-    let mut uses = Vec::new();
-    let mut crates = vec![
-        load_crate(&src, "lib.rs", true, &mut uses),
-        load_crate(&src, "main.rs", false, &mut uses),
-    ];
-    for f in files.iter().filter(|f| f.starts_with("bin/")) {
-        crates.push(load_crate(&src, f, false, &mut uses));
+/// A file's path from the workspace root, for messages.
+fn at(file: &str) -> String {
+    if file.starts_with("crates/") {
+        file.to_string()
+    } else {
+        format!("src/{file}")
     }
+}
+
+fn graph() -> Graph {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut uses = Vec::new();
+    let mut crates = Vec::new();
+    let roots = [("", "fastproxy")].iter().chain(MEMBERS);
+    for &(dir, lib) in roots {
+        let src = workspace.join(dir).join("src");
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/src/")
+        };
+        let mut own = Vec::new();
+        rust_files(&src, &src, &mut own);
+        crates.push(load_crate(&src, &prefix, "lib.rs", Some(lib), &mut uses));
+        for f in own
+            .iter()
+            .filter(|f| *f == "main.rs" || f.starts_with("bin/"))
+        {
+            crates.push(load_crate(&src, &prefix, f, None, &mut uses));
+        }
+        files.extend(own.into_iter().map(|f| format!("{prefix}{f}")));
+    }
+    files.sort();
+    let lib_crate = |name: &str| {
+        crates
+            .iter()
+            .find(|c| c.lib == Some(name))
+            .unwrap_or_else(|| panic!("no workspace library {name}"))
+    };
     let crate_of: BTreeMap<&str, &Crate> = crates
         .iter()
         .flat_map(|c| c.modules.values().map(move |f| (f.as_str(), c)))
         .collect();
     let mut edges: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for (file, found) in uses {
-        let target = if found.to_lib {
-            &crates[0]
-        } else {
-            crate_of[file.as_str()]
+        let mut target = match &found.to_lib {
+            Some(lib) => lib_crate(lib),
+            None => crate_of[file.as_str()],
         };
         let mut module = found.absolute();
+        let first = module.first().map(String::as_str);
+        if target.lib == Some("fastproxy") {
+            if let Some(r) = REEXPORTED.iter().find(|r| Some(r.0) == first) {
+                target = lib_crate(r.1);
+            }
+        }
         while !target.modules.contains_key(&module) {
             module.pop();
         }
         let to = &target.modules[&module];
         if *to != file {
-            let place = format!("src/{file}:{} `{}`", found.line, found.text);
+            let place = format!("{}:{} `{}`", at(&file), found.line, found.text);
             edges
                 .entry((file.clone(), to.clone()))
                 .or_default()
@@ -685,14 +754,15 @@ fn every_module_file_has_one_layer() {
     for f in &g.files {
         if !layers.contains_key(f.as_str()) {
             problems.push(format!(
-                "src/{f} has no layer: add it to the layer it belongs to in LAYERS (tests/layering.rs)"
+                "{} has no layer: add it to the layer it belongs to in LAYERS (tests/layering.rs)",
+                at(f)
             ));
         }
     }
     for f in layers.keys() {
         if !g.files.iter().any(|g| g == f) {
             problems.push(format!(
-                "LAYERS names {f}, which is not a file of src/: remove it"
+                "LAYERS names {f}, which is not a file of the workspace: remove it"
             ));
         }
     }
@@ -710,8 +780,10 @@ fn imports_never_go_up_a_layer() {
         };
         if lf < lt && !is_allowed(from, to) {
             problems.push(format!(
-                "src/{from} (layer {}) imports src/{to} (layer {}), a higher layer: {}",
+                "{} (layer {}) imports {} (layer {}), a higher layer: {}",
+                at(from),
                 LAYERS[lf].0,
+                at(to),
                 LAYERS[lt].0,
                 shown(places)
             ));
@@ -769,7 +841,7 @@ fn no_import_cycles() {
             .windows(2)
             .map(|w| {
                 let places = &g.edges[&(w[0].clone(), w[1].clone())];
-                format!("  src/{} -> src/{}: {}", w[0], w[1], shown(places))
+                format!("  {} -> {}: {}", at(&w[0]), at(&w[1]), shown(places))
             })
             .collect();
         problems.push(format!(
@@ -834,7 +906,7 @@ mod inline {
     use super::super::up::Y;
 }
 "####;
-    let (children, found) = scan(src, &["m".into(), "n".into()], true);
+    let (children, found) = scan(src, &["m".into(), "n".into()], Some("fastproxy"));
     assert_eq!(children, [("child".to_string(), false)]);
     let got: Vec<String> = found
         .iter()

@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use fastproxy::config::Config;
-use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};

@@ -8,9 +8,9 @@ mod prom;
 
 use common::*;
 use fastproxy::metrics::{self, MetricsOptions};
-use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::{ProxyStats, Reject, WorkerRegistry};
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use prom::*;
 use serde_json::Value;
 use std::collections::HashSet;

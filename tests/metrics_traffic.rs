@@ -7,9 +7,9 @@ mod prom;
 
 use common::*;
 use fastproxy::proxy::RunningProxy;
-use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use fastproxy::stats::{ProxyStats, Reject};
 use fastproxy::work::{self, Job};
+use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use prom::*;
 use serde_json::{json, Value};
 use std::net::SocketAddr;

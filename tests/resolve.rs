@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,7 +79,7 @@ fn entry(name: &str, urls: &[String], extra: &str) -> String {
 fn miner(
     addr: SocketAddr,
     stop: &Arc<AtomicBool>,
-) -> std::thread::JoinHandle<fastproxy::sim::miner::MinerReport> {
+) -> std::thread::JoinHandle<fastproxy_sim::miner::MinerReport> {
     spawn_miner(
         SimMinerConfig {
             addr,

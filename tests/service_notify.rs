@@ -3,8 +3,8 @@
 
 mod common;
 
-use fastproxy::sim::miner::{run_miner, SimMinerConfig};
-use fastproxy::sim::pool::{SimPool, SimPoolConfig};
+use fastproxy_sim::miner::{run_miner, SimMinerConfig};
+use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use fastproxy::config::Config;
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::equihash_pool::{EquihashPool, EquihashPoolConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::equihash_pool::{EquihashPool, EquihashPoolConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

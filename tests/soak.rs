@@ -27,7 +27,7 @@ mod common;
 #[path = "common/soak_miner.rs"]
 mod soak_miner;
 
-use fastproxy::sim::pool::{PoolStats, SimPool, SimPoolConfig};
+use fastproxy_sim::pool::{PoolStats, SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use soak_miner::{Counts, Outcome, Plan, ShareKey, Submitted};
 use std::collections::{BTreeMap, HashMap, HashSet};

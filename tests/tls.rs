@@ -5,9 +5,9 @@ mod common;
 
 use common::tls::{client_relay, server_relay, TestPki};
 use common::*;
-use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -49,7 +49,7 @@ fn tls_listening_proxy(
     tag: &str,
 ) -> (
     TestPki,
-    fastproxy::sim::pool::SimPool,
+    fastproxy_sim::pool::SimPool,
     fastproxy::proxy::RunningProxy,
 ) {
     let pki = TestPki::new(tag);

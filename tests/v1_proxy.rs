@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use fastproxy::sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
-use fastproxy::sim::pool::SimPoolConfig;
 use fastproxy::stats::ProxyStats;
+use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use fastproxy::proxy::RunningProxy;
-use fastproxy::sim::miner::{spawn_miner, SimMinerConfig};
-use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use fastproxy::validate::ValidationStats;
 use fastproxy::work::{self, Job};
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
+use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -364,7 +364,7 @@ fn zcash_genesis() -> (fastproxy::equihash::EquihashJob, [u8; 32], String) {
 
 #[test]
 fn equihash_validation_verifies_the_solution_of_the_zcash_genesis_block() {
-    use fastproxy::sim::equihash_pool::{EquihashPool, EquihashPoolConfig};
+    use fastproxy_sim::equihash_pool::{EquihashPool, EquihashPoolConfig};
     let (job, nonce, solution) = zcash_genesis();
     let pool = EquihashPool::start(EquihashPoolConfig {
         fixed_nonce1: Some(nonce[..4].to_vec()),

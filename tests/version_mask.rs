@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use fastproxy::hex;
-use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use fastproxy::work::{self, Job};
+use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

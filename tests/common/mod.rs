@@ -6,8 +6,8 @@ pub mod tls;
 
 use fastproxy::config::Config;
 use fastproxy::proxy::RunningProxy;
-use fastproxy::sim::pool::{SimPool, SimPoolConfig};
 use fastproxy::work::{self, Job};
+use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

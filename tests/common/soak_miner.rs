@@ -7,8 +7,8 @@
 //! the miner's extranonce2), so one key names a share on both sides of the proxy.
 
 use fastproxy::hex;
-use fastproxy::sim::miner::search_nonce;
 use fastproxy::work::{self, Job};
+use fastproxy_sim::miner::search_nonce;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

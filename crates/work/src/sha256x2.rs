@@ -12,7 +12,7 @@
 use sha2::digest::generic_array::GenericArray;
 
 /// SHA-256 initial hash value.
-pub(crate) const IV: [u32; 8] = [
+pub const IV: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,
     0x3c6e_f372,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 enum Kind {
     /// Direct mode: no proxy.
     None,
-    InProcess(Box<crate::proxy::RunningProxy>),
+    InProcess(Box<fastproxy::proxy::RunningProxy>),
     Child {
         child: Child,
         config: Option<PathBuf>,
@@ -99,12 +99,12 @@ impl Target {
         }
         if o.start_proxy && o.in_process {
             let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-            let cfg = crate::config::Config::from_yaml(&config_yaml(
+            let cfg = fastproxy::config::Config::from_yaml(&config_yaml(
                 listen, pool, o.threads, o.protocol, o.validate,
             ))
             .map_err(|p| format!("generated config: {p:?}"))?;
-            let running =
-                crate::proxy::start(&cfg).map_err(|e| format!("cannot start fastproxy: {e}"))?;
+            let running = fastproxy::proxy::start(&cfg)
+                .map_err(|e| format!("cannot start fastproxy: {e}"))?;
             let addr = running.local_addrs("loadgen")[0];
             return Ok(Target {
                 kind: Kind::InProcess(Box::new(running)),

@@ -11,8 +11,8 @@
 
 use super::equihash_pool::Prng;
 use super::pool::{is_timeout, read_line_bounded, LineRead, MAX_LINE};
-use crate::equihash::{self, EquihashJob, Params, HEADER_LEN, NONCE_LEN};
-use crate::hex;
+use fastproxy_work::equihash::{self, EquihashJob, Params, HEADER_LEN, NONCE_LEN};
+use fastproxy_work::hex;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -689,7 +689,7 @@ fn describe_error(error: &Value) -> (i64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::equihash_pool::{
+    use crate::equihash_pool::{
         EquihashPool, EquihashPoolConfig, EquihashPoolStats, EASY_TARGET_HEX,
     };
 

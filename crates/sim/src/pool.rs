@@ -3,8 +3,8 @@
 //! by rebuilding the coinbase, merkle root and header and checking the hash against the target of the
 //! difficulty in effect when the job was sent. One thread per connection (it only serves a few).
 
-use crate::hex;
-use crate::work::{self, Job};
+use fastproxy_work::hex;
+use fastproxy_work::work::{self, Job};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};

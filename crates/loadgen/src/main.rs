@@ -1,9 +1,9 @@
-//! `fastproxy-loadgen`: load generator for Stratum proxies (see `fastproxy::loadgen`). Prints the report as
-//! a table (and as JSON with --json FILE); exits 0 when every phase ran to its end, 1 when the run was
-//! incomplete, 2 when it could not run.
+//! `fastproxy-loadgen`: load generator for Stratum proxies (see this crate's library, src/lib.rs). Prints the
+//! report as a table (and as JSON with --json FILE); exits 0 when every phase ran to its end, 1 when the run
+//! was incomplete, 2 when it could not run.
 
 use clap::Parser;
-use fastproxy::loadgen::{self, Options};
+use fastproxy_loadgen::{self as loadgen, Options};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

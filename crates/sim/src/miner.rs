@@ -4,9 +4,9 @@
 //! Blocking std::net, one thread per miner.
 
 use super::pool::{is_timeout, read_line_bounded, LineRead, MAX_LINE};
-use crate::hex;
-use crate::sha256x2::{compress, IV};
-use crate::work::{self, Job};
+use fastproxy_work::hex;
+use fastproxy_work::sha256x2::{compress, IV};
+use fastproxy_work::work::{self, Job};
 use serde_json::{json, Value};
 use sha2::digest::core_api::{Block, Buffer, UpdateCore, VariableOutputCore};
 use sha2::digest::Output;
@@ -898,7 +898,7 @@ fn describe_error(error: &Value) -> (i64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::pool::{SimPool, SimPoolConfig};
+    use crate::pool::{SimPool, SimPoolConfig};
 
     fn miner(pool: &SimPool, worker: &str) -> SimMinerConfig {
         SimMinerConfig {

@@ -345,26 +345,25 @@ fn hex_array<const N: usize>(v: &Value, what: &str) -> Result<[u8; N], String> {
     hex::decode_array::<N>(s).ok_or_else(|| format!("{what} is not {} hex digits", 2 * N))
 }
 
-/// Known-good data for tests elsewhere in the crate.
-#[cfg(test)]
-pub(crate) mod test_vectors {
+/// Known-good data for tests elsewhere in the crate, and in other crates' tests with the `test-vectors` feature.
+#[cfg(any(test, feature = "test-vectors"))]
+pub mod test_vectors {
     use super::*;
 
     /// The Zcash mainnet genesis block (height 0, hash
     /// 00040fe8ec8471911baa1db1266ea15dd06b4a8a5c453883c000b031973dce08), from zcashd's
     /// `src/chainparams.cpp`; see the fixture's "source" field.
-    pub(crate) const ZCASH_GENESIS_JSON: &str =
-        include_str!("../tests/fixtures/zcash_genesis.json");
+    pub const ZCASH_GENESIS_JSON: &str = include_str!("../../../tests/fixtures/zcash_genesis.json");
 
     /// The genesis block as a pool would hand it out and a miner would submit it.
-    pub(crate) struct Genesis {
-        pub(crate) job: EquihashJob,
-        pub(crate) nonce: [u8; NONCE_LEN],
+    pub struct Genesis {
+        pub job: EquihashJob,
+        pub nonce: [u8; NONCE_LEN],
         /// `fd4005` followed by the 1344-byte solution.
-        pub(crate) solution_with_prefix: Vec<u8>,
+        pub solution_with_prefix: Vec<u8>,
         /// Header byte order.
-        pub(crate) hash: [u8; 32],
-        pub(crate) pow_limit: [u8; 32],
+        pub hash: [u8; 32],
+        pub pow_limit: [u8; 32],
     }
 
     fn field<'a>(v: &'a Value, name: &str) -> &'a str {
@@ -379,7 +378,7 @@ pub(crate) mod test_vectors {
     }
 
     /// Parses the fixture and builds the job through its `mining.notify` params, as a pool sends them.
-    pub(crate) fn genesis() -> Genesis {
+    pub fn genesis() -> Genesis {
         let v: Value = serde_json::from_str(ZCASH_GENESIS_JSON).expect("fixture JSON");
         let version = u32::try_from(v["version"].as_u64().expect("version")).expect("u32");
         let time = u32::try_from(v["time"].as_u64().expect("time")).expect("u32");

@@ -11,9 +11,9 @@
 //! the miners' submitted nonces.
 
 use super::pool::{is_timeout, read_line_bounded, LineRead, MAX_LINE};
-use crate::equihash::{self, EquihashJob, Params, ShareError, NONCE_LEN};
-use crate::hex;
-use crate::work;
+use fastproxy_work::equihash::{self, EquihashJob, Params, ShareError, NONCE_LEN};
+use fastproxy_work::hex;
+use fastproxy_work::work;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::io::{self, BufReader, Write};
@@ -791,8 +791,8 @@ impl Prng {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::equihash::test_vectors::genesis;
-    use crate::sim::equihash_miner::grind_solution;
+    use crate::equihash_miner::grind_solution;
+    use fastproxy_work::equihash::test_vectors::genesis;
     use std::io::BufRead;
 
     const WAIT: Duration = Duration::from_secs(5);

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use fastproxy::stats::ProxyStats;
-use fastproxy::work;
 use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
@@ -259,16 +258,7 @@ fn a_half_closed_miner_gets_the_reply_to_a_share_still_pending_at_its_end_of_str
     let e1 = fastproxy::hex::decode(&e1).unwrap();
     let e2 = vec![0u8; n as usize];
     let nonce = nonce_for(&job, &e1, &e2, difficulty, true);
-    let id = c.request(
-        "mining.submit",
-        json!([
-            "w",
-            job.job_id,
-            fastproxy::hex::encode(&e2),
-            work::u32_to_hex(job.ntime),
-            work::u32_to_hex(nonce)
-        ]),
-    );
+    let id = c.submit_share(&job, &e2, nonce);
     c.shutdown_write();
     let (r, _) = c.reply(id, Duration::from_secs(10));
     assert_eq!(r["error"][0], json!(20), "{r}");
@@ -298,16 +288,7 @@ fn a_half_closed_miner_still_gets_the_replies_to_its_shares() {
         .into_iter()
         .map(|want| {
             let nonce = nonce_for(&job, &e1, &e2, difficulty, want);
-            c.request(
-                "mining.submit",
-                json!([
-                    "w",
-                    job.job_id,
-                    fastproxy::hex::encode(&e2),
-                    work::u32_to_hex(job.ntime),
-                    work::u32_to_hex(nonce)
-                ]),
-            )
+            c.submit_share(&job, &e2, nonce)
         })
         .collect();
     c.shutdown_write();

@@ -6,7 +6,6 @@ mod common;
 use common::fake_pool::FakePool;
 use common::*;
 use fastproxy::stats::ProxyStats;
-use fastproxy::work;
 use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::{json, Value};
@@ -230,16 +229,7 @@ fn odd_numbers_and_shapes_are_answered_not_fatal() {
     let (job, difficulty) = current_work(&mut c, &mut notes);
     let e2 = [0u8, 0, 0, 0, 0, 7];
     let nonce = nonce_for(&job, &e1, &e2, difficulty, true);
-    let id = c.request(
-        "mining.submit",
-        json!([
-            "w",
-            job.job_id,
-            fastproxy::hex::encode(&e2),
-            work::u32_to_hex(job.ntime),
-            work::u32_to_hex(nonce)
-        ]),
-    );
+    let id = c.submit_share(&job, &e2, nonce);
     let (r, _) = c.reply(id, Duration::from_secs(5));
     assert_eq!(r["result"], json!(true), "a well-formed share: {r}");
     assert_eq!(r["error"], Value::Null, "{r}");

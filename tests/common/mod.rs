@@ -210,6 +210,21 @@ impl Client {
         )
     }
 
+    /// Submits a share of `job` with extranonce2 `e2`, the job's ntime and `nonce` (worker "w"); returns the
+    /// request id.
+    pub fn submit_share(&mut self, job: &Job, e2: &[u8], nonce: u32) -> u64 {
+        self.request(
+            "mining.submit",
+            json!([
+                "w",
+                job.job_id,
+                fastproxy::hex::encode(e2),
+                work::u32_to_hex(job.ntime),
+                work::u32_to_hex(nonce)
+            ]),
+        )
+    }
+
     /// The job id of the latest mining.notify among `seen`, else of the next one read.
     pub fn job_id(&mut self, seen: &[Value]) -> Value {
         if let Some(v) = seen

@@ -42,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "nonce.rs",
             "pending.rs",
             "proxy_protocol.rs",
+            "proxy_protocol/tests.rs",
             "resolve.rs",
             "tls.rs",
         ],
@@ -65,7 +66,22 @@ const LAYERS: &[(&str, &[&str])] = &[
             "protocol/equihash.rs",
         ],
     ),
-    ("shares", &["validate.rs", "stats.rs", "protocol/mod.rs"]),
+    (
+        "shares",
+        &[
+            "validate.rs",
+            "validate/tests.rs",
+            "stats/atomic.rs",
+            "stats/clock.rs",
+            "stats/reject.rs",
+            "stats/latency.rs",
+            "stats/pool.rs",
+            "stats/worker.rs",
+            "stats/registry.rs",
+            "stats/mod.rs",
+            "protocol/mod.rs",
+        ],
+    ),
     (
         "session",
         &[

@@ -12,21 +12,8 @@ use codec_sv2::{TransportDecryptState, TransportEncryptState};
 use framing_sv2::framing::EncodableFrame;
 use noise_sv2::{Initiator, INITIATOR_EXPECTED_HANDSHAKE_MESSAGE_SIZE};
 
+use super::common::{AuthorityKey, Phase, Sv2Error, MAX_PAYLOAD};
 use super::messages::{self, Event, OpenChannel, SetupParams, ShareSubmit};
-use super::{AuthorityKey, Sv2Error, MAX_PAYLOAD};
-
-/// Where a connection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Waiting for the responder's handshake message.
-    Handshake,
-    /// Encrypted; SetupConnection sent, waiting for its answer.
-    Setup,
-    /// SetupConnection.Success received: channels can be opened and shares sent.
-    Ready,
-    /// A fatal error happened; the connection must be closed.
-    Failed,
-}
 
 /// The noise certificate window's leeway in the reference verifier (seconds).
 const CERT_LEEWAY: u32 = 10;

@@ -9,7 +9,7 @@ use common_messages_sv2 as common;
 use framing_sv2::framing::MessageFrame;
 use mining_sv2 as mining;
 
-use super::Sv2Error;
+use super::common::Sv2Error;
 
 /// SetupConnection flag for the mining protocol: the client requires version rolling (§5.3.1 bit 2).
 pub const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;

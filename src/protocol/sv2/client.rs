@@ -122,13 +122,12 @@ impl Sv2Client {
         if self.phase == Phase::Failed {
             return Err(Sv2Error::NotReady(Phase::Failed));
         }
-        if self.phase == Phase::Handshake {
-            if !self
+        if self.phase == Phase::Handshake
+            && !self
                 .finish_handshake(now_unix)
                 .inspect_err(|_| self.phase = Phase::Failed)?
-            {
-                return Ok(None);
-            }
+        {
+            return Ok(None);
         }
         let result = self.next_frame_event();
         if let Err(e) = &result {

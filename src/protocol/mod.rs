@@ -7,6 +7,7 @@
 pub mod equihash;
 pub mod json;
 pub mod stratum;
+pub mod sv2;
 
 use crate::config::ProtocolKind;
 

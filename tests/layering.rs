@@ -56,7 +56,19 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crates/work/src/equihash.rs",
         ],
     ),
-    ("config", &["auth.rs", "config.rs", "limits.rs"]),
+    (
+        "config",
+        &[
+            "auth.rs",
+            "config/types.rs",
+            "config/routes.rs",
+            "config/load.rs",
+            "config/check.rs",
+            "config/tests.rs",
+            "config/mod.rs",
+            "limits.rs",
+        ],
+    ),
     (
         "wire",
         &[

@@ -34,6 +34,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod resolve;
+pub mod routing;
 pub mod stats;
 pub mod tls;
 pub mod validate;

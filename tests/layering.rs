@@ -77,7 +77,16 @@ const LAYERS: &[(&str, &[&str])] = &[
             "protocol/equihash.rs",
         ],
     ),
-    ("shares", &["validate.rs", "stats.rs", "protocol/mod.rs"]),
+    (
+        "shares",
+        &[
+            "validate.rs",
+            "stats.rs",
+            "protocol/mod.rs",
+            "routing.rs",
+            "routing_tests.rs",
+        ],
+    ),
     (
         "session",
         &[

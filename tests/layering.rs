@@ -83,8 +83,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "validate.rs",
             "stats.rs",
             "protocol/mod.rs",
-            "routing.rs",
-            "routing_tests.rs",
+            "routing/mod.rs",
+            "routing/tests.rs",
         ],
     ),
     (

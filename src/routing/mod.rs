@@ -347,5 +347,4 @@ impl Scheduler {
 }
 
 #[cfg(test)]
-#[path = "routing_tests.rs"]
 mod tests;

@@ -85,6 +85,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "protocol/mod.rs",
             "routing/mod.rs",
             "routing/tests.rs",
+            "control.rs",
         ],
     ),
     (
@@ -114,6 +115,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics/prometheus.rs",
             "metrics/server.rs",
             "metrics/status.rs",
+            "api/handler.rs",
+            "api/mod.rs",
         ],
     ),
     (

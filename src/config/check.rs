@@ -193,7 +193,6 @@ impl Config {
                 );
             }
         }
-        drop(p);
         for proxy in &self.proxies {
             check_routes(proxy, &mut problems);
         }

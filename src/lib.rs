@@ -22,8 +22,10 @@
 
 pub use fastproxy_work::{equihash, hex, sha256x16, sha256x2, share_hash, work};
 
+pub mod api;
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod framing;
 pub mod lifecycle;
 pub mod limits;
@@ -34,6 +36,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod resolve;
+pub mod routing;
 pub mod stats;
 pub mod tls;
 pub mod validate;

@@ -57,7 +57,19 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crates/work/src/equihash.rs",
         ],
     ),
-    ("config", &["auth.rs", "config.rs", "limits.rs"]),
+    (
+        "config",
+        &[
+            "auth.rs",
+            "config/types.rs",
+            "config/routes.rs",
+            "config/load.rs",
+            "config/check.rs",
+            "config/tests.rs",
+            "config/mod.rs",
+            "limits.rs",
+        ],
+    ),
     (
         "wire",
         &[
@@ -85,6 +97,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "stats/registry.rs",
             "stats/mod.rs",
             "protocol/mod.rs",
+            "routing/mod.rs",
+            "routing/tests.rs",
+            "control.rs",
         ],
     ),
     (
@@ -114,6 +129,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics/prometheus.rs",
             "metrics/server.rs",
             "metrics/status.rs",
+            "api/handler.rs",
+            "api/mod.rs",
         ],
     ),
     (

@@ -13,7 +13,8 @@ impl Reactor {
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
             return;
         };
-        let (Some(u), Some((worker, password))) = (m.upstream, m.session.pool_account.clone()) else {
+        let (Some(u), Some((worker, password))) = (m.upstream, m.session.pool_account.clone())
+        else {
             return;
         };
         let gen = m.gen;

@@ -98,8 +98,9 @@ impl Reactor {
     fn refuse_share(&mut self, t: usize, id: &IdBuf, refusal: Refusal<'_>) -> ControlFlow<()> {
         self.count_refusal(t, refusal.reject());
         let code = refusal.code();
-        let queued =
-            refusal.with_text(|why| self.queue_with(t, |out| miner_msg::write_refusal(out, id, code, why)));
+        let queued = refusal.with_text(|why| {
+            self.queue_with(t, |out| miner_msg::write_refusal(out, id, code, why))
+        });
         if queued {
             ControlFlow::Continue(())
         } else {
@@ -241,5 +242,4 @@ impl Reactor {
             .get(batch.submit(k).job_id)?;
         entry.share_input(&p.check)
     }
-
 }

@@ -1357,7 +1357,12 @@ impl Reactor {
     /// and an extra upstream with no miners left is closed.
     pub(crate) fn detach_miner(&mut self, m: &crate::downstream::Miner, t: usize) {
         let Some(u) = m.upstream else { return };
-        self.unlink(u, t, m.slot_in_upstream, m.session.waiting_since().is_some());
+        self.unlink(
+            u,
+            t,
+            m.slot_in_upstream,
+            m.session.waiting_since().is_some(),
+        );
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };

@@ -49,7 +49,9 @@ impl<'a> MinerRequest<'a> {
             "mining.submit" => Self::submit(msg),
             "mining.subscribe" => MinerRequest::Subscribe,
             "mining.authorize" => Self::authorize(msg),
-            "mining.configure" => MinerRequest::Configure(stratum::parse_configure(msg.params_json)),
+            "mining.configure" => {
+                MinerRequest::Configure(stratum::parse_configure(msg.params_json))
+            }
             "mining.extranonce.subscribe" => MinerRequest::ExtranonceSubscribe,
             "mining.suggest_difficulty" => MinerRequest::SuggestDifficulty(msg.param(0).as_f64()),
             "mining.suggest_target" => MinerRequest::SuggestTarget,

@@ -204,7 +204,9 @@ impl MinerSession {
     pub fn subscribed(&self) -> bool {
         matches!(
             self.phase,
-            MinerPhase::Subscribed { .. } | MinerPhase::Working { .. } | MinerPhase::HalfClosed { .. }
+            MinerPhase::Subscribed { .. }
+                | MinerPhase::Working { .. }
+                | MinerPhase::HalfClosed { .. }
         )
     }
 
@@ -273,7 +275,10 @@ impl MinerSession {
     /// Attached to an upstream at `now`: true when its subscribe starts waiting there (count it).
     pub fn start_waiting(&mut self, now: Instant) -> bool {
         match &mut self.phase {
-            MinerPhase::WaitingForPool { since: since @ None, .. } => {
+            MinerPhase::WaitingForPool {
+                since: since @ None,
+                ..
+            } => {
                 *since = Some(now);
                 true
             }
@@ -353,7 +358,12 @@ impl MinerSession {
 
     /// A bad line (unparsable, unknown method, malformed request): answered with an error; past
     /// [`MAX_BAD_LINES`] the miner is closed.
-    pub fn bad_line<'m>(&mut self, id: &IdBuf, why: &'static str, out: &mut Vec<u8>) -> MinerAction<'m> {
+    pub fn bad_line<'m>(
+        &mut self,
+        id: &IdBuf,
+        why: &'static str,
+        out: &mut Vec<u8>,
+    ) -> MinerAction<'m> {
         self.bad_lines += 1;
         miner_msg::write_error(out, id, MinerError::Bad(why));
         if self.bad_lines > MAX_BAD_LINES {
@@ -441,9 +451,7 @@ impl MinerSession {
             MinerPhase::Subscribed { .. } => return refuse(out, id, Refusal::Unauthorized),
             MinerPhase::AwaitingProxyHeader(_)
             | MinerPhase::Greeting { .. }
-            | MinerPhase::WaitingForPool { .. } => {
-                return refuse(out, id, Refusal::NotSubscribed)
-            }
+            | MinerPhase::WaitingForPool { .. } => return refuse(out, id, Refusal::NotSubscribed),
         };
         let (extranonce2_size, solution) = match (env.upstream, prefix) {
             (UpstreamView::None, _) | (_, None) => return refuse(out, id, Refusal::NotSubscribed),

@@ -1,7 +1,9 @@
 //! The miner session without sockets: scripted miner lines and time in, the exact bytes written and the
 //! actions returned out, for each phase and transition (PROXY header, greeting, waiting, working, half-closed).
 
-use super::miner::{MinerAction, MinerEnv, MinerPhase, MinerSession, PoolOffer, Served, UpstreamView};
+use super::miner::{
+    MinerAction, MinerEnv, MinerPhase, MinerSession, PoolOffer, Served, UpstreamView,
+};
 use crate::auth::{AuthConfig, AuthMode, Authenticator, MatchBy, UserEntry, UsersConfig};
 use crate::close::Close;
 use crate::config::VardiffConfig;
@@ -177,7 +179,8 @@ fn step(out: &str, action: &str) -> Step {
 }
 
 const V1_SUBSCRIBE_RESULT: &str = "{\"id\":1,\"result\":[[[\"mining.set_difficulty\",\"2a\"],[\"mining.notify\",\"2a\"]],\"aabbccdd00\",4],\"error\":null}\n";
-const SUBMIT: &str = r#"{"id":5,"method":"mining.submit","params":["w","j1","01020304","5f5e1000","0000abcd"]}"#;
+const SUBMIT: &str =
+    r#"{"id":5,"method":"mining.submit","params":["w","j1","01020304","5f5e1000","0000abcd"]}"#;
 
 #[test]
 fn proxy_header_phase_comes_first_and_names_the_client() {
@@ -189,7 +192,10 @@ fn proxy_header_phase_comes_first_and_names_the_client() {
     let (len, source) = r.s.on_proxy_bytes(header).unwrap().unwrap();
     assert_eq!(len, header.len() - 8);
     assert_eq!(source, Some("192.168.0.1:56324".parse().unwrap()));
-    assert!(matches!(r.s.phase, MinerPhase::Greeting { authorized: false }));
+    assert!(matches!(
+        r.s.phase,
+        MinerPhase::Greeting { authorized: false }
+    ));
     assert_eq!(r.s.proxy_header(), None);
 }
 
@@ -215,19 +221,28 @@ fn subscribe_waits_for_a_pool_then_authorize_makes_it_work() {
     let (out, served) = r.serve(None);
     assert_eq!(out, V1_SUBSCRIBE_RESULT);
     assert!(served.subscribed && !served.full);
-    assert!(matches!(r.s.phase, MinerPhase::Subscribed { prefix: Some(0) }));
+    assert!(matches!(
+        r.s.phase,
+        MinerPhase::Subscribed { prefix: Some(0) }
+    ));
     assert!(!r.s.gets_jobs());
     let s = r.line(r#"{"id":2,"method":"mining.authorize","params":["w.1","x"]}"#);
     assert_eq!(
         s,
-        step("{\"id\":2,\"result\":true,\"error\":null}\n", "Admitted first=true")
+        step(
+            "{\"id\":2,\"result\":true,\"error\":null}\n",
+            "Admitted first=true"
+        )
     );
     assert!(r.s.gets_jobs());
     assert_eq!(&*r.s.worker, "w.1");
     let s = r.line(r#"{"id":3,"method":"mining.authorize","params":["w.2","x"]}"#);
     assert_eq!(
         s,
-        step("{\"id\":3,\"result\":true,\"error\":null}\n", "Admitted first=false")
+        step(
+            "{\"id\":3,\"result\":true,\"error\":null}\n",
+            "Admitted first=false"
+        )
     );
     assert_eq!(&*r.s.worker, "w.2");
 }
@@ -238,7 +253,10 @@ fn authorize_before_subscribe_works_once_subscribed() {
     let s = r.line(r#"{"id":"a","method":"mining.authorize","params":["w","x"]}"#);
     assert_eq!(
         s,
-        step("{\"id\":\"a\",\"result\":true,\"error\":null}\n", "Admitted first=true")
+        step(
+            "{\"id\":\"a\",\"result\":true,\"error\":null}\n",
+            "Admitted first=true"
+        )
     );
     assert!(r.s.authorized() && !r.s.gets_jobs());
     assert_eq!(
@@ -336,7 +354,10 @@ fn a_late_miner_waits_then_is_told_no_pool_came() {
     let (idle, wait) = (Duration::from_secs(5), Duration::from_secs(30));
     assert!(r.s.start_waiting(r.now));
     r.now += Duration::from_secs(29);
-    assert!(matches!(r.tick(idle, wait), (o, None) if o.is_empty()), "waiting is not idle");
+    assert!(
+        matches!(r.tick(idle, wait), (o, None) if o.is_empty()),
+        "waiting is not idle"
+    );
     r.now += Duration::from_secs(1);
     let (out, close) = r.tick(idle, wait);
     assert_eq!(
@@ -345,7 +366,10 @@ fn a_late_miner_waits_then_is_told_no_pool_came() {
          {\"id\":1,\"result\":null,\"error\":[20,\"no pool connection available\",null]}\n"
     );
     assert!(matches!(close, Some(Close::NoPoolInTime)));
-    assert!(r.s.waiting_since().is_some(), "still counted until it is detached");
+    assert!(
+        r.s.waiting_since().is_some(),
+        "still counted until it is detached"
+    );
 }
 
 #[test]
@@ -359,7 +383,10 @@ fn a_miner_that_never_gets_to_work_is_idle() {
     assert!(matches!(r.tick(idle, wait), (o, Some(Close::Idle)) if o.is_empty()));
     let mut w = Rig::working(Dialect::Stratum);
     w.now += Duration::from_secs(3600);
-    assert!(w.tick(idle, wait).1.is_none(), "a working miner is never idle");
+    assert!(
+        w.tick(idle, wait).1.is_none(),
+        "a working miner is never idle"
+    );
 }
 
 #[test]
@@ -479,18 +506,27 @@ fn forwarded_share_replies_and_half_close() {
     r.s.share_forwarded();
     assert!(r.s.on_peer_closed());
     assert!(r.s.read_closed() && r.s.gets_jobs() && r.s.authorized());
-    assert!(matches!(r.s.phase, MinerPhase::HalfClosed { prefix: Some(0) }));
+    assert!(matches!(
+        r.s.phase,
+        MinerPhase::HalfClosed { prefix: Some(0) }
+    ));
     assert!(!r.s.share_answered(), "one reply still owed");
     assert!(r.s.share_answered(), "last reply: close it");
     assert!(r.s.done());
-    assert!(r.s.share_answered() && r.s.pending_shares == 0, "never below zero");
+    assert!(
+        r.s.share_answered() && r.s.pending_shares == 0,
+        "never below zero"
+    );
 }
 
 #[test]
 fn a_working_miner_keeps_answering_replies_while_open() {
     let mut r = Rig::working(Dialect::Stratum);
     r.s.share_forwarded();
-    assert!(!r.s.share_answered(), "open miners are not closed by replies");
+    assert!(
+        !r.s.share_answered(),
+        "open miners are not closed by replies"
+    );
     assert!(!r.s.done());
 }
 
@@ -508,7 +544,10 @@ fn extranonce_subscribe_suggestions_ping_and_unsupported_methods() {
     );
     assert_eq!(
         r.line(r#"{"id":6,"method":"mining.ping","params":[]}"#),
-        step("{\"id\":6,\"result\":\"pong\",\"error\":null}\n", "Continue")
+        step(
+            "{\"id\":6,\"result\":\"pong\",\"error\":null}\n",
+            "Continue"
+        )
     );
     assert_eq!(
         r.line(r#"{"id":8,"method":"mining.get_transactions","params":["j"]}"#),
@@ -550,7 +589,11 @@ fn bad_lines_are_answered_and_too_many_close_the_miner() {
         )
     );
     for i in 4..=8 {
-        assert_eq!(r.line(r#"{"id":1,"method":"x","params":[]}"#).action, "Continue", "{i}");
+        assert_eq!(
+            r.line(r#"{"id":1,"method":"x","params":[]}"#).action,
+            "Continue",
+            "{i}"
+        );
     }
     assert_eq!(
         r.line(r#"{"id":9,"method":"x","params":[]}"#),
@@ -599,7 +642,8 @@ fn user_list_refusals_and_the_failure_limit() {
     r.auth = AuthConfig::Users(UsersConfig {
         users: vec![UserEntry {
             name: "farm".into(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                .into(),
         }],
         match_by: MatchBy::Account,
         max_failures: 1,
@@ -635,9 +679,14 @@ fn vardiff_cfg() -> VardiffConfig {
 fn vardiff_starts_at_the_suggestion_within_the_pools_difficulty() {
     let mut r = Rig::with(Dialect::Stratum, None, true);
     let s = r.line(r#"{"id":4,"method":"mining.suggest_difficulty","params":[2.5]}"#);
-    assert_eq!(s, step("{\"id\":4,\"result\":true,\"error\":null}\n", "Continue"));
+    assert_eq!(
+        s,
+        step("{\"id\":4,\"result\":true,\"error\":null}\n", "Continue")
+    );
     let mut out = Vec::new();
-    assert!(r.s.start_vardiff(Some(&vardiff_cfg()), 64.0, r.now, &mut out));
+    assert!(r
+        .s
+        .start_vardiff(Some(&vardiff_cfg()), 64.0, r.now, &mut out));
     assert_eq!(
         String::from_utf8_lossy(&out),
         "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[2.5]}\n"
@@ -646,7 +695,9 @@ fn vardiff_starts_at_the_suggestion_within_the_pools_difficulty() {
     let mut r = Rig::with(Dialect::Stratum, None, true);
     r.line(r#"{"id":4,"method":"mining.suggest_difficulty","params":[1000]}"#);
     out.clear();
-    assert!(r.s.start_vardiff(Some(&vardiff_cfg()), 64.0, r.now, &mut out));
+    assert!(r
+        .s
+        .start_vardiff(Some(&vardiff_cfg()), 64.0, r.now, &mut out));
     assert_eq!(
         String::from_utf8_lossy(&out),
         "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[64]}\n"
@@ -654,7 +705,9 @@ fn vardiff_starts_at_the_suggestion_within_the_pools_difficulty() {
     // Without vardiff nothing is written (the pool's difficulty line goes instead).
     let mut r = Rig::new(Dialect::Stratum);
     out.clear();
-    assert!(!r.s.start_vardiff(Some(&vardiff_cfg()), 64.0, r.now, &mut out));
+    assert!(!r
+        .s
+        .start_vardiff(Some(&vardiff_cfg()), 64.0, r.now, &mut out));
     assert!(out.is_empty());
 }
 
@@ -667,7 +720,11 @@ fn vardiff_retargets_after_its_window_with_the_exact_line() {
     out.clear();
     r.s.vardiff.as_mut().unwrap().shares = 80;
     r.now += Duration::from_secs(59);
-    assert_eq!(r.s.retarget(&cfg, 64.0, r.now, &mut out), None, "window not over");
+    assert_eq!(
+        r.s.retarget(&cfg, 64.0, r.now, &mut out),
+        None,
+        "window not over"
+    );
     r.now += Duration::from_secs(1);
     assert_eq!(r.s.retarget(&cfg, 64.0, r.now, &mut out), Some(32.0));
     assert_eq!(
@@ -733,7 +790,8 @@ fn equihash_subscribe_submit_and_methods() {
         )
     );
     assert_eq!(
-        r.line(r#"{"id":8,"method":"mining.get_transactions","params":[]}"#).out,
+        r.line(r#"{"id":8,"method":"mining.get_transactions","params":[]}"#)
+            .out,
         "{\"id\":8,\"result\":null,\"error\":[20,\"unknown method\",null]}\n"
     );
 }

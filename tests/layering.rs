@@ -83,6 +83,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "passthrough.rs",
             "session/mod.rs",
             "session/miner.rs",
+            "session/miner_vardiff.rs",
             "session/miner_tests.rs",
         ],
     ),

@@ -4,3 +4,4 @@
 pub(crate) mod miner;
 #[cfg(test)]
 mod miner_tests;
+mod miner_vardiff;

@@ -202,6 +202,7 @@ impl Reactor {
             addr,
             gen,
             proxy,
+            p.dialect,
             proxy_header,
             vardiff,
         )));

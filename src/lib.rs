@@ -50,6 +50,8 @@ mod duration;
 mod io;
 mod passthrough;
 mod reactor;
+mod session;
 mod share_batch;
+mod share_flow;
 mod upstream;
 mod vardiff;

@@ -13,7 +13,8 @@ impl Reactor {
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
             return;
         };
-        let (Some(u), Some((worker, password))) = (m.upstream, m.pool_account.clone()) else {
+        let (Some(u), Some((worker, password))) = (m.upstream, m.session.pool_account.clone())
+        else {
             return;
         };
         let gen = m.gen;
@@ -23,7 +24,7 @@ impl Reactor {
         let Some(conn) = up.ready_conn() else {
             return;
         };
-        let Some(id) = m.deferred_authorize.take() else {
+        let Some(id) = m.session.deferred_authorize.take() else {
             return;
         };
         let now = Instant::now();
@@ -66,7 +67,7 @@ impl Reactor {
             .miners
             .iter()
             .filter_map(|&t| match self.conns.get(t) {
-                Some(Conn::Miner(m)) if m.authorized => m.pool_account.clone(),
+                Some(Conn::Miner(m)) if m.session.authorized() => m.session.pool_account.clone(),
                 _ => None,
             })
             .collect();
@@ -87,8 +88,7 @@ impl Reactor {
     pub(crate) fn note_share_answered(&mut self, t: usize, gen: u64) -> bool {
         match self.conns.get_mut(t) {
             Some(Conn::Miner(m)) if m.gen == gen => {
-                m.pending_shares = m.pending_shares.saturating_sub(1);
-                if m.read_closed && m.pending_shares == 0 {
+                if m.session.share_answered() {
                     self.close_miner(t, crate::close::Close::PeerClosed);
                 }
                 true

@@ -607,7 +607,7 @@ impl Reactor {
         let miners = up.miners.clone();
         for t in miners {
             let waits = matches!(self.conns.get(t), Some(Conn::Miner(m))
-                if m.deferred_subscribe.is_some() || m.deferred_configure.is_some());
+                if m.session.waits());
             if waits && !self.serve_deferred(t) {
                 self.move_miner(t);
             }
@@ -638,15 +638,15 @@ impl Reactor {
             let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
                 continue;
             };
-            if !m.subscribed {
+            if !m.session.subscribed() {
                 continue;
             }
             let up = &mut self.upstreams[u];
             if relayout {
-                m.prefix = up.prefixes.alloc();
+                m.session.set_prefix(up.prefixes.alloc());
             }
-            match m.prefix {
-                Some(prefix) if m.extranonce_subscribed => {
+            match m.session.prefix() {
+                Some(prefix) if m.session.extranonce_subscribed => {
                     let mut line = Vec::with_capacity(96);
                     match dialect {
                         Dialect::Stratum => stratum::write_set_extranonce(
@@ -732,18 +732,10 @@ impl Reactor {
             let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
                 continue;
             };
-            let (Some(_), Some(asked)) = (m.version_mask, m.requested_mask) else {
-                continue;
-            };
-            let mask = pool_mask & asked;
-            m.version_mask = Some(mask);
             line.clear();
-            json::write_notification(
-                &mut line,
-                "mining.set_version_mask",
-                format!("[\"{mask:08x}\"]").as_bytes(),
-            );
-            self.queue(t, &line);
+            if m.session.on_pool_mask(pool_mask, &mut line) {
+                self.queue(t, &line);
+            }
         }
     }
 
@@ -761,7 +753,7 @@ impl Reactor {
         replied: bool,
     ) -> bool {
         let difficulty = match self.conns.get(miner) {
-            Some(Conn::Miner(m)) => m.vardiff.as_ref().map(|v| v.difficulty),
+            Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
             _ => None,
         };
         let Some(up) = self.upstreams.get_mut(u) else {
@@ -789,7 +781,7 @@ impl Reactor {
         );
         // With passthrough the pool sees the miner's own worker name.
         let user = match self.conns.get(miner) {
-            Some(Conn::Miner(m)) => m.pool_account.as_ref().map(|a| a.0.clone()),
+            Some(Conn::Miner(m)) => m.session.pool_account.as_ref().map(|a| a.0.clone()),
             _ => None,
         };
         let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
@@ -1302,8 +1294,7 @@ impl Reactor {
             }
         };
         if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
-            if m.deferred_subscribe.is_some() && m.waiting_since.is_none() {
-                m.waiting_since = Some(Instant::now());
+            if m.session.start_waiting(Instant::now()) {
                 self.upstreams[u].waiting += 1;
             }
         }
@@ -1339,7 +1330,7 @@ impl Reactor {
         };
         let Some(u) = m.upstream.take() else { return };
         let slot = m.slot_in_upstream;
-        let counted = m.waiting_since.take().is_some();
+        let counted = m.session.stop_waiting();
         self.unlink(u, t, slot, counted);
         self.attach_and_serve(t);
     }
@@ -1366,13 +1357,18 @@ impl Reactor {
     /// and an extra upstream with no miners left is closed.
     pub(crate) fn detach_miner(&mut self, m: &crate::downstream::Miner, t: usize) {
         let Some(u) = m.upstream else { return };
-        self.unlink(u, t, m.slot_in_upstream, m.waiting_since.is_some());
+        self.unlink(
+            u,
+            t,
+            m.slot_in_upstream,
+            m.session.waiting_since().is_some(),
+        );
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
-        if let Some(prefix) = m.prefix {
-            if m.pending_shares > 0 {
-                *up.orphans.entry(prefix).or_insert(0) += m.pending_shares;
+        if let Some(prefix) = m.session.prefix() {
+            if m.session.pending_shares > 0 {
+                *up.orphans.entry(prefix).or_insert(0) += m.session.pending_shares;
             } else {
                 up.prefixes.release(prefix);
             }

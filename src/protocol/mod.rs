@@ -2,10 +2,11 @@
 //! path is a `match`, never a trait object).
 //!
 //! Adding a dialect means adding a variant here, a module beside `stratum`, and the arms the compiler then
-//! asks for in `downstream` and `upstream`.
+//! asks for (`session::miner`, the miner requests of `miner_msg`, and `upstream`).
 
 pub mod equihash;
 pub mod json;
+pub mod miner_msg;
 pub mod stratum;
 pub mod sv2;
 

@@ -29,7 +29,7 @@
 //! | with `validate_shares`, a valid share below the pool's target answered by the proxy (`share_judged`, `Verdict::BelowPool`) | `worker.on_accepted(diff, now)`; a forwarded share counts only by the pool's verdict, as above |
 //! | the proxy answers a submit with an error itself (`refuse_share`, with a `close::Refusal`) | `stats.on_share_error(refusal.reject())` (24 unauthorized, 25 not subscribed, `PoolUnavailable` for no pool to forward to, `Other` for bad params / too many pending); `worker.on_rejected(now)` when the miner has a worker |
 //! | a forwarded share gets no verdict (`answer_failed`) | `stats.on_share_error(Reject::Timeout)` for the `share_timeout` expiry in `tick_upstreams`, else `Reject::PoolUnavailable`; `worker.on_rejected(now)` |
-//! | `mining.authorize` accepted (`miner_authorize`, first time or a new name) | `m.worker_stats = Some(stats.workers.attach(name, now))` (on a new name: `old.detach()` first) |
+//! | `mining.authorize` accepted (`MinerSession::authorize`, then `admitted`: first time or a new name) | `m.worker_stats = Some(stats.workers.attach(name, now))` (on a new name: `old.detach()` first) |
 //! | miner closed (`close_miner`) | `worker.detach()` |
 //!
 //! `diff` is the share's difficulty: the difficulty in force for that miner when the share was sent (the pool's,

@@ -47,6 +47,7 @@ mod duration;
 mod io;
 mod passthrough;
 mod reactor;
+mod session;
 mod share_batch;
 mod upstream;
 mod vardiff;

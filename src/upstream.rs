@@ -8,22 +8,20 @@
 
 use crate::close::Close;
 use crate::config::PoolUrl;
-use crate::downstream::scalar_json;
 use crate::io::Io;
 use crate::nonce::PrefixAllocator;
 use crate::pending::{Entry, Pending};
-use crate::protocol::json::{self, IdBuf, Msg, Scalar};
-use crate::protocol::stratum;
-use crate::protocol::{equihash, Dialect, Share};
+use crate::protocol::json::{self, IdBuf, Msg};
+use crate::protocol::pool_msg::{self, HandshakeReq};
+use crate::protocol::Share;
 use crate::reactor::{Conn, Reactor};
+use crate::session::failover::{Conns, Due, Failover, Policy};
+use crate::session::pool::{BadLine, Ignored, PoolEvent, PoolPhase, PoolSession};
 use crate::stats::{ProxyStats, Reject};
-use crate::validate::{BookJob, JobBook};
+use crate::validate::JobBook;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
-
-/// Unparsable lines in a row after which a pool connection is dropped.
-const MAX_POOL_BAD_LINES: u32 = 64;
+use std::time::Instant;
 
 /// Bytes queued for a pool before the connection is considered stuck.
 pub(crate) const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
@@ -43,56 +41,19 @@ pub(crate) enum Req {
         difficulty: f64,
     },
     /// A miner's own authorize, passed to the pool (`auth: passthrough`).
-    MinerAuthorize {
-        miner: usize,
-        gen: u64,
-        id: IdBuf,
-    },
+    MinerAuthorize { miner: usize, gen: u64, id: IdBuf },
     /// A passthrough worker authorized again on a new pool connection; nobody waits for the answer.
     ReAuthorize,
-    Configure,
-    Subscribe,
-    ExtranonceSubscribe,
-    Authorize,
+    /// The proxy's own handshake.
+    Handshake(HandshakeReq),
 }
 
-/// A pool connection's progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PoolState {
-    Connecting,
-    Handshake,
-    Ready,
-    /// Replaced by another connection; kept until its in-flight shares are answered.
-    Draining,
-}
-
-/// One TCP connection to a pool.
+/// One TCP connection to a pool: its socket and its protocol session.
 #[derive(Debug)]
 pub(crate) struct PoolConn {
     pub io: Io,
     pub upstream: usize,
-    pub pool_idx: usize,
-    pub url: PoolUrl,
-    /// The pool account this connection uses (copied: a reload may change the pool list under it).
-    pub user: String,
-    pub password: String,
-    pub state: PoolState,
-    pub started: Instant,
-    /// extranonce1 and extranonce2_size from the subscribe result (or a later set_extranonce).
-    pub sub: Option<(Vec<u8>, usize)>,
-    pub authorized: bool,
-    /// The version-rolling mask the pool granted; outer `None` until it answered.
-    pub configure: Option<Option<u32>>,
-    /// The latest set_difficulty and notify received on this connection, as lines for miners.
-    pub difficulty_line: Vec<u8>,
-    pub notify_line: Vec<u8>,
-    /// The pool's current share target and difficulty on this connection (for validation).
-    pub pool_target: [u8; 32],
-    pub pool_difficulty: f64,
-    /// The latest job, parsed (kept only when validating).
-    pub last_job: Option<BookJob>,
-    /// Unparsable lines in a row (logged for the first few; too many close the connection).
-    pub bad_lines: u32,
+    pub session: PoolSession,
     /// The address this connection goes to (one of its pool's name).
     pub addr: std::net::SocketAddr,
     /// The addresses of the pool's name not tried yet (the next one gets a turn if this connect fails).
@@ -110,13 +71,8 @@ pub(crate) struct Upstream {
     pub draining: Vec<usize>,
     /// Index in the proxy's pool list of the pool in use (or being tried).
     pub pool_idx: usize,
-    /// Failed attempts since the last ready connection (for back-off).
-    pub attempts: u32,
-    /// Failed attempts on `pool_idx` (for failover).
-    pub failures_here: u32,
-    pub retry_at: Option<Instant>,
-    pub failback_at: Option<Instant>,
-    pub reconnect: Option<(Instant, PoolUrl)>,
+    /// Back-off, failover, failback and reconnect.
+    pub failover: Failover,
     /// The active connection is ready and its extranonce applies.
     pub ready: bool,
     pub ever_ready: bool,
@@ -135,8 +91,6 @@ pub(crate) struct Upstream {
     pub pending: Pending<Req>,
     /// Prefixes of departed miners whose shares are still in flight, with their count.
     pub orphans: HashMap<u64, u32>,
-    /// The current pool cannot be used (its answer would not change): fail over at once.
-    pub skip_pool: bool,
     /// Jobs broadcast, for local validation.
     pub book: JobBook,
     /// The pool's current share difficulty (V1), the ceiling of every miner's vardiff difficulty.
@@ -167,12 +121,20 @@ impl Upstream {
     }
 }
 
-fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
-    let factor = 1u32 << attempts.saturating_sub(1).min(16);
-    (initial * factor).min(max)
-}
-
 impl Reactor {
+    /// The failover settings of upstream `u`'s proxy.
+    fn policy(&self, u: usize) -> Policy {
+        let proxy = &self.proxies[self.upstreams[u].proxy];
+        Policy {
+            pools: proxy.pools.len(),
+            failover_after: proxy.cfg.failover_after,
+            failback: proxy.cfg.failback.then_some(proxy.timing.failback),
+            failback_interval: proxy.timing.failback,
+            retry_initial: proxy.timing.retry_initial,
+            retry_max: proxy.timing.retry_max,
+        }
+    }
+
     fn pool_conn(&mut self, t: usize) -> Option<&mut PoolConn> {
         match self.conns.get_mut(t) {
             Some(Conn::Pool(p)) => Some(p),
@@ -197,11 +159,7 @@ impl Reactor {
             probe: None,
             draining: Vec::new(),
             pool_idx: 0,
-            attempts: 0,
-            failures_here: 0,
-            retry_at: None,
-            failback_at: None,
-            reconnect: None,
+            failover: Failover::default(),
             ready: false,
             ever_ready: false,
             e1: Vec::new(),
@@ -215,7 +173,6 @@ impl Reactor {
             waiting: 0,
             pending: Pending::default(),
             orphans: HashMap::new(),
-            skip_pool: false,
             book: JobBook::default(),
             pool_difficulty: 1.0,
             lookup: None,
@@ -239,7 +196,7 @@ impl Reactor {
     /// A readiness event on pool connection `t`.
     pub(crate) fn on_pool_event(&mut self, t: usize, readable: bool, writable: bool) {
         let Some(pc) = self.pool_conn(t) else { return };
-        if pc.state == PoolState::Connecting {
+        if pc.session.phase == PoolPhase::Connecting {
             if let Ok(Some(e)) | Err(e) = pc.io.socket.take_error() {
                 self.connect_failed(t, &format!("connect failed: {e}"));
                 return;
@@ -270,39 +227,19 @@ impl Reactor {
     }
 
     fn start_handshake(&mut self, t: usize) {
-        let Some(pc) = self.pool_conn(t) else { return };
-        pc.state = PoolState::Handshake;
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+            return;
+        };
         let u = pc.upstream;
-        let (host, port) = (pc.url.host.clone(), pc.url.port);
-        let (user, password) = (pc.user.clone(), pc.password.clone());
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
-        let proxy = &self.proxies[up.proxy];
         let now = Instant::now();
         let mut out = Vec::with_capacity(512);
         // The handshake's own timeout covers these; some pools never answer extranonce.subscribe.
-        let mut send = |r: Req| up.pending.insert(r, t, now, None);
-        match proxy.dialect {
-            Dialect::Stratum => {
-                let ids = [
-                    Req::Configure,
-                    Req::Subscribe,
-                    Req::ExtranonceSubscribe,
-                    Req::Authorize,
-                ]
-                .map(&mut send);
-                stratum::write_handshake(&mut out, ids, &user, &password);
-            }
-            Dialect::Equihash => {
-                let ids = [Req::Subscribe, Req::ExtranonceSubscribe, Req::Authorize].map(&mut send);
-                equihash::write_handshake(&mut out, ids, &user, &password, &host, port);
-                if let Some(Conn::Pool(pc)) = self.conns.get_mut(t) {
-                    // No version rolling in this dialect.
-                    pc.configure = Some(None);
-                }
-            }
-        }
+        pc.session.start_handshake(&mut out, |r| {
+            up.pending.insert(Req::Handshake(r), t, now, None)
+        });
         log::debug!("[{}] connected, handshaking", self.name(u));
         self.queue(t, &out);
     }
@@ -312,36 +249,36 @@ impl Reactor {
         // Taken out while a line is handled (never re-entered, so the fallback never allocates).
         let mut parser = self.parser.take().unwrap_or_default();
         // Pool notifications are passed on as received: keep their params as text.
-        let flow = parser.parse_keeping_params(line, |msg| match msg {
-            Ok(msg) => {
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.bad_lines = 0;
+        let flow = parser.parse_keeping_params(line, |msg| {
+            let Some(pc) = self.pool_conn(t) else {
+                return ControlFlow::Break(());
+            };
+            match msg {
+                Ok(msg) => {
+                    pc.session.line_ok();
+                    match msg.method {
+                        Some(method) => self.pool_message(t, method, &msg),
+                        None if msg.is_reply => self.pool_reply(t, &msg),
+                        None => ControlFlow::Continue(()),
+                    }
                 }
-                match msg.method {
-                    Some(method) => self.pool_message(t, method, &msg),
-                    None if msg.is_reply => self.pool_reply(t, &msg),
-                    None => ControlFlow::Continue(()),
+                Err(e) => {
+                    let u = pc.upstream;
+                    match pc.session.bad_line() {
+                        // A pool that only sends garbage is not a pool: drop it (and fail over as for any loss).
+                        BadLine::Close { count } => {
+                            self.close_reason = Some(Close::PoolGarbage { count });
+                            return ControlFlow::Break(());
+                        }
+                        BadLine::Warn => log::warn!(
+                            "[{}] pool sent a bad line ({}), ignored",
+                            self.name(u),
+                            e.text()
+                        ),
+                        BadLine::Quiet => {}
+                    }
+                    ControlFlow::Continue(())
                 }
-            }
-            Err(e) => {
-                let Some(pc) = self.pool_conn(t) else {
-                    return ControlFlow::Break(());
-                };
-                pc.bad_lines += 1;
-                let (u, bad) = (pc.upstream, pc.bad_lines);
-                if bad > MAX_POOL_BAD_LINES {
-                    // A pool that only sends garbage is not a pool: drop it (and fail over as for any loss).
-                    self.close_reason = Some(Close::PoolGarbage { count: bad });
-                    return ControlFlow::Break(());
-                }
-                if bad <= 3 {
-                    log::warn!(
-                        "[{}] pool sent a bad line ({}), ignored",
-                        self.name(u),
-                        e.text()
-                    );
-                }
-                ControlFlow::Continue(())
             }
         });
         self.parser = Some(parser);
@@ -371,7 +308,7 @@ impl Reactor {
                 self.miner_authorize_reply(miner, gen, &id, msg);
             }
             Req::ReAuthorize => {
-                if msg.error_json.is_some() || msg.result != Scalar::Bool(true) {
+                if !pool_msg::accepted(msg) {
                     log::warn!(
                         "[{}] the pool refused a worker on re-authorization",
                         self.name(u)
@@ -387,14 +324,16 @@ impl Reactor {
                 replied,
                 difficulty,
             } => {
-                let accepted = msg.error_json.is_none() && msg.result == Scalar::Bool(true);
+                let accepted = pool_msg::accepted(msg);
                 ProxyStats::inc(if accepted {
                     &stats.shares_accepted
                 } else {
                     &stats.shares_rejected
                 });
                 let now = Instant::now();
-                let pool_idx = self.pool_conn(t).map_or(usize::MAX, |pc| pc.pool_idx);
+                let pool_idx = self
+                    .pool_conn(t)
+                    .map_or(usize::MAX, |pc| pc.session.pool_idx);
                 let pool = stats.pool(pool_idx);
                 pool.on_reply(now.saturating_duration_since(entry.sent));
                 if accepted {
@@ -424,97 +363,56 @@ impl Reactor {
                     self.close_if_drained(t);
                     return ControlFlow::Continue(());
                 }
-                let delivered =
-                    self.deliver_share_reply_with(miner, gen, |out| match msg.error_json {
-                        Some(err) => json::write_error_json(out, id.as_bytes(), err.as_bytes()),
-                        None => {
-                            out.extend_from_slice(b"{\"id\":");
-                            out.extend_from_slice(id.as_bytes());
-                            out.extend_from_slice(b",\"result\":");
-                            scalar_json(&msg.result, msg.result_json, out);
-                            out.extend_from_slice(b",\"error\":null}\n");
-                        }
-                    });
+                let delivered = self.deliver_share_reply_with(miner, gen, |out| {
+                    pool_msg::write_share_reply(out, id.as_bytes(), msg)
+                });
                 if !delivered {
                     self.orphan_answered(u, prefix, epoch);
                 }
                 self.close_if_drained(t);
                 return ControlFlow::Continue(());
             }
-            Req::Configure => {
-                let mask = if msg.error_json.is_some() {
-                    None
-                } else {
-                    stratum::parse_configure_result(msg.result_json)
+            Req::Handshake(req) => {
+                let Some(pc) = self.pool_conn(t) else {
+                    return ControlFlow::Break(());
                 };
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.configure = Some(mask);
-                }
-            }
-            Req::Subscribe => {
-                let dialect = self.proxies[self.upstreams[u].proxy].dialect;
-                let sub = match msg.error_json {
-                    Some(e) => Err(format!("pool refused mining.subscribe: {e}")),
-                    None => dialect.parse_subscribe_result(msg.result_json),
-                };
-                let sub = sub.and_then(|(e1, n)| {
-                    dialect.check_pool(n).inspect_err(|_| {
-                        // Retrying this pool would give the same answer: move down the list.
-                        self.upstreams[u].skip_pool = true;
-                    })?;
-                    Ok((e1, n))
-                });
-                match sub {
-                    Ok(s) => {
-                        if let Some(pc) = self.pool_conn(t) {
-                            pc.sub = Some(s);
-                        }
-                    }
+                match pc.session.on_handshake_reply(req, msg) {
+                    Ok(PoolEvent::Ready) => self.pool_ready(t),
+                    Ok(_) => {}
                     Err(e) => {
+                        // Retrying this pool would give the same answer: move down the list.
+                        self.upstreams[u].failover.skip_pool |= e.skips_pool();
                         self.close_reason = Some(Close::PoolHandshake(e));
                         return ControlFlow::Break(());
                     }
                 }
             }
-            Req::Authorize => {
-                if msg.error_json.is_some() || msg.result != Scalar::Bool(true) {
-                    self.close_reason = Some(Close::PoolHandshake(format!(
-                        "pool refused mining.authorize for the configured user: {}",
-                        msg.error_json.unwrap_or("false")
-                    )));
-                    return ControlFlow::Break(());
-                }
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.authorized = true;
-                }
-            }
-            Req::ExtranonceSubscribe => {}
         }
-        self.check_handshake(t);
         ControlFlow::Continue(())
     }
 
-    fn check_handshake(&mut self, t: usize) {
-        let Some(pc) = self.pool_conn(t) else { return };
-        if pc.state != PoolState::Handshake || pc.sub.is_none() || !pc.authorized {
+    /// Pool connection `t` completed its handshake: it serves as the active connection or takes over as the probe.
+    fn pool_ready(&mut self, t: usize) {
+        let Some(Conn::Pool(pc)) = self.conns.get(t) else {
             return;
-        }
-        // Replies come in order: a pool that answered authorize but not configure ignores configure.
-        let mask = *pc.configure.get_or_insert(None);
-        pc.state = PoolState::Ready;
-        let (u, pool_idx) = (pc.upstream, pc.pool_idx);
-        let (e1, n) = pc.sub.clone().unwrap_or_default();
-        let url = format!("{}:{}", pc.url.host, pc.url.port);
+        };
+        let (u, pool_idx) = (pc.upstream, pc.session.pool_idx);
+        let Some(g) = pc.session.granted() else {
+            return;
+        };
+        let url = format!("{}:{}", pc.session.url.host, pc.session.url.port);
         let Some(up) = self.upstreams.get(u) else {
             return;
         };
         ProxyStats::inc(&self.proxies[up.proxy].stats.pool_ready);
         self.proxies[up.proxy].stats.pool(pool_idx).on_ready();
         log::info!(
-            "[{}] pool {url} ready: extranonce1 {}, extranonce2_size {n}, version rolling {}",
+            "[{}] pool {url} ready: extranonce1 {}, extranonce2_size {}, version rolling {}",
             self.name(u),
-            crate::hex::encode(&e1),
-            mask.map_or("off".to_string(), |m| format!("mask {m:08x}"))
+            crate::hex::encode(&g.e1),
+            g.n,
+            g.mask
+                .map_or("off".to_string(), |m| format!("mask {m:08x}"))
         );
         if up.active == Some(t) {
             self.upstream_ready(u, t);
@@ -528,28 +426,26 @@ impl Reactor {
         let Some(Conn::Pool(pc)) = self.conns.get(t) else {
             return;
         };
-        let Some((e1, n)) = pc.sub.clone() else {
+        let ss = &pc.session;
+        let Some(g) = ss.granted() else {
             return;
         };
-        let mask = pc.configure.flatten();
-        let pool_idx = pc.pool_idx;
-        let (diff, notify) = (pc.difficulty_line.clone(), pc.notify_line.clone());
+        let (e1, n, mask) = (g.e1.clone(), g.n, g.mask);
+        let pool_idx = ss.pool_idx;
+        let (diff, notify) = (ss.difficulty_line.clone(), ss.notify_line.clone());
         let (pool_target, pool_difficulty, last_job) =
-            (pc.pool_target, pc.pool_difficulty, pc.last_job.clone());
+            (ss.pool_target, ss.pool_difficulty, ss.last_job.clone());
         let name = self.name(u);
+        let policy = self.policy(u);
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
         let proxy = &self.proxies[up.proxy];
-        let now = Instant::now();
-        up.attempts = 0;
-        up.failures_here = 0;
-        up.retry_at = None;
+        up.failover.ready(Instant::now(), pool_idx, &policy);
         proxy
             .stats
             .upstream_moved(Some(up.pool_idx), Some(pool_idx));
         up.pool_idx = pool_idx;
-        up.failback_at = (pool_idx > 0 && proxy.cfg.failback).then(|| now + proxy.timing.failback);
         let first = !up.ever_ready;
         up.ever_ready = true;
         up.ready = true;
@@ -648,19 +544,13 @@ impl Reactor {
             match m.prefix {
                 Some(prefix) if m.extranonce_subscribed => {
                     let mut line = Vec::with_capacity(96);
-                    match dialect {
-                        Dialect::Stratum => stratum::write_set_extranonce(
-                            &mut line,
-                            &up.e1,
-                            up.prefixes.bytes(prefix),
-                            up.miner_extranonce2_size(),
-                        ),
-                        Dialect::Equihash => equihash::write_set_extranonce(
-                            &mut line,
-                            &up.e1,
-                            up.prefixes.bytes(prefix),
-                        ),
-                    }
+                    pool_msg::write_set_extranonce(
+                        dialect,
+                        &mut line,
+                        &up.e1,
+                        up.prefixes.bytes(prefix),
+                        up.miner_extranonce2_size(),
+                    );
                     updates += 1;
                     self.queue(t, &line);
                 }
@@ -738,11 +628,7 @@ impl Reactor {
             let mask = pool_mask & asked;
             m.version_mask = Some(mask);
             line.clear();
-            json::write_notification(
-                &mut line,
-                "mining.set_version_mask",
-                format!("[\"{mask:08x}\"]").as_bytes(),
-            );
+            pool_msg::write_set_version_mask(&mut line, mask);
             self.queue(t, &line);
         }
     }
@@ -795,220 +681,116 @@ impl Reactor {
         let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
             return false;
         };
-        let user: &str = user.as_deref().unwrap_or(&pc.user);
+        let user: &str = user.as_deref().unwrap_or(&pc.session.user);
         let prefix = up.prefixes.bytes(prefix);
         let before = pc.io.queued();
-        let sent = pc.io.queue_with(|out| match share {
-            Share::Stratum(s) => stratum::write_submit_upstream(out, pid, user, s, prefix),
-            Share::Equihash(s) => equihash::write_submit_upstream(out, pid, user, s, prefix),
-        });
+        let sent = pc
+            .io
+            .queue_with(|out| pool_msg::write_submit(out, pid, user, share, prefix));
         if sent != crate::io::Sent::Ok {
             up.pending.take(pid);
             return false;
         }
         proxy
             .stats
-            .pool(pc.pool_idx)
+            .pool(pc.session.pool_idx)
             .on_bytes_out(pc.io.queued().saturating_sub(before));
         self.mark_dirty(conn);
         true
     }
 
-    /// A notification or request from a pool.
+    /// A notification or request from a pool: the session handles it, the upstream applies what it means when
+    /// `t` is its live connection.
     fn pool_message(&mut self, t: usize, method: &str, msg: &Msg<'_>) -> ControlFlow<()> {
-        let Some(pc) = self.pool_conn(t) else {
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
             return ControlFlow::Break(());
         };
         let u = pc.upstream;
-        let live = self
-            .upstreams
-            .get(u)
-            .is_some_and(|up| up.active == Some(t) && up.ready);
-        let dialect = match self.upstreams.get(u) {
-            Some(up) => self.proxies[up.proxy].dialect,
-            None => return ControlFlow::Break(()),
+        let Some(up) = self.upstreams.get(u) else {
+            return ControlFlow::Break(());
         };
-        match method {
-            "mining.notify" => {
-                let job = match dialect.parse_job(msg.params_json) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        log::warn!(
-                            "[{}] pool sent a malformed mining.notify ({e}), ignored",
-                            self.name(u)
-                        );
-                        return ControlFlow::Continue(());
+        let live = up.active == Some(t) && up.ready;
+        let validates = self.proxies[up.proxy].cfg.validates();
+        let parsed = pool_msg::parse(pc.session.dialect, method, msg);
+        let mut answer = Vec::new();
+        let event = pc
+            .session
+            .on_message(parsed, &msg.id, validates, &mut answer);
+        let pool_idx = pc.session.pool_idx;
+        if !answer.is_empty() {
+            self.queue(t, &answer);
+        }
+        let stats = self.proxies[self.upstreams[u].proxy].stats.clone();
+        match event {
+            PoolEvent::Nothing | PoolEvent::Ready => {}
+            PoolEvent::Job { line, job, target } => {
+                stats.pool(pool_idx).on_job();
+                if live {
+                    let up = &mut self.upstreams[u];
+                    up.notify_line.clone_from(&line);
+                    if validates {
+                        up.book.add(job, target);
                     }
-                };
-                let mut line = Vec::with_capacity(msg.params_json.len() + 64);
-                json::write_notification(&mut line, "mining.notify", msg.params_json.as_bytes());
-                self.on_pool_job(t, u, live, line, job);
-            }
-            "mining.set_difficulty" => {
-                let d = msg.param(0);
-                if !d.as_f64().is_some_and(|d| d > 0.0 && d.is_finite()) {
-                    log::warn!(
-                        "[{}] pool sent an invalid difficulty, ignored",
-                        self.name(u)
-                    );
-                    return ControlFlow::Continue(());
+                    self.broadcast(u, &line, |m| m.gets_jobs());
                 }
-                let mut params = b"[".to_vec();
-                scalar_json(&d, "", &mut params);
-                params.push(b']');
-                let mut line = Vec::with_capacity(64);
-                json::write_notification(&mut line, "mining.set_difficulty", &params);
-                let diff = d.as_f64().unwrap_or(1.0);
-                self.on_pool_target(
-                    t,
-                    u,
-                    live,
-                    line,
-                    crate::validate::stratum_target(diff),
-                    Some(diff),
-                );
             }
-            "mining.set_target" if dialect == Dialect::Equihash => {
-                let Some(target) = msg
-                    .param(0)
-                    .as_str()
-                    .filter(|t| t.len() == 64 && crate::hex::is_hex(t.as_bytes()))
-                else {
-                    log::warn!("[{}] pool sent an invalid target, ignored", self.name(u));
-                    return ControlFlow::Continue(());
-                };
-                let mut params = b"[".to_vec();
-                json::write_str(&mut params, target);
-                params.push(b']');
-                let mut line = Vec::with_capacity(100);
-                json::write_notification(&mut line, "mining.set_target", &params);
-                let target = crate::equihash::target_from_hex(target).unwrap_or([0xff; 32]);
-                self.on_pool_target(t, u, live, line, target, None);
-            }
-            "mining.set_version_mask" => {
-                let Some(mask) = msg
-                    .param(0)
-                    .as_str()
-                    .and_then(|m| u32::from_str_radix(m, 16).ok())
-                else {
-                    return ControlFlow::Continue(());
-                };
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.configure = Some(Some(mask));
+            PoolEvent::Target { line, difficulty } => {
+                if let Some(d) = difficulty {
+                    stats.pool(pool_idx).set_difficulty(d);
                 }
+                if live {
+                    self.on_pool_target(u, line, difficulty);
+                }
+            }
+            PoolEvent::VersionMask(mask) => {
                 if live {
                     self.upstreams[u].pool_mask = Some(mask);
                     self.set_version_masks(u, mask);
                 }
             }
-            "mining.set_extranonce" => {
-                let parsed = match dialect {
-                    Dialect::Stratum => {
-                        stratum::parse_set_extranonce(msg.param(0).as_str(), msg.param(1).as_u64())
-                    }
-                    Dialect::Equihash => equihash::parse_set_extranonce(msg.param(0).as_str()),
-                };
-                match parsed.and_then(|(e1, n)| dialect.check_pool(n).map(|_| (e1, n))) {
-                    Ok((e1, n)) => {
-                        if let Some(pc) = self.pool_conn(t) {
-                            pc.sub = Some((e1.clone(), n));
-                        }
-                        if live {
-                            self.change_extranonce(u, e1, n);
-                        }
-                    }
-                    Err(e) => log::warn!("[{}] {e}, ignored", self.name(u)),
+            PoolEvent::Extranonce { e1, n } => {
+                if live {
+                    self.change_extranonce(u, e1, n);
                 }
             }
-            "client.reconnect" => self.pool_reconnect_request(u, msg),
-            "client.show_message" => {
-                let text = msg.param(0).as_str().unwrap_or("");
+            PoolEvent::Reconnect { host, port, wait } => {
+                self.pool_reconnect_request(u, host, port, wait)
+            }
+            PoolEvent::ShowMessage(text) => {
                 log::info!("[{}] message from the pool: {text}", self.name(u));
                 if live {
-                    let mut params = b"[".to_vec();
-                    json::write_str(&mut params, text);
-                    params.push(b']');
                     let mut line = Vec::new();
-                    json::write_notification(&mut line, "client.show_message", &params);
+                    pool_msg::write_show_message(&mut line, text);
                     self.broadcast(u, &line, |m| m.gets_jobs());
                 }
             }
-            "client.get_version" | "mining.ping" => {
-                if !msg.id.is_null() {
-                    let mut line = Vec::new();
-                    let mut result = Vec::new();
-                    if method == "mining.ping" {
-                        result.extend_from_slice(b"\"pong\"");
-                    } else {
-                        json::write_str(&mut result, stratum::AGENT);
+            PoolEvent::Ignored(why) => {
+                let name = self.name(u);
+                match why {
+                    Ignored::BadJob(e) => {
+                        log::warn!("[{name}] pool sent a malformed mining.notify ({e}), ignored")
                     }
-                    json::write_result(&mut line, msg.id.as_bytes(), &result);
-                    self.queue(t, &line);
+                    Ignored::BadDifficulty => {
+                        log::warn!("[{name}] pool sent an invalid difficulty, ignored")
+                    }
+                    Ignored::BadTarget => {
+                        log::warn!("[{name}] pool sent an invalid target, ignored")
+                    }
+                    Ignored::BadVersionMask => {}
+                    Ignored::BadExtranonce(e) => log::warn!("[{name}] {e}, ignored"),
+                    Ignored::Unknown(other) => {
+                        log::debug!("[{name}] pool sent {other}, ignored")
+                    }
                 }
             }
-            other => log::debug!("[{}] pool sent {other}, ignored", self.name(u)),
         }
         ControlFlow::Continue(())
     }
 
-    /// A job from the pool: kept on its connection and, when the connection is live, on the upstream (for late
-    /// miners and, with validation, in the job book), and sent to every miner with jobs.
-    fn on_pool_job(&mut self, t: usize, u: usize, live: bool, line: Vec<u8>, job: BookJob) {
-        let validates = self
-            .upstreams
-            .get(u)
-            .is_some_and(|up| self.proxies[up.proxy].cfg.validates());
-        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
-            return;
-        };
-        if let Some(up) = self.upstreams.get(u) {
-            self.proxies[up.proxy].stats.pool(pc.pool_idx).on_job();
-        }
-        pc.notify_line.clone_from(&line);
-        let target = pc.pool_target;
-        if validates {
-            pc.last_job = Some(job.clone());
-        }
-        if !live {
-            return;
-        }
-        if let Some(up) = self.upstreams.get_mut(u) {
-            up.notify_line.clone_from(&line);
-            if validates {
-                up.book.add(job, target);
-            }
-        }
-        self.broadcast(u, &line, |m| m.gets_jobs());
-    }
-
-    /// A new share difficulty (V1) or target (Equihash) from the pool, for jobs sent after it. With vardiff the
-    /// miners keep their own difficulties (lowered where they exceed the pool's); otherwise it goes to all.
-    fn on_pool_target(
-        &mut self,
-        t: usize,
-        u: usize,
-        live: bool,
-        line: Vec<u8>,
-        target: [u8; 32],
-        difficulty: Option<f64>,
-    ) {
-        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
-            return;
-        };
-        pc.difficulty_line.clone_from(&line);
-        pc.pool_target = target;
-        if let Some(d) = difficulty {
-            pc.pool_difficulty = d;
-            if let Some(up) = self.upstreams.get(u) {
-                self.proxies[up.proxy]
-                    .stats
-                    .pool(pc.pool_idx)
-                    .set_difficulty(d);
-            }
-        }
-        if !live {
-            return;
-        }
+    /// A new share difficulty (V1) or target (Equihash) from the live connection, for jobs sent after it. With
+    /// vardiff the miners keep their own difficulties (lowered where they exceed the pool's); otherwise it goes
+    /// to all.
+    fn on_pool_target(&mut self, u: usize, line: Vec<u8>, difficulty: Option<f64>) {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
@@ -1023,17 +805,17 @@ impl Reactor {
         }
     }
 
-    fn pool_reconnect_request(&mut self, u: usize, msg: &Msg<'_>) {
+    fn pool_reconnect_request(
+        &mut self,
+        u: usize,
+        host: Option<&str>,
+        port: Option<u16>,
+        wait: std::time::Duration,
+    ) {
         let Some(up) = self.upstreams.get(u) else {
             return;
         };
         let proxy = &self.proxies[up.proxy];
-        let host = msg.param(0).as_str().filter(|h| !h.is_empty());
-        let port = match msg.param(1) {
-            Scalar::Str(s) => s.parse::<u16>().ok(),
-            p => p.as_u64().and_then(|p| u16::try_from(p).ok()),
-        };
-        let wait = msg.param(2).as_f64().unwrap_or(0.0).clamp(0.0, 600.0);
         let current = proxy.pool(up.pool_idx).clone();
         let target = match (host, proxy.cfg.allow_reconnect_redirect) {
             (Some(h), true) => PoolUrl {
@@ -1054,13 +836,15 @@ impl Reactor {
             (None, _) => current,
         };
         log::info!(
-            "[{}] pool asked to reconnect (in {wait}s) to {}:{}; miners stay connected",
+            "[{}] pool asked to reconnect (in {}s) to {}:{}; miners stay connected",
             self.name(u),
+            wait.as_secs_f64(),
             target.host,
             target.port
         );
-        self.upstreams[u].reconnect =
-            Some((Instant::now() + Duration::from_secs_f64(wait), target));
+        let up = &mut self.upstreams[u];
+        up.failover
+            .reconnect_requested(Instant::now(), wait, target);
     }
 
     /// The probe of `u` is ready: it becomes the active connection, the old one drains.
@@ -1073,14 +857,15 @@ impl Reactor {
         up.ready = false;
         if let Some(old) = old {
             if let Some(pc) = self.pool_conn(old) {
-                pc.state = PoolState::Draining;
+                pc.session.drain();
             }
             self.upstreams[u].draining.push(old);
             self.close_if_drained(old);
         }
         let name = self.name(u);
         if let Some(pc) = self.pool_conn(probe) {
-            log::info!("[{name}] switching to pool {}:{}", pc.url.host, pc.url.port);
+            let url = &pc.session.url;
+            log::info!("[{name}] switching to pool {}:{}", url.host, url.port);
         }
         self.upstream_ready(u, probe);
     }
@@ -1088,7 +873,7 @@ impl Reactor {
     /// Closes a draining connection once nothing sent on it waits.
     fn close_if_drained(&mut self, t: usize) {
         let Some(pc) = self.pool_conn(t) else { return };
-        if pc.state != PoolState::Draining {
+        if !matches!(pc.session.phase, PoolPhase::Draining(_)) {
             return;
         }
         let u = pc.upstream;
@@ -1114,15 +899,15 @@ impl Reactor {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
-        let was_ready = matches!(pc.state, PoolState::Ready | PoolState::Draining);
+        let was_ready = pc.session.was_ready();
         self.proxies[up.proxy]
             .stats
-            .pool(pc.pool_idx)
+            .pool(pc.session.pool_idx)
             .on_closed(was_ready);
         let mut entries = Vec::new();
         up.pending.drain_conn(t, &mut entries);
         let name = self.name(u);
-        let url = format!("{}:{}", pc.url.host, pc.url.port);
+        let url = format!("{}:{}", pc.session.url.host, pc.session.url.port);
         for e in entries {
             self.answer_failed(
                 u,
@@ -1139,10 +924,10 @@ impl Reactor {
             self.attempt_failed(u, false);
         } else if up.probe == Some(t) {
             up.probe = None;
-            let interval = self.proxies[up.proxy].timing.failback;
-            if up.pool_idx > 0 {
-                up.failback_at = Some(Instant::now() + interval);
-            }
+            let policy = self.policy(u);
+            self.upstreams[u]
+                .failover
+                .probe_failed(Instant::now(), &policy);
             log::info!("[{name}] pool {url} not usable yet: {reason}");
         } else {
             up.draining.retain(|&d| d != t);
@@ -1152,24 +937,25 @@ impl Reactor {
 
     /// A connection attempt of `u` failed: back off, and move down the pool list after repeated failures.
     pub(crate) fn attempt_failed(&mut self, u: usize, probe: bool) {
-        let Some(up) = self.upstreams.get_mut(u) else {
+        if !self.upstreams.contains(u) {
             return;
-        };
+        }
+        let policy = self.policy(u);
+        let up = &mut self.upstreams[u];
         let proxy = &self.proxies[up.proxy];
         let now = Instant::now();
         if probe {
             up.probe = None;
-            up.failback_at = Some(now + proxy.timing.failback);
+            up.failover.probe_failed(now, &policy);
             return;
         }
-        up.attempts += 1;
-        up.failures_here += 1;
-        let skip = std::mem::take(&mut up.skip_pool);
-        if (skip || up.failures_here >= proxy.cfg.failover_after) && proxy.pools.len() > 1 {
-            let from = up.pool_idx;
-            up.pool_idx = (up.pool_idx + 1) % proxy.pools.len();
+        let from = up.pool_idx;
+        let successor = up.probe.is_some() || up.lookup.is_some();
+        if up
+            .failover
+            .active_failed(now, &policy, &mut up.pool_idx, successor)
+        {
             proxy.stats.upstream_moved(Some(from), Some(up.pool_idx));
-            up.failures_here = 0;
             ProxyStats::inc(&proxy.stats.failovers);
             let next = proxy.pool(up.pool_idx);
             log::warn!(
@@ -1184,7 +970,8 @@ impl Reactor {
         if let Some(p) = up.probe.take() {
             // A connection to another pool is already on its way: it becomes the active one.
             up.active = Some(p);
-            if matches!(self.conns.get(p), Some(Conn::Pool(pc)) if pc.state == PoolState::Ready) {
+            if matches!(self.conns.get(p), Some(Conn::Pool(pc)) if matches!(pc.session.phase, PoolPhase::Ready(_)))
+            {
                 self.upstream_ready(u, p);
             }
             return;
@@ -1192,14 +979,7 @@ impl Reactor {
         if let Some(lookup) = up.lookup.as_mut() {
             // The same for a probe still resolving its pool's name.
             lookup.probe = false;
-            return;
         }
-        let delay = backoff(
-            proxy.timing.retry_initial,
-            proxy.timing.retry_max,
-            up.attempts,
-        );
-        up.retry_at = Some(now + delay);
     }
 
     /// Answers a request that will get no reply from the pool.
@@ -1400,8 +1180,11 @@ impl Reactor {
         for t in conns {
             if let Some(Conn::Pool(mut pc)) = self.conns.try_remove(t) {
                 let _ = self.poll.registry().deregister(&mut pc.io.socket);
-                let was_ready = matches!(pc.state, PoolState::Ready | PoolState::Draining);
-                self.proxies[p].stats.pool(pc.pool_idx).on_closed(was_ready);
+                let was_ready = pc.session.was_ready();
+                self.proxies[p]
+                    .stats
+                    .pool(pc.session.pool_idx)
+                    .on_closed(was_ready);
             }
         }
         let up = self.upstreams.remove(u);
@@ -1442,19 +1225,18 @@ impl Reactor {
                 continue;
             };
             for t in up.active.into_iter().chain(up.probe) {
-                if let Some(Conn::Pool(pc)) = self.conns.get(t) {
-                    if matches!(pc.state, PoolState::Connecting | PoolState::Handshake)
-                        && now.duration_since(pc.started) >= timing.handshake
-                    {
-                        let why = format!(
-                            "no complete handshake within {}s",
-                            timing.handshake.as_secs_f64()
-                        );
-                        if pc.state == PoolState::Connecting {
-                            self.connect_failed(t, &why);
-                        } else {
-                            self.pool_conn_failed(t, &why);
-                        }
+                let Some(Conn::Pool(pc)) = self.conns.get(t) else {
+                    continue;
+                };
+                if let Some(connecting) = pc.session.handshake_overdue(now, timing.handshake) {
+                    let why = format!(
+                        "no complete handshake within {}s",
+                        timing.handshake.as_secs_f64()
+                    );
+                    if connecting {
+                        self.connect_failed(t, &why);
+                    } else {
+                        self.pool_conn_failed(t, &why);
                     }
                 }
             }
@@ -1464,38 +1246,30 @@ impl Reactor {
     }
 
     fn start_due_connections(&mut self, u: usize, now: Instant) {
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        let proxy = &self.proxies[up.proxy];
-        if up.lookup.is_some() {
-            // A connection is on its way (its name being resolved).
+        if !self.upstreams.contains(u) {
             return;
         }
-        if up.active.is_none() {
-            if up.retry_at.is_some_and(|at| at <= now) {
-                up.retry_at = None;
-                let url = proxy.pool(up.pool_idx).clone();
-                let idx = up.pool_idx;
+        let policy = self.policy(u);
+        let up = &mut self.upstreams[u];
+        let conns = Conns {
+            active: up.active.is_some(),
+            ready: up.ready,
+            probe: up.probe.is_some(),
+            lookup: up.lookup.is_some(),
+        };
+        let idx = up.pool_idx;
+        match up.failover.due(now, conns, idx, &policy) {
+            Due::Nothing => {}
+            Due::Retry => {
+                let url = self.proxies[up.proxy].pool(idx).clone();
                 self.connect(u, false, idx, url);
             }
-            return;
-        }
-        if !up.ready || up.probe.is_some() {
-            return;
-        }
-        if up.reconnect.as_ref().is_some_and(|(at, _)| *at <= now) {
-            if let Some((_, url)) = up.reconnect.take() {
-                let idx = up.pool_idx;
-                self.connect(u, true, idx, url);
+            Due::Reconnect(url) => self.connect(u, true, idx, url),
+            Due::Failback => {
+                let url = self.proxies[up.proxy].pools[0].clone();
+                log::debug!("[{}] checking whether pool 1 is back", self.name(u));
+                self.connect(u, true, 0, url);
             }
-            return;
-        }
-        if up.pool_idx > 0 && proxy.cfg.failback && up.failback_at.is_some_and(|at| at <= now) {
-            up.failback_at = None;
-            let url = proxy.pools[0].clone();
-            log::debug!("[{}] checking whether pool 1 is back", self.name(u));
-            self.connect(u, true, 0, url);
         }
     }
 }

@@ -65,10 +65,22 @@ const LAYERS: &[(&str, &[&str])] = &[
             "protocol/equihash.rs",
         ],
     ),
-    ("shares", &["validate.rs", "stats.rs", "protocol/mod.rs"]),
+    (
+        "shares",
+        &[
+            "validate.rs",
+            "stats.rs",
+            "protocol/mod.rs",
+            "protocol/pool_msg.rs",
+        ],
+    ),
     (
         "session",
         &[
+            "session/mod.rs",
+            "session/failover.rs",
+            "session/pool.rs",
+            "session/pool_tests.rs",
             "share_batch.rs",
             "close.rs",
             "admission.rs",

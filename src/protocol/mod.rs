@@ -6,6 +6,7 @@
 
 pub mod equihash;
 pub mod json;
+pub mod pool_msg;
 pub mod stratum;
 
 use crate::config::ProtocolKind;

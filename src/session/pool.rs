@@ -306,7 +306,10 @@ impl PoolSession {
         let PoolPhase::Handshake(hs) = &mut self.phase else {
             return PoolEvent::Nothing;
         };
-        let (Some((e1, n)), true) = (hs.sub.take(), hs.authorized) else {
+        if !hs.authorized {
+            return PoolEvent::Nothing;
+        }
+        let Some((e1, n)) = hs.sub.take() else {
             return PoolEvent::Nothing;
         };
         let mask = hs.configure.flatten();

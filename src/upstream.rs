@@ -11,7 +11,7 @@ use crate::config::PoolUrl;
 use crate::io::Io;
 use crate::nonce::PrefixAllocator;
 use crate::pending::{Entry, Pending};
-use crate::protocol::json::{self, IdBuf, Msg};
+use crate::protocol::json::{IdBuf, Msg};
 use crate::protocol::pool_msg::{self, HandshakeReq};
 use crate::protocol::Share;
 use crate::reactor::{Conn, Reactor};
@@ -986,10 +986,9 @@ impl Reactor {
     fn answer_failed(&mut self, u: usize, e: Entry<Req>, why: &str, reason: Reject) {
         if let Req::MinerAuthorize { miner, gen, id } = &e.value {
             let mut line = Vec::with_capacity(96);
-            json::write_error(
+            pool_msg::write_failure(
                 &mut line,
                 id.as_bytes(),
-                20,
                 "pool unavailable for authorization",
             );
             if let Some(Conn::Miner(m)) = self.conns.get(*miner) {
@@ -1025,7 +1024,7 @@ impl Reactor {
                 ProxyStats::inc(&self.proxies[up.proxy].stats.shares_errored);
             }
             let mut line = Vec::with_capacity(128);
-            json::write_error(&mut line, id.as_bytes(), 20, why);
+            pool_msg::write_failure(&mut line, id.as_bytes(), why);
             if !self.deliver_share_reply(miner, gen, &line) {
                 self.orphan_answered(u, prefix, epoch);
             }

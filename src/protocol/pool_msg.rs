@@ -164,6 +164,12 @@ pub fn write_share_reply(out: &mut Vec<u8>, id: &[u8], msg: &Msg<'_>) {
     }
 }
 
+/// Appends the proxy's own error reply to a miner's request `id` that the pool will not answer (connection
+/// lost, timed out, upstream closed).
+pub fn write_failure(out: &mut Vec<u8>, id: &[u8], why: &str) {
+    json::write_error(out, id, 20, why);
+}
+
 /// Appends the pool's refusal of a passed-through authorize as the reply to the miner's request `id`.
 pub fn write_authorize_refusal(out: &mut Vec<u8>, id: &[u8], msg: &Msg<'_>) {
     match msg.error_json {

@@ -10,10 +10,12 @@
 //!    SHA-256 kernels, share_hash, equihash;
 //! 3. config: auth settings and checks, then the config file (above hash: it builds `equihash::Params`);
 //! 4. wire: the dialects' message formats (protocol/json, stratum, equihash);
-//! 5. shares: share validation and counters, and the dialect enum (protocol/mod.rs parses jobs into
-//!    validate's job book);
-//! 6. session: miner and pool handling (downstream, upstream, passthrough, vardiff, share batching);
-//! 7. runtime: the reactor, reload (lifecycle), the proxy's threads, the metrics server;
+//! 5. shares: share validation and counters, the dialect enum (protocol/mod.rs parses jobs into validate's job
+//!    book) and the pool side of each dialect (protocol/pool_msg.rs, a `match` on that enum);
+//! 6. session: miner and pool handling (the sans-IO sessions in session/, downstream, upstream, passthrough,
+//!    vardiff, share batching);
+//! 7. runtime: the reactor, driving pool connections (pool_driver) and an upstream's miners (upstream_miners),
+//!    reload (lifecycle), the proxy's threads, the metrics server;
 //! 8. tools: the simulator (crates/sim, which needs only the share math) and the load generator
 //!    (crates/loadgen, which starts the proxy);
 //! 9. app: the crate roots and binaries (a lib.rs holds only `mod` and `pub use` lines; an item there would
@@ -95,6 +97,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "runtime",
         &[
+            "pool_driver.rs",
+            "upstream_miners.rs",
             "reactor.rs",
             "lifecycle.rs",
             "service.rs",

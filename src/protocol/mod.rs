@@ -2,7 +2,7 @@
 //! path is a `match`, never a trait object).
 //!
 //! Adding a dialect means adding a variant here, a module beside `stratum`, and the arms the compiler then
-//! asks for in `downstream` and `upstream`.
+//! asks for (the pool side's in `pool_msg`, the miner side's in `downstream`).
 
 pub mod equihash;
 pub mod json;

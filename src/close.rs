@@ -48,8 +48,8 @@ pub(crate) enum Close {
     NoNonceSpace,
     /// A pool sent `count` bad lines in a row.
     PoolGarbage { count: u32 },
-    /// A pool's handshake failed (refused or unusable subscribe/authorize); the text says how.
-    PoolHandshake(String),
+    /// A pool's handshake failed (refused or unusable subscribe/authorize).
+    PoolHandshake(crate::session::pool::HandshakeError),
 }
 
 /// What is wrong with a miner's PROXY protocol header.
@@ -136,7 +136,7 @@ impl fmt::Display for Close {
                 f.write_str("no nonce space left after the pool's extranonce changed")
             }
             Close::PoolGarbage { count } => write!(f, "{count} bad lines in a row from the pool"),
-            Close::PoolHandshake(why) => f.write_str(why),
+            Close::PoolHandshake(why) => write!(f, "{why}"),
         }
     }
 }

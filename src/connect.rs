@@ -9,8 +9,9 @@
 use crate::config::PoolUrl;
 use crate::io::Io;
 use crate::reactor::{Conn, Reactor};
+use crate::session::pool::PoolSession;
 use crate::stats::ProxyStats;
-use crate::upstream::{PoolConn, PoolState, POOL_OUT_LIMIT};
+use crate::upstream::{PoolConn, POOL_OUT_LIMIT};
 use mio::{Interest, Token};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -138,31 +139,19 @@ impl Reactor {
         let account = self.proxies[proxy].cfg.pools.get(pool_idx);
         let user = account.map_or_else(String::new, |a| a.user.clone());
         let password = account.map_or_else(String::new, |a| a.password.clone());
+        let dialect = self.proxies[proxy].dialect;
+        let session = PoolSession::new(dialect, pool_idx, url, user, password, Instant::now());
         let key = self.conns.insert(Conn::Pool(PoolConn {
             io,
             upstream: u,
-            pool_idx,
-            url,
-            user,
-            password,
-            state: PoolState::Connecting,
-            started: Instant::now(),
-            sub: None,
-            authorized: false,
-            configure: None,
-            difficulty_line: Vec::new(),
-            notify_line: Vec::new(),
-            pool_target: crate::validate::stratum_target(1.0),
-            pool_difficulty: 1.0,
-            last_job: None,
-            bad_lines: 0,
+            session,
             addr,
             next_addrs: addrs,
         }));
         debug_assert_eq!(key, t, "the socket was registered under the slot's key");
         ProxyStats::inc(&self.proxies[proxy].stats.pool_connections);
         let up = &mut self.upstreams[u];
-        let retry = up.ever_ready || up.attempts > 0;
+        let retry = up.ever_ready || up.failover.attempts > 0;
         self.proxies[proxy]
             .stats
             .pool(pool_idx)
@@ -185,7 +174,8 @@ impl Reactor {
             return;
         }
         let _ = self.poll.registry().deregister(&mut pc.io.socket);
-        let (u, pool_idx, url, addr) = (pc.upstream, pc.pool_idx, pc.url.clone(), pc.addr);
+        let (u, addr) = (pc.upstream, pc.addr);
+        let (pool_idx, url) = (pc.session.pool_idx, pc.session.url.clone());
         let mut addrs = std::mem::take(&mut pc.next_addrs);
         log::info!(
             "[{}] pool {}:{} at {addr}: {reason}; trying its next address",
@@ -199,7 +189,7 @@ impl Reactor {
                     pc.io = io;
                     pc.addr = addr;
                     pc.next_addrs = addrs;
-                    pc.started = Instant::now();
+                    pc.session.started = Instant::now();
                 }
             }
             Err(e) => self.pool_conn_failed(t, &e),

@@ -16,8 +16,6 @@ use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-pub(crate) use crate::protocol::miner_msg::scalar_json;
-
 /// How long a miner's previous vardiff target still counts after a retarget.
 pub(crate) const VARDIFF_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -119,23 +119,19 @@ impl Reactor {
                     continue;
                 };
                 let current = upstream.active.and_then(|t| match self.conns.get(t) {
-                    Some(crate::reactor::Conn::Pool(pc)) => Some(pc.url.clone()),
+                    Some(crate::reactor::Conn::Pool(pc)) => Some(pc.session.url.clone()),
                     _ => None,
                 });
                 match current.and_then(|url| ps.pools.iter().position(|p| *p == url)) {
                     Some(idx) => {
                         // Still in the list: it keeps serving; failback rules apply from its new place.
                         upstream.pool_idx = idx;
-                        upstream.failures_here = 0;
-                        if idx > 0 {
-                            upstream.failback_at = Some(now);
-                        }
+                        upstream.failover.reload_kept(now, idx);
                     }
                     None => {
                         // Gone from the list: move to the new first pool as soon as it answers.
                         upstream.pool_idx = 0;
-                        upstream.failures_here = 0;
-                        upstream.reconnect = Some((now, first.clone()));
+                        upstream.failover.reload_moved(now, first.clone());
                     }
                 }
             }

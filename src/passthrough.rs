@@ -2,7 +2,8 @@
 //! pool's answer decides, and that worker's shares then carry its name upstream so the pool's per-worker stats
 //! keep working. After a switch to another pool connection the workers are authorized there again.
 
-use crate::protocol::json::{self, IdBuf, Msg, Scalar};
+use crate::protocol::json::{IdBuf, Msg};
+use crate::protocol::pool_msg;
 use crate::reactor::{Conn, Reactor};
 use crate::upstream::Req;
 use std::time::Instant;
@@ -35,7 +36,8 @@ impl Reactor {
             now,
             Some(now + timeout),
         );
-        let line = authorize_line(pid, &worker, &password);
+        let mut line = Vec::with_capacity(96);
+        pool_msg::write_authorize(&mut line, pid, &worker, &password);
         self.queue(conn, &line);
     }
 
@@ -45,15 +47,12 @@ impl Reactor {
         if !alive {
             return;
         }
-        if msg.error_json.is_none() && msg.result == Scalar::Bool(true) {
+        if pool_msg::accepted(msg) {
             let _ = self.admit(t, id, b"true");
             return;
         }
         let mut line = Vec::with_capacity(96);
-        match msg.error_json {
-            Some(err) => json::write_error_json(&mut line, id.as_bytes(), err.as_bytes()),
-            None => json::write_result(&mut line, id.as_bytes(), b"false"),
-        }
+        pool_msg::write_authorize_refusal(&mut line, id.as_bytes(), msg);
         self.queue(t, &line);
     }
 
@@ -76,7 +75,7 @@ impl Reactor {
         let up = &mut self.upstreams[u];
         for (worker, password) in accounts {
             let pid = up.pending.insert(Req::ReAuthorize, conn, now, None);
-            out.extend_from_slice(&authorize_line(pid, &worker, &password));
+            pool_msg::write_authorize(&mut out, pid, &worker, &password);
         }
         if !out.is_empty() {
             self.queue(conn, &out);
@@ -96,14 +95,4 @@ impl Reactor {
             _ => false,
         }
     }
-}
-
-fn authorize_line(id: u64, worker: &str, password: &str) -> Vec<u8> {
-    let mut line =
-        format!("{{\"id\":{id},\"method\":\"mining.authorize\",\"params\":[").into_bytes();
-    json::write_str(&mut line, worker);
-    line.push(b',');
-    json::write_str(&mut line, password);
-    line.extend_from_slice(b"]}\n");
-    line
 }

@@ -369,7 +369,7 @@ impl Reactor {
         let Some(up) = self.upstreams.get(pc.upstream) else {
             return;
         };
-        let pool = self.proxies[up.proxy].stats.pool(pc.pool_idx);
+        let pool = self.proxies[up.proxy].stats.pool(pc.session.pool_idx);
         if inbound {
             pool.on_bytes_in(n);
         } else {

@@ -1,29 +1,24 @@
-//! Upstreams: pool sessions that many miners share, their pool connections, handshake, failover and failback,
-//! and the messages pools send.
+//! Upstreams: pool sessions that many miners share, their pool connections, and applying the failover state
+//! ([`crate::session::failover`]): connection loss, back-off, failover, failback and reconnect probes, timers.
 //!
-//! An [`Upstream`] outlives its connections: when a pool connection drops, miners stay attached and the
+//! A connection's protocol (handshake, pool messages) is [`crate::session::pool`], driven by `pool_driver`;
+//! attaching miners and what reaches all of them is `upstream_miners`. An [`Upstream`] outlives its connections: when a pool connection drops, miners stay attached and the
 //! upstream reconnects (moving down the pool list after repeated failures). A second connection (a *probe*)
 //! checks a higher-priority pool or follows `client.reconnect`; once its handshake completes it takes over and
 //! the old connection drains its in-flight shares.
 
-use crate::close::Close;
-use crate::config::PoolUrl;
-use crate::downstream::scalar_json;
 use crate::io::Io;
 use crate::nonce::PrefixAllocator;
-use crate::pending::{Entry, Pending};
-use crate::protocol::json::{self, IdBuf, Msg, Scalar};
-use crate::protocol::stratum;
-use crate::protocol::{equihash, Dialect, Share};
+use crate::pending::Pending;
+use crate::protocol::json::IdBuf;
+use crate::protocol::pool_msg::HandshakeReq;
 use crate::reactor::{Conn, Reactor};
+use crate::session::failover::{Conns, Due, Failover, Policy};
+use crate::session::pool::{PoolPhase, PoolSession};
 use crate::stats::{ProxyStats, Reject};
-use crate::validate::{BookJob, JobBook};
+use crate::validate::JobBook;
 use std::collections::HashMap;
-use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
-
-/// Unparsable lines in a row after which a pool connection is dropped.
-const MAX_POOL_BAD_LINES: u32 = 64;
+use std::time::Instant;
 
 /// Bytes queued for a pool before the connection is considered stuck.
 pub(crate) const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
@@ -43,56 +38,19 @@ pub(crate) enum Req {
         difficulty: f64,
     },
     /// A miner's own authorize, passed to the pool (`auth: passthrough`).
-    MinerAuthorize {
-        miner: usize,
-        gen: u64,
-        id: IdBuf,
-    },
+    MinerAuthorize { miner: usize, gen: u64, id: IdBuf },
     /// A passthrough worker authorized again on a new pool connection; nobody waits for the answer.
     ReAuthorize,
-    Configure,
-    Subscribe,
-    ExtranonceSubscribe,
-    Authorize,
+    /// The proxy's own handshake.
+    Handshake(HandshakeReq),
 }
 
-/// A pool connection's progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PoolState {
-    Connecting,
-    Handshake,
-    Ready,
-    /// Replaced by another connection; kept until its in-flight shares are answered.
-    Draining,
-}
-
-/// One TCP connection to a pool.
+/// One TCP connection to a pool: its socket and its protocol session.
 #[derive(Debug)]
 pub(crate) struct PoolConn {
     pub io: Io,
     pub upstream: usize,
-    pub pool_idx: usize,
-    pub url: PoolUrl,
-    /// The pool account this connection uses (copied: a reload may change the pool list under it).
-    pub user: String,
-    pub password: String,
-    pub state: PoolState,
-    pub started: Instant,
-    /// extranonce1 and extranonce2_size from the subscribe result (or a later set_extranonce).
-    pub sub: Option<(Vec<u8>, usize)>,
-    pub authorized: bool,
-    /// The version-rolling mask the pool granted; outer `None` until it answered.
-    pub configure: Option<Option<u32>>,
-    /// The latest set_difficulty and notify received on this connection, as lines for miners.
-    pub difficulty_line: Vec<u8>,
-    pub notify_line: Vec<u8>,
-    /// The pool's current share target and difficulty on this connection (for validation).
-    pub pool_target: [u8; 32],
-    pub pool_difficulty: f64,
-    /// The latest job, parsed (kept only when validating).
-    pub last_job: Option<BookJob>,
-    /// Unparsable lines in a row (logged for the first few; too many close the connection).
-    pub bad_lines: u32,
+    pub session: PoolSession,
     /// The address this connection goes to (one of its pool's name).
     pub addr: std::net::SocketAddr,
     /// The addresses of the pool's name not tried yet (the next one gets a turn if this connect fails).
@@ -110,13 +68,8 @@ pub(crate) struct Upstream {
     pub draining: Vec<usize>,
     /// Index in the proxy's pool list of the pool in use (or being tried).
     pub pool_idx: usize,
-    /// Failed attempts since the last ready connection (for back-off).
-    pub attempts: u32,
-    /// Failed attempts on `pool_idx` (for failover).
-    pub failures_here: u32,
-    pub retry_at: Option<Instant>,
-    pub failback_at: Option<Instant>,
-    pub reconnect: Option<(Instant, PoolUrl)>,
+    /// Back-off, failover, failback and reconnect.
+    pub failover: Failover,
     /// The active connection is ready and its extranonce applies.
     pub ready: bool,
     pub ever_ready: bool,
@@ -135,8 +88,6 @@ pub(crate) struct Upstream {
     pub pending: Pending<Req>,
     /// Prefixes of departed miners whose shares are still in flight, with their count.
     pub orphans: HashMap<u64, u32>,
-    /// The current pool cannot be used (its answer would not change): fail over at once.
-    pub skip_pool: bool,
     /// Jobs broadcast, for local validation.
     pub book: JobBook,
     /// The pool's current share difficulty (V1), the ceiling of every miner's vardiff difficulty.
@@ -161,19 +112,27 @@ impl Upstream {
     }
 
     /// Room for one more miner (assumed while the capacity is unknown).
-    fn has_room(&self) -> bool {
+    pub fn has_room(&self) -> bool {
         !self.ever_ready
             || self.prefixes.in_use() + (self.waiting as u64) < self.prefixes.capacity()
     }
 }
 
-fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
-    let factor = 1u32 << attempts.saturating_sub(1).min(16);
-    (initial * factor).min(max)
-}
-
 impl Reactor {
-    fn pool_conn(&mut self, t: usize) -> Option<&mut PoolConn> {
+    /// The failover settings of upstream `u`'s proxy.
+    pub(crate) fn policy(&self, u: usize) -> Policy {
+        let proxy = &self.proxies[self.upstreams[u].proxy];
+        Policy {
+            pools: proxy.pools.len(),
+            failover_after: proxy.cfg.failover_after,
+            failback: proxy.cfg.failback.then_some(proxy.timing.failback),
+            failback_interval: proxy.timing.failback,
+            retry_initial: proxy.timing.retry_initial,
+            retry_max: proxy.timing.retry_max,
+        }
+    }
+
+    pub(crate) fn pool_conn(&mut self, t: usize) -> Option<&mut PoolConn> {
         match self.conns.get_mut(t) {
             Some(Conn::Pool(p)) => Some(p),
             _ => None,
@@ -197,11 +156,7 @@ impl Reactor {
             probe: None,
             draining: Vec::new(),
             pool_idx: 0,
-            attempts: 0,
-            failures_here: 0,
-            retry_at: None,
-            failback_at: None,
-            reconnect: None,
+            failover: Failover::default(),
             ready: false,
             ever_ready: false,
             e1: Vec::new(),
@@ -215,7 +170,6 @@ impl Reactor {
             waiting: 0,
             pending: Pending::default(),
             orphans: HashMap::new(),
-            skip_pool: false,
             book: JobBook::default(),
             pool_difficulty: 1.0,
             lookup: None,
@@ -236,827 +190,8 @@ impl Reactor {
         u
     }
 
-    /// A readiness event on pool connection `t`.
-    pub(crate) fn on_pool_event(&mut self, t: usize, readable: bool, writable: bool) {
-        let Some(pc) = self.pool_conn(t) else { return };
-        if pc.state == PoolState::Connecting {
-            if let Ok(Some(e)) | Err(e) = pc.io.socket.take_error() {
-                self.connect_failed(t, &format!("connect failed: {e}"));
-                return;
-            }
-            match pc.io.socket.peer_addr() {
-                Ok(_) => self.start_handshake(t),
-                Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
-                Err(e) => {
-                    self.connect_failed(t, &format!("connect failed: {e}"));
-                    return;
-                }
-            }
-        }
-        if writable {
-            self.flush(t);
-        }
-        if readable {
-            let Some(pc) = self.pool_conn(t) else { return };
-            let u = pc.upstream;
-            let Some(up) = self.upstreams.get(u) else {
-                return;
-            };
-            let max_line = self.proxies[up.proxy].cfg.max_line_length;
-            if let Some(reason) = self.read_lines(t, max_line, Reactor::on_pool_line) {
-                self.pool_conn_failed(t, reason);
-            }
-        }
-    }
-
-    fn start_handshake(&mut self, t: usize) {
-        let Some(pc) = self.pool_conn(t) else { return };
-        pc.state = PoolState::Handshake;
-        let u = pc.upstream;
-        let (host, port) = (pc.url.host.clone(), pc.url.port);
-        let (user, password) = (pc.user.clone(), pc.password.clone());
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        let proxy = &self.proxies[up.proxy];
-        let now = Instant::now();
-        let mut out = Vec::with_capacity(512);
-        // The handshake's own timeout covers these; some pools never answer extranonce.subscribe.
-        let mut send = |r: Req| up.pending.insert(r, t, now, None);
-        match proxy.dialect {
-            Dialect::Stratum => {
-                let ids = [
-                    Req::Configure,
-                    Req::Subscribe,
-                    Req::ExtranonceSubscribe,
-                    Req::Authorize,
-                ]
-                .map(&mut send);
-                stratum::write_handshake(&mut out, ids, &user, &password);
-            }
-            Dialect::Equihash => {
-                let ids = [Req::Subscribe, Req::ExtranonceSubscribe, Req::Authorize].map(&mut send);
-                equihash::write_handshake(&mut out, ids, &user, &password, &host, port);
-                if let Some(Conn::Pool(pc)) = self.conns.get_mut(t) {
-                    // No version rolling in this dialect.
-                    pc.configure = Some(None);
-                }
-            }
-        }
-        log::debug!("[{}] connected, handshaking", self.name(u));
-        self.queue(t, &out);
-    }
-
-    /// One line from pool connection `t`.
-    pub(crate) fn on_pool_line(&mut self, t: usize, line: &mut [u8]) -> ControlFlow<()> {
-        // Taken out while a line is handled (never re-entered, so the fallback never allocates).
-        let mut parser = self.parser.take().unwrap_or_default();
-        // Pool notifications are passed on as received: keep their params as text.
-        let flow = parser.parse_keeping_params(line, |msg| match msg {
-            Ok(msg) => {
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.bad_lines = 0;
-                }
-                match msg.method {
-                    Some(method) => self.pool_message(t, method, &msg),
-                    None if msg.is_reply => self.pool_reply(t, &msg),
-                    None => ControlFlow::Continue(()),
-                }
-            }
-            Err(e) => {
-                let Some(pc) = self.pool_conn(t) else {
-                    return ControlFlow::Break(());
-                };
-                pc.bad_lines += 1;
-                let (u, bad) = (pc.upstream, pc.bad_lines);
-                if bad > MAX_POOL_BAD_LINES {
-                    // A pool that only sends garbage is not a pool: drop it (and fail over as for any loss).
-                    self.close_reason = Some(Close::PoolGarbage { count: bad });
-                    return ControlFlow::Break(());
-                }
-                if bad <= 3 {
-                    log::warn!(
-                        "[{}] pool sent a bad line ({}), ignored",
-                        self.name(u),
-                        e.text()
-                    );
-                }
-                ControlFlow::Continue(())
-            }
-        });
-        self.parser = Some(parser);
-        flow
-    }
-
-    fn pool_reply(&mut self, t: usize, msg: &Msg<'_>) -> ControlFlow<()> {
-        let Some(pc) = self.pool_conn(t) else {
-            return ControlFlow::Break(());
-        };
-        let u = pc.upstream;
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return ControlFlow::Break(());
-        };
-        let stats = self.proxies[up.proxy].stats.clone();
-        let Some(entry) = msg.id_scalar.as_u64().and_then(|id| up.pending.take(id)) else {
-            ProxyStats::inc(&stats.unknown_replies);
-            log::debug!(
-                "[{}] reply with unknown id {:?} ignored",
-                self.name(u),
-                msg.id
-            );
-            return ControlFlow::Continue(());
-        };
-        match entry.value {
-            Req::MinerAuthorize { miner, gen, id } => {
-                self.miner_authorize_reply(miner, gen, &id, msg);
-            }
-            Req::ReAuthorize => {
-                if msg.error_json.is_some() || msg.result != Scalar::Bool(true) {
-                    log::warn!(
-                        "[{}] the pool refused a worker on re-authorization",
-                        self.name(u)
-                    );
-                }
-            }
-            Req::Submit {
-                miner,
-                gen,
-                id,
-                prefix,
-                epoch,
-                replied,
-                difficulty,
-            } => {
-                let accepted = msg.error_json.is_none() && msg.result == Scalar::Bool(true);
-                ProxyStats::inc(if accepted {
-                    &stats.shares_accepted
-                } else {
-                    &stats.shares_rejected
-                });
-                let now = Instant::now();
-                let pool_idx = self.pool_conn(t).map_or(usize::MAX, |pc| pc.pool_idx);
-                let pool = stats.pool(pool_idx);
-                pool.on_reply(now.saturating_duration_since(entry.sent));
-                if accepted {
-                    pool.on_accepted(difficulty);
-                } else {
-                    pool.on_rejected(Reject::from_error_json(msg.error_json));
-                }
-                // Also with local validation: a forwarded share counts for its worker by the pool's verdict.
-                if let Some(w) = self.worker_of(miner, gen) {
-                    if accepted {
-                        w.on_accepted(difficulty, now);
-                    } else {
-                        w.on_rejected(now);
-                    }
-                }
-                if replied {
-                    if !accepted {
-                        log::info!(
-                            "[{}] pool rejected a share already answered true: {}",
-                            self.name(u),
-                            msg.error_json.unwrap_or("false")
-                        );
-                    }
-                    if !self.note_share_answered(miner, gen) {
-                        self.orphan_answered(u, prefix, epoch);
-                    }
-                    self.close_if_drained(t);
-                    return ControlFlow::Continue(());
-                }
-                let delivered =
-                    self.deliver_share_reply_with(miner, gen, |out| match msg.error_json {
-                        Some(err) => json::write_error_json(out, id.as_bytes(), err.as_bytes()),
-                        None => {
-                            out.extend_from_slice(b"{\"id\":");
-                            out.extend_from_slice(id.as_bytes());
-                            out.extend_from_slice(b",\"result\":");
-                            scalar_json(&msg.result, msg.result_json, out);
-                            out.extend_from_slice(b",\"error\":null}\n");
-                        }
-                    });
-                if !delivered {
-                    self.orphan_answered(u, prefix, epoch);
-                }
-                self.close_if_drained(t);
-                return ControlFlow::Continue(());
-            }
-            Req::Configure => {
-                let mask = if msg.error_json.is_some() {
-                    None
-                } else {
-                    stratum::parse_configure_result(msg.result_json)
-                };
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.configure = Some(mask);
-                }
-            }
-            Req::Subscribe => {
-                let dialect = self.proxies[self.upstreams[u].proxy].dialect;
-                let sub = match msg.error_json {
-                    Some(e) => Err(format!("pool refused mining.subscribe: {e}")),
-                    None => dialect.parse_subscribe_result(msg.result_json),
-                };
-                let sub = sub.and_then(|(e1, n)| {
-                    dialect.check_pool(n).inspect_err(|_| {
-                        // Retrying this pool would give the same answer: move down the list.
-                        self.upstreams[u].skip_pool = true;
-                    })?;
-                    Ok((e1, n))
-                });
-                match sub {
-                    Ok(s) => {
-                        if let Some(pc) = self.pool_conn(t) {
-                            pc.sub = Some(s);
-                        }
-                    }
-                    Err(e) => {
-                        self.close_reason = Some(Close::PoolHandshake(e));
-                        return ControlFlow::Break(());
-                    }
-                }
-            }
-            Req::Authorize => {
-                if msg.error_json.is_some() || msg.result != Scalar::Bool(true) {
-                    self.close_reason = Some(Close::PoolHandshake(format!(
-                        "pool refused mining.authorize for the configured user: {}",
-                        msg.error_json.unwrap_or("false")
-                    )));
-                    return ControlFlow::Break(());
-                }
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.authorized = true;
-                }
-            }
-            Req::ExtranonceSubscribe => {}
-        }
-        self.check_handshake(t);
-        ControlFlow::Continue(())
-    }
-
-    fn check_handshake(&mut self, t: usize) {
-        let Some(pc) = self.pool_conn(t) else { return };
-        if pc.state != PoolState::Handshake || pc.sub.is_none() || !pc.authorized {
-            return;
-        }
-        // Replies come in order: a pool that answered authorize but not configure ignores configure.
-        let mask = *pc.configure.get_or_insert(None);
-        pc.state = PoolState::Ready;
-        let (u, pool_idx) = (pc.upstream, pc.pool_idx);
-        let (e1, n) = pc.sub.clone().unwrap_or_default();
-        let url = format!("{}:{}", pc.url.host, pc.url.port);
-        let Some(up) = self.upstreams.get(u) else {
-            return;
-        };
-        ProxyStats::inc(&self.proxies[up.proxy].stats.pool_ready);
-        self.proxies[up.proxy].stats.pool(pool_idx).on_ready();
-        log::info!(
-            "[{}] pool {url} ready: extranonce1 {}, extranonce2_size {n}, version rolling {}",
-            self.name(u),
-            crate::hex::encode(&e1),
-            mask.map_or("off".to_string(), |m| format!("mask {m:08x}"))
-        );
-        if up.active == Some(t) {
-            self.upstream_ready(u, t);
-        } else if up.probe == Some(t) {
-            self.switch_to_probe(u);
-        }
-    }
-
-    /// The active connection `t` of `u` completed its handshake: apply what it brought and serve miners.
-    fn upstream_ready(&mut self, u: usize, t: usize) {
-        let Some(Conn::Pool(pc)) = self.conns.get(t) else {
-            return;
-        };
-        let Some((e1, n)) = pc.sub.clone() else {
-            return;
-        };
-        let mask = pc.configure.flatten();
-        let pool_idx = pc.pool_idx;
-        let (diff, notify) = (pc.difficulty_line.clone(), pc.notify_line.clone());
-        let (pool_target, pool_difficulty, last_job) =
-            (pc.pool_target, pc.pool_difficulty, pc.last_job.clone());
-        let name = self.name(u);
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        let proxy = &self.proxies[up.proxy];
-        let now = Instant::now();
-        up.attempts = 0;
-        up.failures_here = 0;
-        up.retry_at = None;
-        proxy
-            .stats
-            .upstream_moved(Some(up.pool_idx), Some(pool_idx));
-        up.pool_idx = pool_idx;
-        up.failback_at = (pool_idx > 0 && proxy.cfg.failback).then(|| now + proxy.timing.failback);
-        let first = !up.ever_ready;
-        up.ever_ready = true;
-        up.ready = true;
-        let mask_changed = !first && up.pool_mask != mask;
-        up.pool_mask = mask;
-        up.difficulty_line = diff;
-        up.notify_line = notify;
-        up.pool_difficulty = pool_difficulty;
-        up.book.clear();
-        if let Some(job) = last_job {
-            up.book.add(job, pool_target);
-        }
-        if first {
-            let p = proxy.dialect.prefix_len(n, proxy.cfg.min_extranonce2_size);
-            up.e1 = e1;
-            up.n = n;
-            up.prefixes = PrefixAllocator::new(p);
-            if n - p < proxy.cfg.min_extranonce2_size {
-                log::warn!(
-                    "[{name}] the pool's extranonce2_size {n} leaves miners {} bytes (< min_extranonce2_size {}): one miner per pool connection",
-                    n - p,
-                    proxy.cfg.min_extranonce2_size
-                );
-            }
-            log::info!(
-                "[{name}] serving up to {} miners ({p}-byte prefixes, {} bytes of extranonce2 each)",
-                up.prefixes.capacity(),
-                n - p
-            );
-        } else {
-            if (up.e1.as_slice(), up.n) != (e1.as_slice(), n) {
-                self.change_extranonce(u, e1, n);
-            }
-            self.reauthorize_workers(u);
-        }
-        if mask_changed {
-            // A pool without version rolling: miners that roll must stop (mask 0).
-            self.set_version_masks(u, mask.unwrap_or(0));
-        }
-        if let Some(up) = self.upstreams.get(u) {
-            let mut work = up.difficulty_line.clone();
-            work.extend_from_slice(&up.notify_line);
-            if !work.is_empty() {
-                self.broadcast(u, &work, |m| m.gets_jobs());
-            }
-        }
-        self.serve_waiting(u);
-    }
-
-    /// Answers every attached miner whose configure or subscribe waited; moves those that do not fit.
-    fn serve_waiting(&mut self, u: usize) {
-        let Some(up) = self.upstreams.get(u) else {
-            return;
-        };
-        let miners = up.miners.clone();
-        for t in miners {
-            let waits = matches!(self.conns.get(t), Some(Conn::Miner(m))
-                if m.session.waits());
-            if waits && !self.serve_deferred(t) {
-                self.move_miner(t);
-            }
-        }
-    }
-
-    /// The pool gave upstream `u` a new extranonce: miners that asked for extranonce updates get theirs, the
-    /// others are disconnected so they reconnect and subscribe anew.
-    fn change_extranonce(&mut self, u: usize, e1: Vec<u8>, n: usize) {
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        let proxy = &self.proxies[up.proxy];
-        let dialect = proxy.dialect;
-        let p = dialect.prefix_len(n, proxy.cfg.min_extranonce2_size);
-        let relayout = p != up.prefixes.prefix_len();
-        up.e1 = e1;
-        up.n = n;
-        if relayout {
-            up.prefixes = PrefixAllocator::new(p);
-            up.orphans.clear();
-            up.epoch = up.epoch.wrapping_add(1);
-        }
-        let miners = up.miners.clone();
-        let mut kick = Vec::new();
-        let mut updates = 0;
-        for t in miners {
-            let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
-                continue;
-            };
-            if !m.session.subscribed() {
-                continue;
-            }
-            let up = &mut self.upstreams[u];
-            if relayout {
-                m.session.set_prefix(up.prefixes.alloc());
-            }
-            match m.session.prefix() {
-                Some(prefix) if m.session.extranonce_subscribed => {
-                    let mut line = Vec::with_capacity(96);
-                    match dialect {
-                        Dialect::Stratum => stratum::write_set_extranonce(
-                            &mut line,
-                            &up.e1,
-                            up.prefixes.bytes(prefix),
-                            up.miner_extranonce2_size(),
-                        ),
-                        Dialect::Equihash => equihash::write_set_extranonce(
-                            &mut line,
-                            &up.e1,
-                            up.prefixes.bytes(prefix),
-                        ),
-                    }
-                    updates += 1;
-                    self.queue(t, &line);
-                }
-                Some(_) => kick.push((t, Close::ExtranonceNotSubscribed)),
-                None => kick.push((t, Close::NoNonceSpace)),
-            }
-        }
-        let stats = self.proxies[self.upstreams[u].proxy].stats.clone();
-        stats
-            .extranonce_updates
-            .fetch_add(updates, std::sync::atomic::Ordering::Relaxed);
-        log::info!(
-            "[{}] extranonce changed: {updates} miners updated, {} disconnected",
-            self.name(u),
-            kick.len()
-        );
-        for (t, why) in kick {
-            self.close_miner(t, why);
-        }
-    }
-
-    /// Sends `line` to every miner of `u` that `filter` selects, straight from the one buffer.
-    pub(crate) fn broadcast(
-        &mut self,
-        u: usize,
-        line: &[u8],
-        filter: fn(&crate::downstream::Miner) -> bool,
-    ) {
-        let Reactor {
-            conns, upstreams, ..
-        } = self;
-        let Some(up) = upstreams.get(u) else { return };
-        let mut failed = Vec::new();
-        let mut partial = Vec::new();
-        for &t in &up.miners {
-            if let Some(Conn::Miner(m)) = conns.get_mut(t) {
-                if !filter(m) {
-                    continue;
-                }
-                match m.io.send_now(line) {
-                    crate::io::Sent::Ok => {
-                        if m.io.queued() > 0 {
-                            partial.push(t);
-                        }
-                    }
-                    crate::io::Sent::Overflow => failed.push((t, Close::BroadcastOverflow)),
-                    crate::io::Sent::Failed => failed.push((t, Close::BroadcastFailed)),
-                }
-            }
-        }
-        for &t in &partial {
-            self.mark_dirty(t);
-        }
-        self.note_queues(&partial);
-        for (t, why) in failed {
-            self.close_miner(t, why);
-        }
-    }
-
-    /// The pool's version-rolling mask is now `pool_mask`: each miner of `u` that negotiated version rolling
-    /// gets its own `mining.set_version_mask`, the pool's mask within the one it asked for (BIP 310), and its
-    /// later shares are checked against that. Miners that did not negotiate get nothing.
-    fn set_version_masks(&mut self, u: usize, pool_mask: u32) {
-        let Some(up) = self.upstreams.get(u) else {
-            return;
-        };
-        let mut line = Vec::with_capacity(64);
-        for t in up.miners.clone() {
-            let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
-                continue;
-            };
-            line.clear();
-            if m.session.on_pool_mask(pool_mask, &mut line) {
-                self.queue(t, &line);
-            }
-        }
-    }
-
-    /// Sends a miner's share to the pool; false when the pool connection cannot take it.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn forward_share(
-        &mut self,
-        u: usize,
-        conn: usize,
-        miner: usize,
-        gen: u64,
-        id: &IdBuf,
-        share: &Share<'_>,
-        prefix: u64,
-        replied: bool,
-    ) -> bool {
-        let difficulty = match self.conns.get(miner) {
-            Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
-            _ => None,
-        };
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return false;
-        };
-        let difficulty = difficulty.unwrap_or(up.pool_difficulty);
-        let proxy = &self.proxies[up.proxy];
-        if !matches!(self.conns.get(conn), Some(Conn::Pool(_))) {
-            return false;
-        }
-        let now = Instant::now();
-        let pid = up.pending.insert(
-            Req::Submit {
-                miner,
-                gen,
-                id: id.clone(),
-                prefix,
-                epoch: up.epoch,
-                replied,
-                difficulty,
-            },
-            conn,
-            now,
-            Some(now + proxy.timing.share),
-        );
-        // With passthrough the pool sees the miner's own worker name.
-        let user = match self.conns.get(miner) {
-            Some(Conn::Miner(m)) => m.session.pool_account.as_ref().map(|a| a.0.clone()),
-            _ => None,
-        };
-        let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
-            return false;
-        };
-        let user: &str = user.as_deref().unwrap_or(&pc.user);
-        let prefix = up.prefixes.bytes(prefix);
-        let before = pc.io.queued();
-        let sent = pc.io.queue_with(|out| match share {
-            Share::Stratum(s) => stratum::write_submit_upstream(out, pid, user, s, prefix),
-            Share::Equihash(s) => equihash::write_submit_upstream(out, pid, user, s, prefix),
-        });
-        if sent != crate::io::Sent::Ok {
-            up.pending.take(pid);
-            return false;
-        }
-        proxy
-            .stats
-            .pool(pc.pool_idx)
-            .on_bytes_out(pc.io.queued().saturating_sub(before));
-        self.mark_dirty(conn);
-        true
-    }
-
-    /// A notification or request from a pool.
-    fn pool_message(&mut self, t: usize, method: &str, msg: &Msg<'_>) -> ControlFlow<()> {
-        let Some(pc) = self.pool_conn(t) else {
-            return ControlFlow::Break(());
-        };
-        let u = pc.upstream;
-        let live = self
-            .upstreams
-            .get(u)
-            .is_some_and(|up| up.active == Some(t) && up.ready);
-        let dialect = match self.upstreams.get(u) {
-            Some(up) => self.proxies[up.proxy].dialect,
-            None => return ControlFlow::Break(()),
-        };
-        match method {
-            "mining.notify" => {
-                let job = match dialect.parse_job(msg.params_json) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        log::warn!(
-                            "[{}] pool sent a malformed mining.notify ({e}), ignored",
-                            self.name(u)
-                        );
-                        return ControlFlow::Continue(());
-                    }
-                };
-                let mut line = Vec::with_capacity(msg.params_json.len() + 64);
-                json::write_notification(&mut line, "mining.notify", msg.params_json.as_bytes());
-                self.on_pool_job(t, u, live, line, job);
-            }
-            "mining.set_difficulty" => {
-                let d = msg.param(0);
-                if !d.as_f64().is_some_and(|d| d > 0.0 && d.is_finite()) {
-                    log::warn!(
-                        "[{}] pool sent an invalid difficulty, ignored",
-                        self.name(u)
-                    );
-                    return ControlFlow::Continue(());
-                }
-                let mut params = b"[".to_vec();
-                scalar_json(&d, "", &mut params);
-                params.push(b']');
-                let mut line = Vec::with_capacity(64);
-                json::write_notification(&mut line, "mining.set_difficulty", &params);
-                let diff = d.as_f64().unwrap_or(1.0);
-                self.on_pool_target(
-                    t,
-                    u,
-                    live,
-                    line,
-                    crate::validate::stratum_target(diff),
-                    Some(diff),
-                );
-            }
-            "mining.set_target" if dialect == Dialect::Equihash => {
-                let Some(target) = msg
-                    .param(0)
-                    .as_str()
-                    .filter(|t| t.len() == 64 && crate::hex::is_hex(t.as_bytes()))
-                else {
-                    log::warn!("[{}] pool sent an invalid target, ignored", self.name(u));
-                    return ControlFlow::Continue(());
-                };
-                let mut params = b"[".to_vec();
-                json::write_str(&mut params, target);
-                params.push(b']');
-                let mut line = Vec::with_capacity(100);
-                json::write_notification(&mut line, "mining.set_target", &params);
-                let target = crate::equihash::target_from_hex(target).unwrap_or([0xff; 32]);
-                self.on_pool_target(t, u, live, line, target, None);
-            }
-            "mining.set_version_mask" => {
-                let Some(mask) = msg
-                    .param(0)
-                    .as_str()
-                    .and_then(|m| u32::from_str_radix(m, 16).ok())
-                else {
-                    return ControlFlow::Continue(());
-                };
-                if let Some(pc) = self.pool_conn(t) {
-                    pc.configure = Some(Some(mask));
-                }
-                if live {
-                    self.upstreams[u].pool_mask = Some(mask);
-                    self.set_version_masks(u, mask);
-                }
-            }
-            "mining.set_extranonce" => {
-                let parsed = match dialect {
-                    Dialect::Stratum => {
-                        stratum::parse_set_extranonce(msg.param(0).as_str(), msg.param(1).as_u64())
-                    }
-                    Dialect::Equihash => equihash::parse_set_extranonce(msg.param(0).as_str()),
-                };
-                match parsed.and_then(|(e1, n)| dialect.check_pool(n).map(|_| (e1, n))) {
-                    Ok((e1, n)) => {
-                        if let Some(pc) = self.pool_conn(t) {
-                            pc.sub = Some((e1.clone(), n));
-                        }
-                        if live {
-                            self.change_extranonce(u, e1, n);
-                        }
-                    }
-                    Err(e) => log::warn!("[{}] {e}, ignored", self.name(u)),
-                }
-            }
-            "client.reconnect" => self.pool_reconnect_request(u, msg),
-            "client.show_message" => {
-                let text = msg.param(0).as_str().unwrap_or("");
-                log::info!("[{}] message from the pool: {text}", self.name(u));
-                if live {
-                    let mut params = b"[".to_vec();
-                    json::write_str(&mut params, text);
-                    params.push(b']');
-                    let mut line = Vec::new();
-                    json::write_notification(&mut line, "client.show_message", &params);
-                    self.broadcast(u, &line, |m| m.gets_jobs());
-                }
-            }
-            "client.get_version" | "mining.ping" => {
-                if !msg.id.is_null() {
-                    let mut line = Vec::new();
-                    let mut result = Vec::new();
-                    if method == "mining.ping" {
-                        result.extend_from_slice(b"\"pong\"");
-                    } else {
-                        json::write_str(&mut result, stratum::AGENT);
-                    }
-                    json::write_result(&mut line, msg.id.as_bytes(), &result);
-                    self.queue(t, &line);
-                }
-            }
-            other => log::debug!("[{}] pool sent {other}, ignored", self.name(u)),
-        }
-        ControlFlow::Continue(())
-    }
-
-    /// A job from the pool: kept on its connection and, when the connection is live, on the upstream (for late
-    /// miners and, with validation, in the job book), and sent to every miner with jobs.
-    fn on_pool_job(&mut self, t: usize, u: usize, live: bool, line: Vec<u8>, job: BookJob) {
-        let validates = self
-            .upstreams
-            .get(u)
-            .is_some_and(|up| self.proxies[up.proxy].cfg.validates());
-        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
-            return;
-        };
-        if let Some(up) = self.upstreams.get(u) {
-            self.proxies[up.proxy].stats.pool(pc.pool_idx).on_job();
-        }
-        pc.notify_line.clone_from(&line);
-        let target = pc.pool_target;
-        if validates {
-            pc.last_job = Some(job.clone());
-        }
-        if !live {
-            return;
-        }
-        if let Some(up) = self.upstreams.get_mut(u) {
-            up.notify_line.clone_from(&line);
-            if validates {
-                up.book.add(job, target);
-            }
-        }
-        self.broadcast(u, &line, |m| m.gets_jobs());
-    }
-
-    /// A new share difficulty (V1) or target (Equihash) from the pool, for jobs sent after it. With vardiff the
-    /// miners keep their own difficulties (lowered where they exceed the pool's); otherwise it goes to all.
-    fn on_pool_target(
-        &mut self,
-        t: usize,
-        u: usize,
-        live: bool,
-        line: Vec<u8>,
-        target: [u8; 32],
-        difficulty: Option<f64>,
-    ) {
-        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
-            return;
-        };
-        pc.difficulty_line.clone_from(&line);
-        pc.pool_target = target;
-        if let Some(d) = difficulty {
-            pc.pool_difficulty = d;
-            if let Some(up) = self.upstreams.get(u) {
-                self.proxies[up.proxy]
-                    .stats
-                    .pool(pc.pool_idx)
-                    .set_difficulty(d);
-            }
-        }
-        if !live {
-            return;
-        }
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        up.difficulty_line.clone_from(&line);
-        if let Some(d) = difficulty {
-            up.pool_difficulty = d;
-        }
-        if self.proxies[up.proxy].cfg.vardiff.is_some() {
-            self.cap_miner_difficulties(u);
-        } else {
-            self.broadcast(u, &line, |m| m.gets_jobs());
-        }
-    }
-
-    fn pool_reconnect_request(&mut self, u: usize, msg: &Msg<'_>) {
-        let Some(up) = self.upstreams.get(u) else {
-            return;
-        };
-        let proxy = &self.proxies[up.proxy];
-        let host = msg.param(0).as_str().filter(|h| !h.is_empty());
-        let port = match msg.param(1) {
-            Scalar::Str(s) => s.parse::<u16>().ok(),
-            p => p.as_u64().and_then(|p| u16::try_from(p).ok()),
-        };
-        let wait = msg.param(2).as_f64().unwrap_or(0.0).clamp(0.0, 600.0);
-        let current = proxy.pool(up.pool_idx).clone();
-        let target = match (host, proxy.cfg.allow_reconnect_redirect) {
-            (Some(h), true) => PoolUrl {
-                host: h.to_string(),
-                port: port.unwrap_or(current.port),
-                tls: current.tls,
-            },
-            (Some(h), false) => {
-                log::warn!(
-                    "[{}] pool asked to reconnect to {h}:{}; allow_reconnect_redirect is off, reconnecting to {}:{}",
-                    self.name(u),
-                    port.unwrap_or(current.port),
-                    current.host,
-                    current.port
-                );
-                current
-            }
-            (None, _) => current,
-        };
-        log::info!(
-            "[{}] pool asked to reconnect (in {wait}s) to {}:{}; miners stay connected",
-            self.name(u),
-            target.host,
-            target.port
-        );
-        self.upstreams[u].reconnect =
-            Some((Instant::now() + Duration::from_secs_f64(wait), target));
-    }
-
     /// The probe of `u` is ready: it becomes the active connection, the old one drains.
-    fn switch_to_probe(&mut self, u: usize) {
+    pub(crate) fn switch_to_probe(&mut self, u: usize) {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
@@ -1065,22 +200,23 @@ impl Reactor {
         up.ready = false;
         if let Some(old) = old {
             if let Some(pc) = self.pool_conn(old) {
-                pc.state = PoolState::Draining;
+                pc.session.drain();
             }
             self.upstreams[u].draining.push(old);
             self.close_if_drained(old);
         }
         let name = self.name(u);
         if let Some(pc) = self.pool_conn(probe) {
-            log::info!("[{name}] switching to pool {}:{}", pc.url.host, pc.url.port);
+            let url = &pc.session.url;
+            log::info!("[{name}] switching to pool {}:{}", url.host, url.port);
         }
         self.upstream_ready(u, probe);
     }
 
     /// Closes a draining connection once nothing sent on it waits.
-    fn close_if_drained(&mut self, t: usize) {
+    pub(crate) fn close_if_drained(&mut self, t: usize) {
         let Some(pc) = self.pool_conn(t) else { return };
-        if pc.state != PoolState::Draining {
+        if !matches!(pc.session.phase, PoolPhase::Draining(_)) {
             return;
         }
         let u = pc.upstream;
@@ -1106,15 +242,15 @@ impl Reactor {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
-        let was_ready = matches!(pc.state, PoolState::Ready | PoolState::Draining);
+        let was_ready = pc.session.was_ready();
         self.proxies[up.proxy]
             .stats
-            .pool(pc.pool_idx)
+            .pool(pc.session.pool_idx)
             .on_closed(was_ready);
         let mut entries = Vec::new();
         up.pending.drain_conn(t, &mut entries);
         let name = self.name(u);
-        let url = format!("{}:{}", pc.url.host, pc.url.port);
+        let url = format!("{}:{}", pc.session.url.host, pc.session.url.port);
         for e in entries {
             self.answer_failed(
                 u,
@@ -1131,10 +267,10 @@ impl Reactor {
             self.attempt_failed(u, false);
         } else if up.probe == Some(t) {
             up.probe = None;
-            let interval = self.proxies[up.proxy].timing.failback;
-            if up.pool_idx > 0 {
-                up.failback_at = Some(Instant::now() + interval);
-            }
+            let policy = self.policy(u);
+            self.upstreams[u]
+                .failover
+                .probe_failed(Instant::now(), &policy);
             log::info!("[{name}] pool {url} not usable yet: {reason}");
         } else {
             up.draining.retain(|&d| d != t);
@@ -1144,24 +280,25 @@ impl Reactor {
 
     /// A connection attempt of `u` failed: back off, and move down the pool list after repeated failures.
     pub(crate) fn attempt_failed(&mut self, u: usize, probe: bool) {
-        let Some(up) = self.upstreams.get_mut(u) else {
+        if !self.upstreams.contains(u) {
             return;
-        };
+        }
+        let policy = self.policy(u);
+        let up = &mut self.upstreams[u];
         let proxy = &self.proxies[up.proxy];
         let now = Instant::now();
         if probe {
             up.probe = None;
-            up.failback_at = Some(now + proxy.timing.failback);
+            up.failover.probe_failed(now, &policy);
             return;
         }
-        up.attempts += 1;
-        up.failures_here += 1;
-        let skip = std::mem::take(&mut up.skip_pool);
-        if (skip || up.failures_here >= proxy.cfg.failover_after) && proxy.pools.len() > 1 {
-            let from = up.pool_idx;
-            up.pool_idx = (up.pool_idx + 1) % proxy.pools.len();
+        let from = up.pool_idx;
+        let successor = up.probe.is_some() || up.lookup.is_some();
+        if up
+            .failover
+            .active_failed(now, &policy, &mut up.pool_idx, successor)
+        {
             proxy.stats.upstream_moved(Some(from), Some(up.pool_idx));
-            up.failures_here = 0;
             ProxyStats::inc(&proxy.stats.failovers);
             let next = proxy.pool(up.pool_idx);
             log::warn!(
@@ -1176,7 +313,8 @@ impl Reactor {
         if let Some(p) = up.probe.take() {
             // A connection to another pool is already on its way: it becomes the active one.
             up.active = Some(p);
-            if matches!(self.conns.get(p), Some(Conn::Pool(pc)) if pc.state == PoolState::Ready) {
+            if matches!(self.conns.get(p), Some(Conn::Pool(pc)) if matches!(pc.session.phase, PoolPhase::Ready(_)))
+            {
                 self.upstream_ready(u, p);
             }
             return;
@@ -1184,203 +322,11 @@ impl Reactor {
         if let Some(lookup) = up.lookup.as_mut() {
             // The same for a probe still resolving its pool's name.
             lookup.probe = false;
-            return;
-        }
-        let delay = backoff(
-            proxy.timing.retry_initial,
-            proxy.timing.retry_max,
-            up.attempts,
-        );
-        up.retry_at = Some(now + delay);
-    }
-
-    /// Answers a request that will get no reply from the pool.
-    fn answer_failed(&mut self, u: usize, e: Entry<Req>, why: &str, reason: Reject) {
-        if let Req::MinerAuthorize { miner, gen, id } = &e.value {
-            let mut line = Vec::with_capacity(96);
-            json::write_error(
-                &mut line,
-                id.as_bytes(),
-                20,
-                "pool unavailable for authorization",
-            );
-            if let Some(Conn::Miner(m)) = self.conns.get(*miner) {
-                if m.gen == *gen {
-                    self.queue(*miner, &line);
-                }
-            }
-            return;
-        }
-        if let Req::Submit {
-            miner,
-            gen,
-            id,
-            prefix,
-            epoch,
-            replied,
-            ..
-        } = e.value
-        {
-            if let Some(up) = self.upstreams.get(u) {
-                self.proxies[up.proxy].stats.on_share_error(reason);
-            }
-            if let Some(w) = self.worker_of(miner, gen) {
-                w.on_rejected(Instant::now());
-            }
-            if replied {
-                if !self.note_share_answered(miner, gen) {
-                    self.orphan_answered(u, prefix, epoch);
-                }
-                return;
-            }
-            if let Some(up) = self.upstreams.get(u) {
-                ProxyStats::inc(&self.proxies[up.proxy].stats.shares_errored);
-            }
-            let mut line = Vec::with_capacity(128);
-            json::write_error(&mut line, id.as_bytes(), 20, why);
-            if !self.deliver_share_reply(miner, gen, &line) {
-                self.orphan_answered(u, prefix, epoch);
-            }
-        }
-    }
-
-    /// A share of a departed miner was answered: its prefix is free once all of them are.
-    fn orphan_answered(&mut self, u: usize, prefix: u64, epoch: u32) {
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        if up.epoch != epoch {
-            return;
-        }
-        if let Some(c) = up.orphans.get_mut(&prefix) {
-            *c -= 1;
-            if *c == 0 {
-                up.orphans.remove(&prefix);
-                up.prefixes.release(prefix);
-            }
-        }
-    }
-
-    /// Answers every request waiting on `u` with an error.
-    pub(crate) fn fail_all_pending(&mut self, u: usize, why: &str) {
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        let mut entries = Vec::new();
-        up.pending.drain_all(&mut entries);
-        for e in entries {
-            self.answer_failed(u, e, why, Reject::PoolUnavailable);
-        }
-    }
-
-    /// Attaches miner `t` to an upstream with room (opening one if all are full) and answers what it can.
-    pub(crate) fn attach_and_serve(&mut self, t: usize) {
-        let Some(Conn::Miner(m)) = self.conns.get(t) else {
-            return;
-        };
-        let proxy = m.proxy;
-        let u = match m.upstream {
-            Some(u) => u,
-            None => {
-                let u = self.pick_upstream(proxy);
-                let up = &mut self.upstreams[u];
-                up.miners.push(t);
-                let slot = up.miners.len() - 1;
-                if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
-                    m.upstream = Some(u);
-                    m.slot_in_upstream = slot;
-                }
-                u
-            }
-        };
-        if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {
-            if m.session.start_waiting(Instant::now()) {
-                self.upstreams[u].waiting += 1;
-            }
-        }
-        if !self.serve_deferred(t) {
-            self.move_miner(t);
-        }
-    }
-
-    fn pick_upstream(&mut self, p: usize) -> usize {
-        let proxy = &self.proxies[p];
-        if let Some(&u) = proxy
-            .upstreams
-            .iter()
-            .find(|&&u| self.upstreams[u].has_room())
-        {
-            return u;
-        }
-        let n = proxy.upstreams.len();
-        let cap = proxy
-            .upstreams
-            .first()
-            .map_or(0, |&u| self.upstreams[u].prefixes.capacity());
-        self.open_upstream(
-            p,
-            &format!("all {n} upstream(s) are full ({cap} miners each)"),
-        )
-    }
-
-    /// Moves a miner whose subscribe found its upstream full to one with room.
-    fn move_miner(&mut self, t: usize) {
-        let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
-            return;
-        };
-        let Some(u) = m.upstream.take() else { return };
-        let slot = m.slot_in_upstream;
-        let counted = m.session.stop_waiting();
-        self.unlink(u, t, slot, counted);
-        self.attach_and_serve(t);
-    }
-
-    /// Removes miner `t` (at `slot`) from upstream `u`'s list.
-    fn unlink(&mut self, u: usize, t: usize, slot: usize, counted_waiting: bool) {
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        if up.miners.get(slot) == Some(&t) {
-            up.miners.swap_remove(slot);
-            if let Some(&moved) = up.miners.get(slot) {
-                if let Some(Conn::Miner(m)) = self.conns.get_mut(moved) {
-                    m.slot_in_upstream = slot;
-                }
-            }
-        }
-        if counted_waiting {
-            up.waiting = up.waiting.saturating_sub(1);
-        }
-    }
-
-    /// A miner (already out of the slab) leaves its upstream: its prefix is freed once its shares are answered,
-    /// and an extra upstream with no miners left is closed.
-    pub(crate) fn detach_miner(&mut self, m: &crate::downstream::Miner, t: usize) {
-        let Some(u) = m.upstream else { return };
-        self.unlink(
-            u,
-            t,
-            m.slot_in_upstream,
-            m.session.waiting_since().is_some(),
-        );
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        if let Some(prefix) = m.session.prefix() {
-            if m.session.pending_shares > 0 {
-                *up.orphans.entry(prefix).or_insert(0) += m.session.pending_shares;
-            } else {
-                up.prefixes.release(prefix);
-            }
-        }
-        let primary = self.proxies[up.proxy].upstreams.first() == Some(&u);
-        if up.miners.is_empty() && !primary {
-            self.close_upstream(u, "its last miner left");
         }
     }
 
     /// Closes an extra upstream and its connections.
-    fn close_upstream(&mut self, u: usize, why: &str) {
+    pub(crate) fn close_upstream(&mut self, u: usize, why: &str) {
         log::info!("[{}] closing upstream: {why}", self.name(u));
         self.fail_all_pending(u, "upstream closed");
         let Some(up) = self.upstreams.get(u) else {
@@ -1396,8 +342,11 @@ impl Reactor {
         for t in conns {
             if let Some(Conn::Pool(mut pc)) = self.conns.try_remove(t) {
                 let _ = self.poll.registry().deregister(&mut pc.io.socket);
-                let was_ready = matches!(pc.state, PoolState::Ready | PoolState::Draining);
-                self.proxies[p].stats.pool(pc.pool_idx).on_closed(was_ready);
+                let was_ready = pc.session.was_ready();
+                self.proxies[p]
+                    .stats
+                    .pool(pc.session.pool_idx)
+                    .on_closed(was_ready);
             }
         }
         let up = self.upstreams.remove(u);
@@ -1438,19 +387,18 @@ impl Reactor {
                 continue;
             };
             for t in up.active.into_iter().chain(up.probe) {
-                if let Some(Conn::Pool(pc)) = self.conns.get(t) {
-                    if matches!(pc.state, PoolState::Connecting | PoolState::Handshake)
-                        && now.duration_since(pc.started) >= timing.handshake
-                    {
-                        let why = format!(
-                            "no complete handshake within {}s",
-                            timing.handshake.as_secs_f64()
-                        );
-                        if pc.state == PoolState::Connecting {
-                            self.connect_failed(t, &why);
-                        } else {
-                            self.pool_conn_failed(t, &why);
-                        }
+                let Some(Conn::Pool(pc)) = self.conns.get(t) else {
+                    continue;
+                };
+                if let Some(connecting) = pc.session.handshake_overdue(now, timing.handshake) {
+                    let why = format!(
+                        "no complete handshake within {}s",
+                        timing.handshake.as_secs_f64()
+                    );
+                    if connecting {
+                        self.connect_failed(t, &why);
+                    } else {
+                        self.pool_conn_failed(t, &why);
                     }
                 }
             }
@@ -1459,39 +407,31 @@ impl Reactor {
         }
     }
 
-    fn start_due_connections(&mut self, u: usize, now: Instant) {
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        let proxy = &self.proxies[up.proxy];
-        if up.lookup.is_some() {
-            // A connection is on its way (its name being resolved).
+    pub(crate) fn start_due_connections(&mut self, u: usize, now: Instant) {
+        if !self.upstreams.contains(u) {
             return;
         }
-        if up.active.is_none() {
-            if up.retry_at.is_some_and(|at| at <= now) {
-                up.retry_at = None;
-                let url = proxy.pool(up.pool_idx).clone();
-                let idx = up.pool_idx;
+        let policy = self.policy(u);
+        let up = &mut self.upstreams[u];
+        let conns = Conns {
+            active: up.active.is_some(),
+            ready: up.ready,
+            probe: up.probe.is_some(),
+            lookup: up.lookup.is_some(),
+        };
+        let idx = up.pool_idx;
+        match up.failover.due(now, conns, idx, &policy) {
+            Due::Nothing => {}
+            Due::Retry => {
+                let url = self.proxies[up.proxy].pool(idx).clone();
                 self.connect(u, false, idx, url);
             }
-            return;
-        }
-        if !up.ready || up.probe.is_some() {
-            return;
-        }
-        if up.reconnect.as_ref().is_some_and(|(at, _)| *at <= now) {
-            if let Some((_, url)) = up.reconnect.take() {
-                let idx = up.pool_idx;
-                self.connect(u, true, idx, url);
+            Due::Reconnect(url) => self.connect(u, true, idx, url),
+            Due::Failback => {
+                let url = self.proxies[up.proxy].pools[0].clone();
+                log::debug!("[{}] checking whether pool 1 is back", self.name(u));
+                self.connect(u, true, 0, url);
             }
-            return;
-        }
-        if up.pool_idx > 0 && proxy.cfg.failback && up.failback_at.is_some_and(|at| at <= now) {
-            up.failback_at = None;
-            let url = proxy.pools[0].clone();
-            log::debug!("[{}] checking whether pool 1 is back", self.name(u));
-            self.connect(u, true, 0, url);
         }
     }
 }

@@ -398,6 +398,28 @@ pub fn write_notification(out: &mut Vec<u8>, method: &str, params_json: &[u8]) {
     out.extend_from_slice(b"}\n");
 }
 
+/// Appends a scalar as JSON: a pool's result passed on to a miner (`complex` is the JSON text of an array or
+/// object, which the scalar only marks).
+pub fn write_scalar(s: &Scalar<'_>, complex: &str, out: &mut Vec<u8>) {
+    use std::io::Write;
+    match *s {
+        Scalar::Missing | Scalar::Null => out.extend_from_slice(b"null"),
+        Scalar::Bool(true) => out.extend_from_slice(b"true"),
+        Scalar::Bool(false) => out.extend_from_slice(b"false"),
+        Scalar::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Scalar::Uint(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Scalar::Float(f) => {
+            let _ = write!(out, "{f}");
+        }
+        Scalar::Str(s) => write_str(out, s),
+        Scalar::Complex => out.extend_from_slice(complex.as_bytes()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,7 @@ pub fn write_refusal(out: &mut Vec<u8>, id: &IdBuf, code: i32, message: &str) {
 /// Appends `mining.set_difficulty [d]`.
 pub fn write_set_difficulty(out: &mut Vec<u8>, d: f64) {
     out.extend_from_slice(b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[");
-    scalar_json(&Scalar::Float(d), "", out);
+    json::write_scalar(&Scalar::Float(d), "", out);
     out.extend_from_slice(b"]}\n");
 }
 
@@ -172,25 +172,4 @@ pub fn write_set_version_mask(out: &mut Vec<u8>, mask: u32) {
         out,
         "{{\"id\":null,\"method\":\"mining.set_version_mask\",\"params\":[\"{mask:08x}\"]}}"
     );
-}
-
-/// The JSON text of a scalar result from a pool, passed to the miner.
-pub fn scalar_json(s: &Scalar<'_>, complex: &str, out: &mut Vec<u8>) {
-    use std::io::Write;
-    match *s {
-        Scalar::Missing | Scalar::Null => out.extend_from_slice(b"null"),
-        Scalar::Bool(true) => out.extend_from_slice(b"true"),
-        Scalar::Bool(false) => out.extend_from_slice(b"false"),
-        Scalar::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Scalar::Uint(u) => {
-            let _ = write!(out, "{u}");
-        }
-        Scalar::Float(f) => {
-            let _ = write!(out, "{f}");
-        }
-        Scalar::Str(s) => json::write_str(out, s),
-        Scalar::Complex => out.extend_from_slice(complex.as_bytes()),
-    }
 }

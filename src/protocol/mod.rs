@@ -2,11 +2,12 @@
 //! path is a `match`, never a trait object).
 //!
 //! Adding a dialect means adding a variant here, a module beside `stratum`, and the arms the compiler then
-//! asks for (`session::miner`, the miner requests of `miner_msg`, and `upstream`).
+//! asks for (the pool side's in `pool_msg`, the miner side's in `miner_msg` and `session::miner`).
 
 pub mod equihash;
 pub mod json;
 pub mod miner_msg;
+pub mod pool_msg;
 pub mod stratum;
 pub mod sv2;
 

@@ -1,7 +1,12 @@
-//! The sans-IO sessions: a miner's and a pool's protocol state as typed phases, parsed messages and `now` in,
-//! bytes into an outbox and typed actions out. Nothing here touches sockets, TLS or clocks.
+//! The sans-IO sessions: a miner's and a pool connection's protocol state and an upstream's failover, as typed
+//! phases that take parsed messages and `now`, write bytes into an outbox and return typed actions or events.
 
+pub(crate) mod failover;
 pub(crate) mod miner;
+mod miner_vardiff;
+pub(crate) mod pool;
+
 #[cfg(test)]
 mod miner_tests;
-mod miner_vardiff;
+#[cfg(test)]
+mod pool_tests;

@@ -17,8 +17,8 @@
 //! | upstream opened (`open_upstream`, starts on pool 0) | `stats.upstream_moved(None, Some(0))` |
 //! | upstream changes pool: `up.pool_idx = ...` in `attempt_failed` (failover) and `upstream_ready` (failback) | `stats.upstream_moved(Some(old), Some(new))` (no-op when equal) |
 //! | upstream closed (`close_upstream`) | `stats.upstream_moved(Some(up.pool_idx), None)` |
-//! | pool connection created (`connect`, after the conn is in the slab) | `pool.on_connecting(retry)`; `retry` = the upstream had a connection before (`up.ever_ready` or `up.attempts > 0`) |
-//! | handshake complete (`check_handshake`, `state = Ready`) | `pool.on_ready()` |
+//! | pool connection created (`connect`, after the conn is in the slab) | `pool.on_connecting(retry)`; `retry` = the upstream had a connection before (`up.ever_ready` or `up.failover.attempts > 0`) |
+//! | handshake complete (`pool_ready`, phase `PoolPhase::Ready`) | `pool.on_ready()` |
 //! | pool connection removed (`pool_conn_failed`, and each conn removed in `close_upstream`) | `pool.on_closed(was_ready)`, `was_ready` = its state was `Ready` or `Draining` |
 //! | bytes read from a pool (`read_lines`, `Ok(n)` on a `Conn::Pool`) | `pool.on_bytes_in(n)` |
 //! | bytes queued to a pool (`Reactor::queue` on a `Conn::Pool`, and `forward_share`, which queues on `pc.io` itself) | `pool.on_bytes_out(bytes.len())` |

@@ -58,7 +58,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crates/work/src/sha256x2.rs",
             "crates/work/src/sha256x16.rs",
             "crates/work/src/share_hash.rs",
+            "crates/work/src/share_hash/tests.rs",
             "crates/work/src/equihash.rs",
+            "crates/work/src/equihash/tests.rs",
         ],
     ),
     (

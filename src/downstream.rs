@@ -8,7 +8,6 @@
 use crate::close::{Close, ProxyHeader};
 use crate::protocol::json::{IdBuf, Msg};
 use crate::protocol::miner_msg::MinerRequest;
-use crate::protocol::Dialect;
 use crate::reactor::Reactor;
 use crate::session::miner::{MinerAction, MinerEnv, MinerSession, PoolOffer, Served, UpstreamView};
 use crate::state::{with_outbox, Conn};
@@ -126,10 +125,7 @@ impl Reactor {
         let Some(Conn::Miner(m)) = conns.get_mut(t) else {
             return ControlFlow::Break(());
         };
-        let req = match m.session.dialect {
-            Dialect::Stratum => MinerRequest::stratum(msg),
-            Dialect::Equihash => MinerRequest::equihash(msg),
-        };
+        let req = m.session.dialect.miner_request(msg);
         let proxy = &proxies[m.proxy];
         if matches!(req, MinerRequest::Submit { .. }) {
             ProxyStats::inc(&proxy.stats.shares_submitted);

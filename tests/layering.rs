@@ -25,9 +25,9 @@
 //!    not imports;
 //! 10. runtime: starting the reactors (proxy), the service manager, the metrics server and the control API;
 //! 11. tools: the simulator (crates/sim, which needs only the share math) and the load generator
-//!    (crates/loadgen, which starts the proxy);
+//!     (crates/loadgen, which starts the proxy);
 //! 12. app: the crate roots and binaries (a lib.rs holds only `mod` and `pub use` lines; an item there would
-//!    be "up").
+//!     be "up").
 //!
 //! An import is any path that names another module file: `use crate::x::...` (with `{...}` groups),
 //! `crate::x::...` in code, `super::...` leaving the file's module, a child module named from its parent,

@@ -1,5 +1,6 @@
-//! LIFECYCLE.md names the code of every step; this test fails when a name it gives no longer exists where it
-//! says: `file.rs:Item`, `file.rs`: `f`, `g` lists, `Type::method` / `module::f` paths and `(`f`)` asides.
+//! LIFECYCLE.md names the code of every step, and README's "Adding a protocol" what a dialect touches; this
+//! test fails when a name they give no longer exists where they say: `file.rs:Item`, `file.rs`: `f`, `g`
+//! lists, `Type::method` / `module::f` paths and `(`f`)` asides.
 //!
 //! The files are the workspace's .rs files (src/, crates/*/src/, tests/), named by their path's tail.
 
@@ -120,8 +121,11 @@ fn check_path(files: &[(String, String)], path: &str) -> Option<String> {
     if as_module(&format!("{module}/{name}")) {
         return None;
     }
+    // The module's file, or any file under its directory (a name `pub use`d from a child counts).
     let mut named = files_named(files, &format!("{module}.rs"));
-    named.extend(files_named(files, &format!("{module}/mod.rs")));
+    named.extend(files.iter().filter(|(p, _)| {
+        p.starts_with(&format!("src/{module}/")) || p.contains(&format!("/{module}/"))
+    }));
     if named.is_empty() {
         return Some(format!("no module file for `{owner}`"));
     }
@@ -184,7 +188,11 @@ fn check_doc(doc: &str, files: &[(String, String)]) -> (usize, Vec<String>) {
             list = None;
             continue;
         }
-        if code.ends_with(".rs") {
+        if code.ends_with(".rs")
+            && code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_/.-".contains(c))
+        {
             report(
                 format!("`{code}`"),
                 files_named(files, code)
@@ -244,6 +252,28 @@ fn lifecycle_names_code_that_exists() {
     assert!(
         problems.is_empty(),
         "\nLIFECYCLE.md names code that is not there (fix the doc or the name):\n{}\n",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn readme_adding_a_protocol_names_code_that_exists() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let start = readme
+        .find("## Adding a protocol")
+        .expect("README has an 'Adding a protocol' section");
+    let end = readme[start + 3..]
+        .find("\n## ")
+        .map_or(readme.len(), |e| start + 3 + e);
+    let (checked, problems) = check_doc(&readme[start..end], &workspace());
+    assert!(
+        checked >= 10,
+        "only {checked} references found in 'Adding a protocol'"
+    );
+    assert!(
+        problems.is_empty(),
+        "\nREADME's 'Adding a protocol' names code that is not there:\n{}\n",
         problems.join("\n")
     );
 }

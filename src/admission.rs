@@ -8,80 +8,11 @@
 //! (`miners_refused`). Exhaustion and refusal are logged once when they begin and once when they end.
 
 use crate::io::Io;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
+use crate::state::{Conn, Miner};
 use crate::stats::ProxyStats;
 use mio::{Interest, Token};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
-use std::time::Instant;
-
-/// What one running set of proxies (one `proxy::start`) shares between its reactors for admission.
-#[derive(Debug)]
-pub(crate) struct Admission {
-    /// The top-level `max_miners` (`u64::MAX`: none).
-    pub max_total: AtomicU64,
-    /// Miners of every entry held now.
-    miners: AtomicU64,
-    /// Refusal episodes: one per proxy entry (its own `max_miners`), and the last for the total.
-    refusing: Vec<Refusing>,
-    /// The top-level `max_queued_output`, shared evenly by the `threads` reactors (see `budget`).
-    pub max_queued_output: AtomicU64,
-    pub threads: usize,
-}
-
-/// Connections being refused past one `max_miners`.
-#[derive(Debug, Default)]
-struct Refusing {
-    active: AtomicBool,
-    /// When the episode began and how many were refused in it.
-    episode: Mutex<Option<(Instant, u64)>>,
-}
-
-impl Admission {
-    pub(crate) fn new(config: &crate::config::Config, threads: usize) -> Admission {
-        let max_total = config.max_miners.as_ref().map(|m| m.value);
-        Admission {
-            max_total: AtomicU64::new(max_total.unwrap_or(u64::MAX)),
-            miners: AtomicU64::new(0),
-            refusing: (0..=config.proxies.len())
-                .map(|_| Refusing::default())
-                .collect(),
-            max_queued_output: AtomicU64::new(config.max_queued_output),
-            threads,
-        }
-    }
-}
-
-impl Refusing {
-    /// One more refused; the first of an episode is logged.
-    fn refused(&self, limit: &str) {
-        let mut e = self.episode.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *e {
-            Some((_, n)) => *n += 1,
-            None => {
-                *e = Some((Instant::now(), 1));
-                self.active.store(true, Relaxed);
-                log::warn!("{limit} reached: new miners are closed at once until one leaves");
-            }
-        }
-    }
-
-    /// A miner was admitted under this limit: an episode ends, logged once.
-    fn admitted(&self, limit: impl FnOnce() -> String) {
-        if !self.active.load(Relaxed) {
-            return;
-        }
-        let mut e = self.episode.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((since, n)) = e.take() {
-            self.active.store(false, Relaxed);
-            log::warn!(
-                "{}: miners admitted again after {:.1}s; {n} connection(s) were refused past it",
-                limit(),
-                since.elapsed().as_secs_f64()
-            );
-        }
-    }
-}
+use std::sync::atomic::Ordering::Relaxed;
 
 /// What an accept error means for the listener.
 enum AcceptError {
@@ -197,7 +128,7 @@ impl Reactor {
         let gen = self.next_gen;
         self.next_gen += 1;
         let vardiff = p.cfg.vardiff.is_some();
-        entry.insert(Conn::Miner(crate::downstream::Miner::new(
+        entry.insert(Conn::Miner(Miner::new(
             io,
             addr,
             gen,

@@ -6,7 +6,8 @@
 //! queues it grew at once (a burst of jobs in one round must not overshoot). A miner with nothing queued costs
 //! nothing here: only those whose flush left bytes behind are in the table.
 
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
+use crate::state::Conn;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Past the budget, miners are disconnected until this fraction of it is left, so that one more job does not

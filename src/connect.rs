@@ -8,25 +8,14 @@
 
 use crate::config::PoolUrl;
 use crate::io::Io;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
 use crate::session::pool::PoolSession;
+use crate::state::{Conn, Lookup, PoolConn, POOL_OUT_LIMIT};
 use crate::stats::ProxyStats;
-use crate::upstream::{PoolConn, POOL_OUT_LIMIT};
 use mio::{Interest, Token};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
-
-/// A lookup an upstream waits for before it can connect.
-#[derive(Debug)]
-pub(crate) struct Lookup {
-    pub id: u64,
-    /// For a probe connection (else for the active one).
-    pub probe: bool,
-    pub pool_idx: usize,
-    pub url: PoolUrl,
-    pub started: Instant,
-}
 
 impl Reactor {
     /// Starts a pool connection for upstream `u`, as its active connection or as a probe: at once for an IP

@@ -1,87 +1,19 @@
-//! Miners in the runtime: reading their PROXY header and lines, handing each request to the miner's sans-IO
-//! session (`session::miner`) with its output queue as the outbox, and applying what the session asks for.
+//! Miners in the runtime (an `impl Reactor` block; a miner's data is `state::Miner`): reading their PROXY header
+//! and lines, handing each request to the miner's sans-IO session (`session::miner`) with its output queue as the
+//! outbox, and applying what the session asks for; idle and pool-wait timers, closing a miner.
 //!
 //! A miner is attached to one upstream (a pool session) from its first mining request; it gets a nonce prefix
 //! from that upstream when its subscribe is answered, which may wait until the pool connection is ready.
 
 use crate::close::{Close, ProxyHeader};
-use crate::io::{Io, Sent};
 use crate::protocol::json::{IdBuf, Msg};
 use crate::protocol::miner_msg::MinerRequest;
-use crate::protocol::Dialect;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
 use crate::session::miner::{MinerAction, MinerEnv, MinerSession, PoolOffer, Served, UpstreamView};
+use crate::state::{with_outbox, Conn};
 use crate::stats::{ProxyStats, Reject};
-use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::time::Instant;
-
-/// How long a miner's previous vardiff target still counts after a retarget.
-pub(crate) const VARDIFF_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// One miner connection: its socket and place in the runtime, and its protocol session.
-#[derive(Debug)]
-pub(crate) struct Miner {
-    pub io: Io,
-    pub addr: SocketAddr,
-    /// Tells this miner from an earlier one in the same slot.
-    pub gen: u64,
-    pub proxy: usize,
-    /// The upstream it is attached to, and its index in that upstream's miner list.
-    pub upstream: Option<usize>,
-    pub slot_in_upstream: usize,
-    /// Its worker's counters (shares, hashrate), once authorized.
-    pub worker_stats: Option<std::sync::Arc<crate::stats::WorkerStats>>,
-    /// Its protocol state.
-    pub session: MinerSession,
-}
-
-impl Miner {
-    /// A miner just accepted, on `io`, of proxy entry `proxy` (speaking `dialect`).
-    pub fn new(
-        io: Io,
-        addr: SocketAddr,
-        gen: u64,
-        proxy: usize,
-        dialect: Dialect,
-        proxy_header: Option<crate::proxy_protocol::Mode>,
-        vardiff: bool,
-    ) -> Miner {
-        let session = MinerSession::new(dialect, gen, Instant::now(), proxy_header, vardiff);
-        Miner {
-            io,
-            addr,
-            gen,
-            proxy,
-            upstream: None,
-            slot_in_upstream: 0,
-            worker_stats: None,
-            session,
-        }
-    }
-
-    /// Subscribed and authorized: it gets jobs.
-    pub fn gets_jobs(&self) -> bool {
-        self.session.gets_jobs()
-    }
-}
-
-/// Runs `f` with the miner's output queue as its outbox: what it returns, and whether the queue overflowed
-/// (`None`) or grew (`Some(true)`).
-pub(crate) fn with_outbox<R>(
-    m: &mut Miner,
-    f: impl FnOnce(&mut MinerSession, &mut Vec<u8>) -> R,
-) -> (R, Option<bool>) {
-    let Miner { io, session, .. } = m;
-    let before = io.queued();
-    let mut r = None;
-    let sent = io.queue_with(|out| r = Some(f(session, out)));
-    let grew = match sent {
-        Sent::Ok => Some(io.queued() != before),
-        Sent::Overflow | Sent::Failed => None,
-    };
-    (r.expect("queue_with calls its writer"), grew)
-}
 
 impl Reactor {
     /// A readiness event on miner `t`.
@@ -193,10 +125,7 @@ impl Reactor {
         let Some(Conn::Miner(m)) = conns.get_mut(t) else {
             return ControlFlow::Break(());
         };
-        let req = match m.session.dialect {
-            Dialect::Stratum => MinerRequest::stratum(msg),
-            Dialect::Equihash => MinerRequest::equihash(msg),
-        };
+        let req = m.session.dialect.miner_request(msg);
         let proxy = &proxies[m.proxy];
         if matches!(req, MinerRequest::Submit { .. }) {
             ProxyStats::inc(&proxy.stats.shares_submitted);

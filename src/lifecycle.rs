@@ -8,23 +8,8 @@
 
 use crate::config::{Config, PoolUrl, ProxyConfig};
 use crate::reactor::Reactor;
-use std::sync::Arc;
+pub use crate::state::proxies::{Command, ProxyUpdate};
 use std::time::Instant;
-
-/// What one proxy entry becomes after a reload.
-#[derive(Clone)]
-pub struct ProxyUpdate {
-    pub cfg: ProxyConfig,
-    pub pools: Vec<PoolUrl>,
-    pub pool_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
-}
-
-/// A message to a reactor.
-#[derive(Clone)]
-pub enum Command {
-    /// New settings for every proxy entry, in config order.
-    Reload(Arc<Vec<ProxyUpdate>>),
-}
 
 /// Why `new` cannot replace `old` without a restart, if it cannot.
 pub fn incompatible(old: &Config, new: &Config) -> Option<String> {
@@ -103,7 +88,7 @@ impl Reactor {
             ps.cfg = up.cfg.clone();
             ps.pools = up.pools.clone();
             ps.pool_tls = up.pool_tls.clone();
-            ps.timing = crate::proxy::timing(&up.cfg);
+            ps.timing = crate::state::timing(&up.cfg);
             ps.solution = crate::protocol::equihash::SolutionShape::new(&up.cfg.equihash_params());
             if !pools_changed {
                 continue;
@@ -119,7 +104,7 @@ impl Reactor {
                     continue;
                 };
                 let current = upstream.active.and_then(|t| match self.conns.get(t) {
-                    Some(crate::reactor::Conn::Pool(pc)) => Some(pc.session.url.clone()),
+                    Some(crate::state::Conn::Pool(pc)) => Some(pc.session.url.clone()),
                     _ => None,
                 });
                 match current.and_then(|url| ps.pools.iter().position(|p| *p == url)) {

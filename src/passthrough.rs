@@ -4,8 +4,8 @@
 
 use crate::protocol::json::{IdBuf, Msg};
 use crate::protocol::pool_msg;
-use crate::reactor::{Conn, Reactor};
-use crate::upstream::Req;
+use crate::reactor::Reactor;
+use crate::state::{Conn, Req};
 use std::time::Instant;
 
 impl Reactor {

@@ -6,10 +6,10 @@ use crate::config::PoolUrl;
 use crate::protocol::json::{IdBuf, Msg};
 use crate::protocol::pool_msg;
 use crate::protocol::Share;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
 use crate::session::pool::{BadLine, Ignored, PoolEvent, PoolPhase};
+use crate::state::{Conn, Req};
 use crate::stats::{ProxyStats, Reject};
-use crate::upstream::Req;
 use std::ops::ControlFlow;
 use std::time::Instant;
 

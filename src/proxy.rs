@@ -3,9 +3,9 @@
 //! handle with the bound addresses and the counters.
 
 use crate::config::{Config, PoolUrl, ProxyConfig};
-use crate::lifecycle::Command;
 use crate::protocol::Dialect;
-use crate::reactor::{ProxyState, Reactor, Timing};
+use crate::reactor::Reactor;
+use crate::state::{timing, Admission, Command, Listening, ProxyState};
 use crate::stats::ProxyStats;
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -29,7 +29,7 @@ pub struct RunningProxy {
     addrs: Vec<(String, Vec<SocketAddr>)>,
     stats: Vec<(String, Arc<ProxyStats>)>,
     validation: Vec<Arc<crate::validate::ValidationStats>>,
-    admission: Arc<crate::admission::Admission>,
+    admission: Arc<Admission>,
     /// The descriptors kept for the proxy's own use (given back when it stops).
     _reserve: crate::limits::Reservation,
 }
@@ -151,18 +151,6 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-pub(crate) fn timing(cfg: &ProxyConfig) -> Timing {
-    Timing {
-        idle: ProxyConfig::secs(cfg.idle_timeout),
-        share: ProxyConfig::secs(cfg.share_timeout),
-        pool_wait: ProxyConfig::secs(cfg.pool_wait_timeout),
-        retry_initial: ProxyConfig::secs(cfg.retry_initial),
-        retry_max: ProxyConfig::secs(cfg.retry_max),
-        failback: ProxyConfig::secs(cfg.failback_interval),
-        handshake: ProxyConfig::secs(cfg.handshake_timeout),
-    }
-}
-
 /// Starts every proxy of a checked config.
 pub fn start(config: &Config) -> io::Result<RunningProxy> {
     let problems = config.check();
@@ -188,7 +176,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         upstreams,
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let admission = Arc::new(crate::admission::Admission::new(config, threads));
+    let admission = Arc::new(Admission::new(config, threads));
     let max_workers = config.metrics.as_ref().map_or(1000, |m| m.max_workers);
     let stats: Vec<(String, Arc<ProxyStats>)> = config
         .proxies
@@ -237,7 +225,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         }
         pool_tls.push(per_pool);
     }
-    let mut per_thread: Vec<Vec<crate::reactor::Listening>> = Vec::new();
+    let mut per_thread: Vec<Vec<Listening>> = Vec::new();
     for th in 0..threads {
         let mut listeners = Vec::new();
         for (pi, p) in config.proxies.iter().enumerate() {

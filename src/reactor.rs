@@ -1,16 +1,12 @@
 //! One reactor: a mio poll loop on one thread owning every listener, miner and pool socket of its shard in a
-//! slab. Handlers for miners live in `downstream`, for pools in `upstream`; this file holds the loop, the
-//! shared state, output flushing and the timers.
+//! slab, with reading and framing lines, output queues and flushing, the timers and shutdown. It imports only the
+//! runtime's data (`state`) and the layers below; the handlers are `impl Reactor` blocks in other files
+//! (miners: `downstream`; pools: `upstream`, `connect`, `pool_driver`; accepting: `admission`; ...).
 
 use crate::close::Close;
-use crate::config::{PoolUrl, ProxyConfig};
-use crate::downstream::Miner;
 use crate::io::Sent;
 use crate::protocol::json::Parser;
-use crate::protocol::Dialect;
-use crate::stats::ProxyStats;
-use crate::upstream::{PoolConn, Upstream};
-use mio::net::TcpListener;
+use crate::state::{Admission, Command, Conn, Listening, ProxyState, Upstream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,62 +24,6 @@ const READS_PER_ROUND: u32 = 16;
 
 /// Size of the shared read buffer.
 const SCRATCH: usize = 64 * 1024;
-
-/// Everything with a socket.
-pub(crate) enum Conn {
-    Listener {
-        listener: TcpListener,
-        proxy: usize,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        proxy_protocol: Option<crate::proxy_protocol::Mode>,
-    },
-    Miner(Miner),
-    Pool(PoolConn),
-}
-
-/// A bound listener for a reactor: its proxy's index, TLS config and PROXY protocol mode.
-pub(crate) type Listening = (
-    usize,
-    TcpListener,
-    Option<Arc<rustls::ServerConfig>>,
-    Option<crate::proxy_protocol::Mode>,
-);
-
-/// Durations of a proxy entry, converted once.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timing {
-    pub idle: Duration,
-    pub share: Duration,
-    pub pool_wait: Duration,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-    pub failback: Duration,
-    pub handshake: Duration,
-}
-
-/// One configured proxy entry as this reactor runs it.
-pub(crate) struct ProxyState {
-    pub cfg: ProxyConfig,
-    pub dialect: Dialect,
-    /// The solution shape submits must have (Equihash).
-    pub solution: crate::protocol::equihash::SolutionShape,
-    pub pools: Vec<PoolUrl>,
-    /// TLS client configs, per pool (None for plain TCP pools).
-    pub pool_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
-    /// Upstream keys; the first is the primary and is never closed.
-    pub upstreams: Vec<usize>,
-    pub stats: Arc<ProxyStats>,
-    /// Counters of local validation.
-    pub validation: Arc<crate::validate::ValidationStats>,
-    pub timing: Timing,
-}
-
-impl ProxyState {
-    /// Pool `idx` of the list (the last one when a reload shortened the list under an upstream).
-    pub fn pool(&self, idx: usize) -> &PoolUrl {
-        &self.pools[idx.min(self.pools.len().saturating_sub(1))]
-    }
-}
 
 /// The reactor's state.
 pub(crate) struct Reactor {
@@ -119,9 +59,9 @@ pub(crate) struct Reactor {
     /// How long a shutdown waits for pending shares.
     drain_timeout: Duration,
     /// Commands from the owning thread (config reloads), with the waker as their doorbell.
-    pub(crate) commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
+    pub(crate) commands: std::sync::mpsc::Receiver<Command>,
     /// `max_miners` counts shared with the other reactors.
-    pub(crate) admission: Arc<crate::admission::Admission>,
+    pub(crate) admission: Arc<Admission>,
     /// Listeners waiting for a free descriptor or miner slot (see `admission`).
     pub(crate) paused: Vec<usize>,
     /// A miner left: retry the paused listeners at the end of the round.
@@ -143,8 +83,8 @@ impl Reactor {
         listeners: Vec<Listening>,
         shutdown: Arc<AtomicBool>,
         drain_timeout: Duration,
-        commands: std::sync::mpsc::Receiver<crate::lifecycle::Command>,
-        admission: Arc<crate::admission::Admission>,
+        commands: std::sync::mpsc::Receiver<Command>,
+        admission: Arc<Admission>,
         resolver: crate::resolve::Resolver,
     ) -> std::io::Result<Reactor> {
         let mut r = Reactor {
@@ -489,7 +429,7 @@ impl Reactor {
         self.upstreams.iter().all(|(_, u)| {
             !u.pending
                 .values()
-                .any(|r| matches!(r, crate::upstream::Req::Submit { .. }))
+                .any(|r| matches!(r, crate::state::Req::Submit { .. }))
         })
     }
 

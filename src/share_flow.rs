@@ -3,13 +3,13 @@
 
 use crate::close::Refusal;
 use crate::config::ShareReply;
-use crate::downstream::VARDIFF_GRACE;
 use crate::protocol::json::IdBuf;
 use crate::protocol::miner_msg;
 use crate::protocol::Share;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
 use crate::share_batch::{Parked, ShareBatch};
 use crate::share_hash::{self, ShareInput};
+use crate::state::{Conn, VARDIFF_GRACE};
 use crate::stats::ProxyStats;
 use crate::validate::{self, Verdict};
 use std::ops::ControlFlow;

@@ -1,122 +1,24 @@
-//! Upstreams: pool sessions that many miners share, their pool connections, and applying the failover state
-//! ([`crate::session::failover`]): connection loss, back-off, failover, failback and reconnect probes, timers.
+//! Upstreams in the runtime (an `impl Reactor` block; an upstream's data is `state::Upstream`): opening and
+//! closing upstreams, and applying the failover state ([`crate::session::failover`]) to their pool connections:
+//! connection loss, back-off, failover, failback and reconnect probes, switching to a ready probe, timers.
 //!
-//! A connection's protocol (handshake, pool messages) is [`crate::session::pool`], driven by `pool_driver`;
-//! attaching miners and what reaches all of them is `upstream_miners`. An [`Upstream`] outlives its connections: when a pool connection drops, miners stay attached and the
-//! upstream reconnects (moving down the pool list after repeated failures). A second connection (a *probe*)
-//! checks a higher-priority pool or follows `client.reconnect`; once its handshake completes it takes over and
-//! the old connection drains its in-flight shares.
+//! Opening a connection is `connect`; a connection's protocol (handshake, pool messages) is
+//! [`crate::session::pool`], driven by `pool_driver`; attaching miners and what reaches all of them is
+//! `upstream_miners`. An upstream outlives its connections: when a pool connection drops, miners stay attached
+//! and the upstream reconnects (moving down the pool list after repeated failures). A second connection (a
+//! *probe*) checks a higher-priority pool or follows `client.reconnect`; once its handshake completes it takes
+//! over and the old connection drains its in-flight shares.
 
-use crate::io::Io;
 use crate::nonce::PrefixAllocator;
 use crate::pending::Pending;
-use crate::protocol::json::IdBuf;
-use crate::protocol::pool_msg::HandshakeReq;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
 use crate::session::failover::{Conns, Due, Failover, Policy};
-use crate::session::pool::{PoolPhase, PoolSession};
+use crate::session::pool::PoolPhase;
+use crate::state::{Conn, PoolConn, Upstream};
 use crate::stats::{ProxyStats, Reject};
 use crate::validate::JobBook;
 use std::collections::HashMap;
 use std::time::Instant;
-
-/// Bytes queued for a pool before the connection is considered stuck.
-pub(crate) const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
-
-/// What a request sent upstream was.
-#[derive(Debug)]
-pub(crate) enum Req {
-    Submit {
-        miner: usize,
-        gen: u64,
-        id: IdBuf,
-        prefix: u64,
-        epoch: u32,
-        /// The miner was answered already (`share_reply: immediate`).
-        replied: bool,
-        /// The share's difficulty (the miner's under vardiff, else the pool's), for hashrate figures.
-        difficulty: f64,
-    },
-    /// A miner's own authorize, passed to the pool (`auth: passthrough`).
-    MinerAuthorize { miner: usize, gen: u64, id: IdBuf },
-    /// A passthrough worker authorized again on a new pool connection; nobody waits for the answer.
-    ReAuthorize,
-    /// The proxy's own handshake.
-    Handshake(HandshakeReq),
-}
-
-/// One TCP connection to a pool: its socket and its protocol session.
-#[derive(Debug)]
-pub(crate) struct PoolConn {
-    pub io: Io,
-    pub upstream: usize,
-    pub session: PoolSession,
-    /// The address this connection goes to (one of its pool's name).
-    pub addr: std::net::SocketAddr,
-    /// The addresses of the pool's name not tried yet (the next one gets a turn if this connect fails).
-    pub next_addrs: std::collections::VecDeque<std::net::SocketAddr>,
-}
-
-/// A pool session shared by up to `prefixes.capacity()` miners.
-#[derive(Debug)]
-pub(crate) struct Upstream {
-    pub proxy: usize,
-    /// Number for logs (per proxy).
-    pub number: usize,
-    pub active: Option<usize>,
-    pub probe: Option<usize>,
-    pub draining: Vec<usize>,
-    /// Index in the proxy's pool list of the pool in use (or being tried).
-    pub pool_idx: usize,
-    /// Back-off, failover, failback and reconnect.
-    pub failover: Failover,
-    /// The active connection is ready and its extranonce applies.
-    pub ready: bool,
-    pub ever_ready: bool,
-    pub e1: Vec<u8>,
-    pub n: usize,
-    pub prefixes: PrefixAllocator,
-    /// Bumped when prefixes are laid out anew, so stale shares cannot release new prefixes.
-    pub epoch: u32,
-    pub pool_mask: Option<u32>,
-    pub difficulty_line: Vec<u8>,
-    pub notify_line: Vec<u8>,
-    /// Attached miners.
-    pub miners: Vec<usize>,
-    /// Attached miners whose subscribe waits for a prefix.
-    pub waiting: usize,
-    pub pending: Pending<Req>,
-    /// Prefixes of departed miners whose shares are still in flight, with their count.
-    pub orphans: HashMap<u64, u32>,
-    /// Jobs broadcast, for local validation.
-    pub book: JobBook,
-    /// The pool's current share difficulty (V1), the ceiling of every miner's vardiff difficulty.
-    pub pool_difficulty: f64,
-    /// The host name lookup a connection attempt (active or probe) waits for; at most one at a time.
-    pub lookup: Option<crate::connect::Lookup>,
-}
-
-impl Upstream {
-    /// The extranonce2 size each miner gets.
-    pub fn miner_extranonce2_size(&self) -> usize {
-        self.n.saturating_sub(self.prefixes.prefix_len())
-    }
-
-    /// The connection shares go to, when ready.
-    pub fn ready_conn(&self) -> Option<usize> {
-        if self.ready {
-            self.active
-        } else {
-            None
-        }
-    }
-
-    /// Room for one more miner (assumed while the capacity is unknown).
-    pub fn has_room(&self) -> bool {
-        !self.ever_ready
-            || self.prefixes.in_use() + (self.waiting as u64) < self.prefixes.capacity()
-    }
-}
 
 impl Reactor {
     /// The failover settings of upstream `u`'s proxy.

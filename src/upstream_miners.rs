@@ -6,9 +6,9 @@ use crate::close::Close;
 use crate::nonce::PrefixAllocator;
 use crate::pending::Entry;
 use crate::protocol::pool_msg;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
+use crate::state::{Conn, Miner, Req};
 use crate::stats::{ProxyStats, Reject};
-use crate::upstream::Req;
 use std::time::Instant;
 
 impl Reactor {
@@ -164,12 +164,7 @@ impl Reactor {
     }
 
     /// Sends `line` to every miner of `u` that `filter` selects, straight from the one buffer.
-    pub(crate) fn broadcast(
-        &mut self,
-        u: usize,
-        line: &[u8],
-        filter: fn(&crate::downstream::Miner) -> bool,
-    ) {
+    pub(crate) fn broadcast(&mut self, u: usize, line: &[u8], filter: fn(&Miner) -> bool) {
         let Reactor {
             conns, upstreams, ..
         } = self;
@@ -302,7 +297,7 @@ impl Reactor {
 
     /// A miner (already out of the slab) leaves its upstream: its prefix is freed once its shares are answered,
     /// and an extra upstream with no miners left is closed.
-    pub(crate) fn detach_miner(&mut self, m: &crate::downstream::Miner, t: usize) {
+    pub(crate) fn detach_miner(&mut self, m: &Miner, t: usize) {
         let Some(u) = m.upstream else { return };
         self.unlink(
             u,

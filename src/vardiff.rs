@@ -4,9 +4,9 @@
 //! the miner session's (`session::miner`); this file walks the miners and queues what they write.
 
 use crate::close::Close;
-use crate::downstream::with_outbox;
 use crate::protocol::miner_msg;
-use crate::reactor::{Conn, Reactor};
+use crate::reactor::Reactor;
+use crate::state::{with_outbox, Conn};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 

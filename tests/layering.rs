@@ -13,22 +13,27 @@
 //!    requests and the proxy's replies to them);
 //! 5. shares: share validation and counters, the dialect enum (protocol/mod.rs parses jobs into validate's job
 //!    book) and the pool side of each dialect (protocol/pool_msg.rs, a `match` on that enum);
-//! 6. session: miner and pool handling (the sans-IO sessions in session/, downstream, upstream, passthrough,
-//!    share batching);
-//! 7. runtime: the reactor, driving pool connections (pool_driver) and an upstream's miners (upstream_miners),
-//!    a share's way to the pool (share_flow) and vardiff's walks over the miners,
-//!    reload (lifecycle), the proxy's threads, the metrics server;
-//! 8. tools: the simulator (crates/sim, which needs only the share math) and the load generator
-//!    (crates/loadgen, which starts the proxy);
-//! 9. app: the crate roots and binaries (a lib.rs holds only `mod` and `pub use` lines; an item there would
-//!    be "up").
+//! 6. session: miner and pool handling without IO (the sans-IO sessions and failover state in session/, close
+//!    reasons, share batching);
+//! 7. runtime-state: the runtime's data (state/): a reactor's connections (`Conn`, `Miner`, `PoolConn`), its
+//!    upstreams (`Upstream`, `Req`, `Lookup`) and proxy entries (`ProxyState`, `Timing`, the reload `Command`,
+//!    the `Admission` counters);
+//! 8. reactor: the poll loop, the slabs, output flushing and the timers (reactor.rs, which imports no handler);
+//! 9. handlers: the `impl Reactor` blocks: accepting (admission), miners (downstream), pools (upstream,
+//!    connect, pool_driver, upstream_miners, passthrough), a share's way to the pool (share_flow), vardiff's
+//!    walks over the miners, output budgets, reload (lifecycle); they call each other's methods, which are
+//!    not imports;
+//! 10. runtime: starting the reactors (proxy), the service manager, the metrics server and the control API;
+//! 11. tools: the simulator (crates/sim, which needs only the share math) and the load generator
+//!     (crates/loadgen, which starts the proxy);
+//! 12. app: the crate roots and binaries (a lib.rs holds only `mod` and `pub use` lines; an item there would
+//!     be "up").
 //!
 //! An import is any path that names another module file: `use crate::x::...` (with `{...}` groups),
 //! `crate::x::...` in code, `super::...` leaving the file's module, a child module named from its parent,
 //! `fastproxy::x` in the binaries, `fastproxy_work::x` and the other workspace libraries by name. Comments, string literals and `#[cfg(test)]` modules are skipped (unit
-//! tests may use anything, as dev-dependencies may). [`ALLOWED`] lists the known violations the sans-IO
-//! redesign (issue 13) removes, each with its reason; an entry no longer needed fails the test, so the list
-//! can only shrink.
+//! tests may use anything, as dev-dependencies may). [`ALLOWED`] would list a known violation with its
+//! reason; it is empty since the sans-IO redesign (issue 13), and an entry no longer needed fails the test.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -125,7 +130,17 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "runtime",
+        "runtime-state",
+        &[
+            "state/mod.rs",
+            "state/conns.rs",
+            "state/upstreams.rs",
+            "state/proxies.rs",
+        ],
+    ),
+    ("reactor", &["reactor.rs"]),
+    (
+        "handlers",
         &[
             "admission.rs",
             "budget.rs",
@@ -135,10 +150,14 @@ const LAYERS: &[(&str, &[&str])] = &[
             "passthrough.rs",
             "pool_driver.rs",
             "upstream_miners.rs",
-            "reactor.rs",
             "share_flow.rs",
             "vardiff.rs",
             "lifecycle.rs",
+        ],
+    ),
+    (
+        "runtime",
+        &[
             "service.rs",
             "proxy.rs",
             "metrics/mod.rs",
@@ -236,54 +255,9 @@ struct Allowed {
     why: &'static str,
 }
 
-/// Known violations; the sans-IO redesign (issue 13) removes them. Never add one to pass the test: move the
+/// Known violations (none left since the sans-IO redesign, issue 13). Never add one to pass the test: move the
 /// code instead. Remove an entry when its import is gone (the test says so).
-const ALLOWED: &[Allowed] = &[
-    Allowed {
-        from: "connect.rs",
-        to: "reactor.rs",
-        why: "opening a pool connection (lookup, next address, TLS session) is an `impl Reactor` block over \
-              slab keys (issue 13 item 4: the runtime connects, the pool session only asks for it)",
-    },
-    Allowed {
-        from: "connect.rs",
-        to: "upstream.rs",
-        why: "the connect path was split out of upstream.rs and still works on its `Upstream` and `PoolConn` \
-              while upstream.rs calls it: one pool session, two files, until the sans-IO pool session owns its \
-              phases (issue 13 item 1)",
-    },
-    Allowed {
-        from: "downstream.rs",
-        to: "reactor.rs",
-        why: "the miner handlers are an `impl Reactor` block over slab keys (issue 13 item 1: a sans-IO miner \
-              session that writes into an outbox)",
-    },
-    Allowed {
-        from: "upstream.rs",
-        to: "reactor.rs",
-        why: "the pool handlers are an `impl Reactor` block over slab keys and reach miners through the \
-              reactor's `Conn` slab (issue 13 item 1: a sans-IO pool session)",
-    },
-    Allowed {
-        from: "admission.rs",
-        to: "reactor.rs",
-        why: "accepting miners is an `impl Reactor` block over the listener's slab key (issue 13 item 4: the \
-              runtime accepts, a session is made per connection)",
-    },
-    Allowed {
-        from: "lifecycle.rs",
-        to: "reactor.rs",
-        why: "the reload handler (`on_commands`, `apply_reload`) is an `impl Reactor` block, while the reactor \
-              holds lifecycle's `Command` receiver: a cycle until sessions take new settings themselves \
-              (issue 13 items 1 and 4)",
-    },
-    Allowed {
-        from: "lifecycle.rs",
-        to: "proxy.rs",
-        why: "`apply_reload` rebuilds the reactor's `Timing` with `proxy::timing`, while proxy.rs starts \
-              reloads through lifecycle: a cycle until `Timing` is built next to the reactor",
-    },
-];
+const ALLOWED: &[Allowed] = &[];
 
 /// A source file's tokens, as far as module paths need them.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,8 @@
 //! The Stratum dialects a proxy entry can speak, chosen per proxy by a plain enum (static dispatch: the hot
 //! path is a `match`, never a trait object).
 //!
-//! Adding a dialect means adding a variant here, a module beside `stratum`, and the arms the compiler then
-//! asks for (the pool side's in `pool_msg`, the miner side's in `miner_msg` and `session::miner`).
+//! Adding a dialect means a module beside `stratum` (with its method table in `miner_msg`), a variant here, and
+//! the arms the compiler then asks for (here, in `pool_msg`, `session::miner` and `session::pool`).
 
 pub mod equihash;
 pub mod json;
@@ -28,6 +28,14 @@ impl Dialect {
         match kind {
             ProtocolKind::Stratum => Dialect::Stratum,
             ProtocolKind::Equihash => Dialect::Equihash,
+        }
+    }
+
+    /// A miner's line as a typed request, by this dialect's method table ([`miner_msg`]).
+    pub fn miner_request<'a>(self, msg: &'a json::Msg<'a>) -> miner_msg::MinerRequest<'a> {
+        match self {
+            Dialect::Stratum => miner_msg::MinerRequest::stratum(msg),
+            Dialect::Equihash => miner_msg::MinerRequest::equihash(msg),
         }
     }
 

@@ -1,0 +1,113 @@
+//! Everything with a socket in a reactor's slab ([`Conn`]): listeners, miners (socket, place in the runtime and
+//! [`MinerSession`]) and pool connections (socket and [`PoolSession`]); data only, the handlers are `impl Reactor`.
+
+use crate::io::{Io, Sent};
+use crate::protocol::Dialect;
+use crate::session::miner::MinerSession;
+use crate::session::pool::PoolSession;
+use mio::net::TcpListener;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything with a socket.
+pub(crate) enum Conn {
+    Listener {
+        listener: TcpListener,
+        proxy: usize,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        proxy_protocol: Option<crate::proxy_protocol::Mode>,
+    },
+    Miner(Miner),
+    Pool(PoolConn),
+}
+
+/// A bound listener for a reactor: its proxy's index, TLS config and PROXY protocol mode.
+pub(crate) type Listening = (
+    usize,
+    TcpListener,
+    Option<Arc<rustls::ServerConfig>>,
+    Option<crate::proxy_protocol::Mode>,
+);
+
+/// Bytes queued for a pool before the connection is considered stuck.
+pub(crate) const POOL_OUT_LIMIT: usize = 64 * 1024 * 1024;
+
+/// How long a miner's previous vardiff target still counts after a retarget.
+pub(crate) const VARDIFF_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One miner connection: its socket and place in the runtime, and its protocol session.
+#[derive(Debug)]
+pub(crate) struct Miner {
+    pub io: Io,
+    pub addr: SocketAddr,
+    /// Tells this miner from an earlier one in the same slot.
+    pub gen: u64,
+    pub proxy: usize,
+    /// The upstream it is attached to, and its index in that upstream's miner list.
+    pub upstream: Option<usize>,
+    pub slot_in_upstream: usize,
+    /// Its worker's counters (shares, hashrate), once authorized.
+    pub worker_stats: Option<std::sync::Arc<crate::stats::WorkerStats>>,
+    /// Its protocol state.
+    pub session: MinerSession,
+}
+
+impl Miner {
+    /// A miner just accepted, on `io`, of proxy entry `proxy` (speaking `dialect`).
+    pub fn new(
+        io: Io,
+        addr: SocketAddr,
+        gen: u64,
+        proxy: usize,
+        dialect: Dialect,
+        proxy_header: Option<crate::proxy_protocol::Mode>,
+        vardiff: bool,
+    ) -> Miner {
+        let session = MinerSession::new(dialect, gen, Instant::now(), proxy_header, vardiff);
+        Miner {
+            io,
+            addr,
+            gen,
+            proxy,
+            upstream: None,
+            slot_in_upstream: 0,
+            worker_stats: None,
+            session,
+        }
+    }
+
+    /// Subscribed and authorized: it gets jobs.
+    pub fn gets_jobs(&self) -> bool {
+        self.session.gets_jobs()
+    }
+}
+
+/// Runs `f` with the miner's output queue as its outbox: what it returns, and whether the queue overflowed
+/// (`None`) or grew (`Some(true)`).
+pub(crate) fn with_outbox<R>(
+    m: &mut Miner,
+    f: impl FnOnce(&mut MinerSession, &mut Vec<u8>) -> R,
+) -> (R, Option<bool>) {
+    let Miner { io, session, .. } = m;
+    let before = io.queued();
+    let mut r = None;
+    let sent = io.queue_with(|out| r = Some(f(session, out)));
+    let grew = match sent {
+        Sent::Ok => Some(io.queued() != before),
+        Sent::Overflow | Sent::Failed => None,
+    };
+    (r.expect("queue_with calls its writer"), grew)
+}
+
+/// One TCP connection to a pool: its socket and its protocol session.
+#[derive(Debug)]
+pub(crate) struct PoolConn {
+    pub io: Io,
+    pub upstream: usize,
+    pub session: PoolSession,
+    /// The address this connection goes to (one of its pool's name).
+    pub addr: std::net::SocketAddr,
+    /// The addresses of the pool's name not tried yet (the next one gets a turn if this connect fails).
+    pub next_addrs: std::collections::VecDeque<std::net::SocketAddr>,
+}

@@ -171,6 +171,24 @@ fn main() -> ExitCode {
         }
         None => None,
     };
+    let _api = match &config.api {
+        Some(a) => {
+            let (Ok(addr), Some(hash)) = (a.listen.value.parse(), a.token_hash()) else {
+                eprintln!(
+                    "cannot start: api: bad listen address or token_sha256 (run --check-config)"
+                );
+                return ExitCode::FAILURE;
+            };
+            match fastproxy::api::start(addr, hash, running.control()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     serve_signals(running, signals, &path)
 }
 

@@ -30,6 +30,8 @@ pub struct RunningProxy {
     stats: Vec<(String, Arc<ProxyStats>)>,
     validation: Vec<Arc<crate::validate::ValidationStats>>,
     admission: Arc<Admission>,
+    /// Route weights, pool switches, workers and kicks shared with the reactors and the control API.
+    control: Arc<crate::control::Control>,
     /// The descriptors kept for the proxy's own use (given back when it stops).
     _reserve: crate::limits::Reservation,
 }
@@ -66,6 +68,11 @@ impl RunningProxy {
     pub fn validation_stats(&self, name: &str) -> Option<Arc<crate::validate::ValidationStats>> {
         let i = self.stats.iter().position(|(n, _)| n == name)?;
         self.validation.get(i).cloned()
+    }
+
+    /// The runtime control state (routes, pools, workers, kicks) that the control API changes.
+    pub fn control(&self) -> Arc<crate::control::Control> {
+        self.control.clone()
     }
 
     /// The flag that stops the reactors when set (e.g. from a signal handler).
@@ -177,6 +184,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let admission = Arc::new(Admission::new(config, threads));
+    let control = Arc::new(crate::control::Control::from_config(config));
     let max_workers = config.metrics.as_ref().map_or(1000, |m| m.max_workers);
     let stats: Vec<(String, Arc<ProxyStats>)> = config
         .proxies
@@ -289,6 +297,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                     .filter_map(|pool| PoolUrl::parse(&pool.url.value).ok())
                     .collect(),
                 upstreams: Vec::new(),
+                control: control.clone(),
                 stats: s.clone(),
                 timing: timing(p),
             })
@@ -333,6 +342,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         stats,
         validation,
         admission,
+        control,
         _reserve: reserve,
     })
 }

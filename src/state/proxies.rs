@@ -31,6 +31,9 @@ pub(crate) struct ProxyState {
     pub pool_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
     /// Upstream keys; the first is the primary and is never closed.
     pub upstreams: Vec<usize>,
+    /// The runtime control state shared with the other reactors and the control API (routes, pools, kicks).
+    #[allow(dead_code)] // read once the reactors route miners by weight (issue 15)
+    pub control: Arc<crate::control::Control>,
     pub stats: Arc<ProxyStats>,
     /// Counters of local validation.
     pub validation: Arc<crate::validate::ValidationStats>,

@@ -50,6 +50,11 @@ pub(crate) enum Close {
     PoolGarbage { count: u32 },
     /// A pool's handshake failed (refused or unusable subscribe/authorize).
     PoolHandshake(crate::session::pool::HandshakeError),
+    /// Its route became unavailable and it cannot be moved (no `mining.extranonce.subscribe`): it reconnects
+    /// and is placed on an available route.
+    RouteGone,
+    /// Kicked through the control API.
+    Kicked,
 }
 
 /// What is wrong with a miner's PROXY protocol header.
@@ -76,7 +81,9 @@ impl Close {
             | Close::Idle
             | Close::OutputBudget
             | Close::ExtranonceNotSubscribed
-            | Close::NoNonceSpace => true,
+            | Close::NoNonceSpace
+            | Close::RouteGone
+            | Close::Kicked => true,
             Close::PeerClosed
             | Close::PeerReset
             | Close::ReadError(_)
@@ -137,6 +144,10 @@ impl fmt::Display for Close {
             }
             Close::PoolGarbage { count } => write!(f, "{count} bad lines in a row from the pool"),
             Close::PoolHandshake(why) => write!(f, "{why}"),
+            Close::RouteGone => f.write_str(
+                "its route became unavailable and it did not send mining.extranonce.subscribe: it must reconnect",
+            ),
+            Close::Kicked => f.write_str("kicked through the control API"),
         }
     }
 }

@@ -125,7 +125,7 @@ impl Reactor {
                 return;
             }
         };
-        let account = self.proxies[proxy].cfg.pools.get(pool_idx);
+        let account = self.proxies[proxy].accounts.get(pool_idx);
         let user = account.map_or_else(String::new, |a| a.user.clone());
         let password = account.map_or_else(String::new, |a| a.password.clone());
         let dialect = self.proxies[proxy].dialect;

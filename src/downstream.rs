@@ -257,10 +257,17 @@ impl Reactor {
             .as_ref()
             .is_none_or(|w| w.name() != &**worker);
         if name_changed {
-            if let Some(old) = m.worker_stats.take() {
+            let p = m.proxy;
+            let old_name = m.worker_stats.take().map(|old| {
                 old.detach();
+                old.name().to_string()
+            });
+            m.worker_stats = Some(self.proxies[p].stats.workers.attach(worker, now));
+            let worker = worker.to_string();
+            if let Some(old) = old_name {
+                self.count_worker(p, &old, None, -1);
             }
-            m.worker_stats = Some(self.proxies[m.proxy].stats.workers.attach(worker, now));
+            self.count_worker(p, &worker, Some(t), 1);
         }
         if first {
             self.send_current_work(t);
@@ -357,10 +364,12 @@ impl Reactor {
         let _ = self.poll.registry().deregister(&mut m.io.socket);
         self.forget_output(t);
         self.release_miner_slot(m.proxy);
-        let p = &self.proxies[m.proxy];
         if let Some(w) = &m.worker_stats {
             w.detach();
+            let (proxy, name) = (m.proxy, w.name().to_string());
+            self.count_worker(proxy, &name, None, -1);
         }
+        let p = &self.proxies[m.proxy];
         log::log!(
             reason.miner_log_level(),
             "[{}] miner {} ({}) disconnected: {reason}",

@@ -55,6 +55,7 @@ mod io;
 mod passthrough;
 mod pool_driver;
 mod reactor;
+mod route_driver;
 mod session;
 mod share_batch;
 mod share_flow;

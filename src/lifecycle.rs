@@ -6,7 +6,7 @@
 //! whose pool list changed moves to the new first pool through a probe connection, so miners that subscribed
 //! to extranonce changes stay connected.
 
-use crate::config::{Config, PoolUrl, ProxyConfig};
+use crate::config::{Config, ProxyConfig};
 use crate::reactor::Reactor;
 pub use crate::state::proxies::{Command, ProxyUpdate};
 use std::time::Instant;
@@ -39,6 +39,15 @@ pub fn incompatible(old: &Config, new: &Config) -> Option<String> {
         if listen(a) != listen(b) {
             return Some(format!("proxy '{}' changed its listeners", a.name));
         }
+        let routes = |p: &ProxyConfig| -> Vec<String> {
+            p.route_list().iter().map(|r| r.name.to_string()).collect()
+        };
+        if routes(a) != routes(b) {
+            return Some(format!(
+                "proxy '{}' added, removed or renamed routes",
+                a.name
+            ));
+        }
     }
     None
 }
@@ -48,21 +57,14 @@ pub fn updates(new: &Config) -> Result<Vec<ProxyUpdate>, String> {
     new.proxies
         .iter()
         .map(|p| {
-            let mut pools = Vec::new();
-            let mut pool_tls = Vec::new();
-            for pool in &p.pools {
-                let url = PoolUrl::parse(&pool.url.value)?;
-                pool_tls.push(if url.tls {
-                    Some(pool.client_tls()?)
-                } else {
-                    None
-                });
-                pools.push(url);
-            }
+            let (pools, pool_tls, accounts, routes) =
+                crate::state::routes::flatten(p, |pool| pool.client_tls())?;
             Ok(ProxyUpdate {
                 cfg: p.clone(),
                 pools,
                 pool_tls,
+                accounts,
+                routes,
             })
         })
         .collect()
@@ -84,10 +86,12 @@ impl Reactor {
             let Some(ps) = self.proxies.get_mut(pi) else {
                 continue;
             };
-            let pools_changed = ps.pools != up.pools;
+            let pools_changed = ps.pools != up.pools || ps.routes != up.routes;
             ps.cfg = up.cfg.clone();
             ps.pools = up.pools.clone();
             ps.pool_tls = up.pool_tls.clone();
+            ps.accounts = up.accounts.clone();
+            ps.routes = up.routes.clone();
             ps.timing = crate::state::timing(&up.cfg);
             ps.solution = crate::protocol::equihash::SolutionShape::new(&up.cfg.equihash_params());
             if !pools_changed {
@@ -98,24 +102,26 @@ impl Reactor {
                 ps.cfg.name,
                 ps.pools.len()
             );
-            let first = ps.pools[0].clone();
             for &u in &ps.upstreams {
                 let Some(upstream) = self.upstreams.get_mut(u) else {
                     continue;
                 };
+                let span = ps.route(upstream.route).clone();
+                let first = ps.pools[span.start].clone();
                 let current = upstream.active.and_then(|t| match self.conns.get(t) {
                     Some(crate::state::Conn::Pool(pc)) => Some(pc.session.url.clone()),
                     _ => None,
                 });
-                match current.and_then(|url| ps.pools.iter().position(|p| *p == url)) {
+                let route_pools = &ps.pools[span.start..span.start + span.len];
+                match current.and_then(|url| route_pools.iter().position(|p| *p == url)) {
                     Some(idx) => {
                         // Still in the list: it keeps serving; failback rules apply from its new place.
-                        upstream.pool_idx = idx;
+                        upstream.pool_idx = span.start + idx;
                         upstream.failover.reload_kept(now, idx);
                     }
                     None => {
                         // Gone from the list: move to the new first pool as soon as it answers.
-                        upstream.pool_idx = 0;
+                        upstream.pool_idx = span.start;
                         upstream.failover.reload_moved(now, first.clone());
                     }
                 }

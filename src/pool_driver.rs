@@ -170,6 +170,9 @@ impl Reactor {
                         w.on_rejected(now);
                     }
                 }
+                if accepted {
+                    self.route_accepted(u, miner, gen, difficulty);
+                }
                 if replied {
                     if !accepted {
                         log::info!(
@@ -178,18 +181,15 @@ impl Reactor {
                             msg.error_json.unwrap_or("false")
                         );
                     }
-                    if !self.note_share_answered(miner, gen) {
-                        self.orphan_answered(u, prefix, epoch);
-                    }
+                    let delivered = self.note_share_answered(miner, gen);
+                    self.share_settled(u, prefix, epoch, delivered);
                     self.close_if_drained(t);
                     return ControlFlow::Continue(());
                 }
                 let delivered = self.deliver_share_reply_with(miner, gen, |out| {
                     pool_msg::write_share_reply(out, id.as_bytes(), msg)
                 });
-                if !delivered {
-                    self.orphan_answered(u, prefix, epoch);
-                }
+                self.share_settled(u, prefix, epoch, delivered);
                 self.close_if_drained(t);
                 return ControlFlow::Continue(());
             }
@@ -274,6 +274,7 @@ impl Reactor {
             PoolEvent::Job { line, job, target } => {
                 stats.pool(pool_idx).on_job();
                 if live {
+                    let line = self.job_line_for(u, line);
                     let up = &mut self.upstreams[u];
                     up.notify_line.clone_from(&line);
                     if validates {

@@ -2,7 +2,7 @@
 //! SO_REUSEPORT, so the kernel spreads miners over the reactors), starts the reactor threads, and hands back a
 //! handle with the bound addresses and the counters.
 
-use crate::config::{Config, PoolUrl, ProxyConfig};
+use crate::config::{Config, ProxyConfig};
 use crate::protocol::Dialect;
 use crate::reactor::Reactor;
 use crate::state::{timing, Admission, Command, Listening, ProxyState};
@@ -190,7 +190,10 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
         .proxies
         .iter()
         .map(|p| {
-            let urls = p.pools.iter().map(|pool| pool.url.value.clone());
+            let urls = p
+                .route_list()
+                .into_iter()
+                .flat_map(|r| r.pools.iter().map(|pool| pool.url.value.clone()));
             (p.name.clone(), Arc::new(ProxyStats::new(urls, max_workers)))
         })
         .collect();
@@ -212,26 +215,18 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             });
         }
         listen_tls.push(per_listen);
-        let mut per_pool = Vec::new();
-        for pool in &p.pools {
-            let tls = PoolUrl::parse(&pool.url.value).is_ok_and(|u| u.tls);
-            per_pool.push(if tls {
-                if pool.insecure_skip_verify {
-                    log::warn!(
-                        "[{}] pool {}: insecure_skip_verify is on: its TLS certificate is NOT checked",
-                        p.name,
-                        pool.url.value
-                    );
-                }
-                Some(
-                    pool.client_tls()
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-                )
-            } else {
-                None
-            });
-        }
-        pool_tls.push(per_pool);
+        let flat = crate::state::routes::flatten(p, |pool| {
+            if pool.insecure_skip_verify {
+                log::warn!(
+                    "[{}] pool {}: insecure_skip_verify is on: its TLS certificate is NOT checked",
+                    p.name,
+                    pool.url.value
+                );
+            }
+            pool.client_tls()
+        })
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        pool_tls.push(flat);
     }
     let mut per_thread: Vec<Vec<Listening>> = Vec::new();
     for th in 0..threads {
@@ -285,21 +280,31 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
             .zip(&stats)
             .zip(&pool_tls)
             .zip(&validation)
-            .map(|(((p, (_, s)), tls), v)| ProxyState {
-                validation: v.clone(),
-                cfg: p.clone(),
-                pool_tls: tls.clone(),
-                dialect: Dialect::for_kind(p.protocol),
-                solution: crate::protocol::equihash::SolutionShape::new(&p.equihash_params()),
-                pools: p
-                    .pools
-                    .iter()
-                    .filter_map(|pool| PoolUrl::parse(&pool.url.value).ok())
-                    .collect(),
-                upstreams: Vec::new(),
-                control: control.clone(),
-                stats: s.clone(),
-                timing: timing(p),
+            .enumerate()
+            .map(|(index, (((p, (_, s)), flat), v))| {
+                let (pools, tls, accounts, routes) = flat.clone();
+                ProxyState {
+                    validation: v.clone(),
+                    cfg: p.clone(),
+                    pool_tls: tls,
+                    dialect: Dialect::for_kind(p.protocol),
+                    solution: crate::protocol::equihash::SolutionShape::new(&p.equihash_params()),
+                    pools,
+                    accounts,
+                    router: (routes.len() > 1).then(|| {
+                        let weights: Vec<f64> = p.route_list().iter().map(|r| r.weight).collect();
+                        crate::state::Router::new(&weights, p.route_switch_interval)
+                    }),
+                    routes,
+                    upstreams: Vec::new(),
+                    control: control.clone(),
+                    index,
+                    command_seen: 0,
+                    control_version: u64::MAX,
+                    workers: Default::default(),
+                    stats: s.clone(),
+                    timing: timing(p),
+                }
             })
             .collect();
         let resolver = crate::resolve::Resolver::new(waker);

@@ -127,7 +127,9 @@ impl Reactor {
             });
         }
         for p in 0..r.proxies.len() {
-            r.open_upstream(p, "the proxy started");
+            for route in 0..r.proxies[p].routes.len() {
+                r.open_upstream(p, route, "the proxy started");
+            }
         }
         Ok(r)
     }
@@ -397,6 +399,7 @@ impl Reactor {
             self.next_slow_tick = now + Duration::from_secs(1);
             self.tick_miners(now);
             self.retarget_miners(now);
+            self.tick_routing(now);
         }
     }
 

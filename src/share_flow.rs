@@ -32,6 +32,18 @@ impl Reactor {
         let Some(u) = m.upstream else {
             return self.refuse_share(t, id, Refusal::NotSubscribed);
         };
+        // With several routes the job id's tag names the upstream (the miner's, or the one it just left).
+        let (u, prefix, share) = if self.proxies[m.proxy].routed() {
+            match self.route_share(t, u, prefix, share) {
+                Ok(routed) => routed,
+                Err(refusal) => return self.refuse_share(t, id, refusal),
+            }
+        } else {
+            (u, prefix, share)
+        };
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return ControlFlow::Break(());
+        };
         let proxy = &self.proxies[m.proxy];
         if !proxy.cfg.validates() {
             return self.share_judged(t, id, &share, u, prefix, None, now);

@@ -23,15 +23,22 @@ use std::time::Instant;
 impl Reactor {
     /// The failover settings of upstream `u`'s proxy.
     pub(crate) fn policy(&self, u: usize) -> Policy {
-        let proxy = &self.proxies[self.upstreams[u].proxy];
+        let up = &self.upstreams[u];
+        let proxy = &self.proxies[up.proxy];
         Policy {
-            pools: proxy.pools.len(),
+            pools: proxy.route(up.route).len,
             failover_after: proxy.cfg.failover_after,
             failback: proxy.cfg.failback.then_some(proxy.timing.failback),
             failback_interval: proxy.timing.failback,
             retry_initial: proxy.timing.retry_initial,
             retry_max: proxy.timing.retry_max,
         }
+    }
+
+    /// Where pool `pool_idx` of upstream `u`'s route sits in that route (what failover counts in).
+    pub(crate) fn local_pool(&self, u: usize, pool_idx: usize) -> usize {
+        let up = &self.upstreams[u];
+        pool_idx.saturating_sub(self.proxies[up.proxy].route(up.route).start)
     }
 
     pub(crate) fn pool_conn(&mut self, t: usize) -> Option<&mut PoolConn> {
@@ -48,16 +55,18 @@ impl Reactor {
         }
     }
 
-    /// Opens a new upstream for proxy `p` and starts connecting it.
-    pub(crate) fn open_upstream(&mut self, p: usize, why: &str) -> usize {
+    /// Opens a new upstream for route `route` of proxy `p` and starts connecting it.
+    pub(crate) fn open_upstream(&mut self, p: usize, route: usize, why: &str) -> usize {
         let number = self.proxies[p].upstreams.len() + 1;
+        let first = self.proxies[p].route(route).start;
         let u = self.upstreams.insert(Upstream {
             proxy: p,
+            route,
             number,
             active: None,
             probe: None,
             draining: Vec::new(),
-            pool_idx: 0,
+            pool_idx: first,
             failover: Failover::default(),
             ready: false,
             ever_ready: false,
@@ -80,15 +89,15 @@ impl Reactor {
         proxy.upstreams.push(u);
         ProxyStats::inc(&proxy.stats.upstreams);
         crate::limits::upstream_opened();
-        proxy.stats.upstream_moved(None, Some(0));
-        let url = proxy.pools[0].clone();
+        proxy.stats.upstream_moved(None, Some(first));
+        let url = proxy.pools[first].clone();
         log::info!(
             "[{}#{number}] opening upstream to {}:{}: {why}",
             proxy.cfg.name,
             url.host,
             url.port
         );
-        self.connect(u, false, 0, url);
+        self.connect(u, false, first, url);
         u
     }
 
@@ -165,6 +174,8 @@ impl Reactor {
         if up.active == Some(t) {
             up.active = None;
             up.ready = false;
+            let pool_idx = up.pool_idx;
+            self.note_pool_up(u, pool_idx, false);
             log::warn!("[{name}] pool {url}: {reason}");
             self.attempt_failed(u, false);
         } else if up.probe == Some(t) {
@@ -196,10 +207,26 @@ impl Reactor {
         }
         let from = up.pool_idx;
         let successor = up.probe.is_some() || up.lookup.is_some();
-        if up
+        let start = proxy.route(up.route).start;
+        let mut local = from.saturating_sub(start);
+        let moved = up
             .failover
-            .active_failed(now, &policy, &mut up.pool_idx, successor)
-        {
+            .active_failed(now, &policy, &mut local, successor);
+        up.pool_idx = start + local;
+        let mut moved = moved;
+        let (p, route) = (up.proxy, up.route);
+        for _ in 1..policy.pools {
+            if self.pool_enabled(p, route, self.upstreams[u].pool_idx) {
+                break;
+            }
+            // Disabled through the control API: failover skips it.
+            let up = &mut self.upstreams[u];
+            up.pool_idx = start + (up.pool_idx - start + 1) % policy.pools;
+            moved = true;
+        }
+        let up = &mut self.upstreams[u];
+        let proxy = &self.proxies[up.proxy];
+        if moved && up.pool_idx != from {
             proxy.stats.upstream_moved(Some(from), Some(up.pool_idx));
             ProxyStats::inc(&proxy.stats.failovers);
             let next = proxy.pool(up.pool_idx);
@@ -322,7 +349,11 @@ impl Reactor {
             lookup: up.lookup.is_some(),
         };
         let idx = up.pool_idx;
-        match up.failover.due(now, conns, idx, &policy) {
+        let start = self.proxies[up.proxy].route(up.route).start;
+        match up
+            .failover
+            .due(now, conns, idx.saturating_sub(start), &policy)
+        {
             Due::Nothing => {}
             Due::Retry => {
                 let url = self.proxies[up.proxy].pool(idx).clone();
@@ -330,9 +361,19 @@ impl Reactor {
             }
             Due::Reconnect(url) => self.connect(u, true, idx, url),
             Due::Failback => {
-                let url = self.proxies[up.proxy].pools[0].clone();
-                log::debug!("[{}] checking whether pool 1 is back", self.name(u));
-                self.connect(u, true, 0, url);
+                let (p, route) = (up.proxy, up.route);
+                let Some(first) = (start..idx).find(|&i| self.pool_enabled(p, route, i)) else {
+                    // Every pool above this one is disabled: nothing to go back to yet.
+                    self.upstreams[u].failover.probe_failed(now, &policy);
+                    return;
+                };
+                let url = self.proxies[p].pools[first].clone();
+                log::debug!(
+                    "[{}] checking whether pool {} is back",
+                    self.name(u),
+                    first - start + 1
+                );
+                self.connect(u, true, first, url);
             }
         }
     }

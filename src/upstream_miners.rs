@@ -24,15 +24,18 @@ impl Reactor {
         let (e1, n, mask) = (g.e1.clone(), g.n, g.mask);
         let pool_idx = ss.pool_idx;
         let (diff, notify) = (ss.difficulty_line.clone(), ss.notify_line.clone());
+        let notify = self.job_line_for(u, notify);
+        self.note_pool_up(u, pool_idx, true);
         let (pool_target, pool_difficulty, last_job) =
             (ss.pool_target, ss.pool_difficulty, ss.last_job.clone());
         let name = self.name(u);
         let policy = self.policy(u);
+        let local = self.local_pool(u, pool_idx);
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
         let proxy = &self.proxies[up.proxy];
-        up.failover.ready(Instant::now(), pool_idx, &policy);
+        up.failover.ready(Instant::now(), local, &policy);
         proxy
             .stats
             .upstream_moved(Some(up.pool_idx), Some(pool_idx));
@@ -224,7 +227,8 @@ impl Reactor {
         let u = match m.upstream {
             Some(u) => u,
             None => {
-                let u = self.pick_upstream(proxy);
+                let route = self.place_miner(t);
+                let u = self.pick_upstream(proxy, route);
                 let up = &mut self.upstreams[u];
                 up.miners.push(t);
                 let slot = up.miners.len() - 1;
@@ -245,24 +249,40 @@ impl Reactor {
         }
     }
 
-    pub(crate) fn pick_upstream(&mut self, p: usize) -> usize {
+    /// An upstream of route `route` of proxy `p` with room (a new one when all are full).
+    pub(crate) fn pick_upstream(&mut self, p: usize, route: usize) -> usize {
         let proxy = &self.proxies[p];
-        if let Some(&u) = proxy
-            .upstreams
-            .iter()
-            .find(|&&u| self.upstreams[u].has_room())
-        {
+        let upstreams = &self.upstreams;
+        let of_route = || {
+            proxy
+                .upstreams
+                .iter()
+                .filter(|&&u| upstreams[u].route == route)
+        };
+        if let Some(&u) = of_route().find(|&&u| upstreams[u].has_room()) {
             return u;
         }
-        let n = proxy.upstreams.len();
-        let cap = proxy
-            .upstreams
-            .first()
-            .map_or(0, |&u| self.upstreams[u].prefixes.capacity());
+        let n = of_route().count();
+        let cap = of_route()
+            .next()
+            .map_or(0, |&u| upstreams[u].prefixes.capacity());
         self.open_upstream(
             p,
+            route,
             &format!("all {n} upstream(s) are full ({cap} miners each)"),
         )
+    }
+
+    /// Whether `u` is the first upstream of its route (opened at start, never closed).
+    pub(crate) fn is_primary(&self, u: usize) -> bool {
+        let Some(up) = self.upstreams.get(u) else {
+            return false;
+        };
+        self.proxies[up.proxy]
+            .upstreams
+            .iter()
+            .find(|&&x| self.upstreams.get(x).is_some_and(|o| o.route == up.route))
+            == Some(&u)
     }
 
     /// Moves a miner whose subscribe found its upstream full to one with room.
@@ -298,6 +318,14 @@ impl Reactor {
     /// A miner (already out of the slab) leaves its upstream: its prefix is freed once its shares are answered,
     /// and an extra upstream with no miners left is closed.
     pub(crate) fn detach_miner(&mut self, m: &Miner, t: usize) {
+        if m.seat.placed {
+            if let Some(router) = self.proxies[m.proxy].router.as_mut() {
+                router.sched.remove(t as u64);
+            }
+        }
+        if let Some(pv) = m.seat.prev {
+            self.free_prefix_after_shares(pv.upstream, t, m.gen, pv.prefix, pv.epoch);
+        }
         let Some(u) = m.upstream else { return };
         self.unlink(
             u,
@@ -308,15 +336,23 @@ impl Reactor {
         let Some(up) = self.upstreams.get_mut(u) else {
             return;
         };
-        if let Some(prefix) = m.session.prefix() {
+        let routed = self.proxies[up.proxy].routed();
+        if let (Some(prefix), true) = (m.session.prefix(), routed) {
+            // Its shares may be in flight on two upstreams: count those of this one.
+            let epoch = up.epoch;
+            self.free_prefix_after_shares(u, t, m.gen, prefix, epoch);
+        } else if let Some(prefix) = m.session.prefix() {
             if m.session.pending_shares > 0 {
                 *up.orphans.entry(prefix).or_insert(0) += m.session.pending_shares;
             } else {
                 up.prefixes.release(prefix);
             }
         }
-        let primary = self.proxies[up.proxy].upstreams.first() == Some(&u);
-        if up.miners.is_empty() && !primary {
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        let empty = up.miners.is_empty();
+        if empty && !self.is_primary(u) && !self.held_as_prev(u) {
             self.close_upstream(u, "its last miner left");
         }
     }
@@ -354,9 +390,8 @@ impl Reactor {
                 w.on_rejected(Instant::now());
             }
             if replied {
-                if !self.note_share_answered(miner, gen) {
-                    self.orphan_answered(u, prefix, epoch);
-                }
+                let delivered = self.note_share_answered(miner, gen);
+                self.share_settled(u, prefix, epoch, delivered);
                 return;
             }
             if let Some(up) = self.upstreams.get(u) {
@@ -364,9 +399,8 @@ impl Reactor {
             }
             let mut line = Vec::with_capacity(128);
             pool_msg::write_failure(&mut line, id.as_bytes(), why);
-            if !self.deliver_share_reply(miner, gen, &line) {
-                self.orphan_answered(u, prefix, epoch);
-            }
+            let delivered = self.deliver_share_reply(miner, gen, &line);
+            self.share_settled(u, prefix, epoch, delivered);
         }
     }
 

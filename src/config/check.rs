@@ -172,6 +172,7 @@ impl Config {
                 ("retry_max", proxy.retry_max),
                 ("failback_interval", proxy.failback_interval),
                 ("handshake_timeout", proxy.handshake_timeout),
+                ("route_switch_interval", proxy.route_switch_interval),
             ] {
                 if !(v.is_finite() && v > 0.0 && v < 1e7) {
                     p(

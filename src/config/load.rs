@@ -111,6 +111,7 @@ proxies:
     # failback: true                # go back to a higher-priority pool when it is healthy
     # failback_interval: 30
     # handshake_timeout: 10         # per pool attempt: name lookup, connect to each address, handshake
+    # route_switch_interval: 10     # with routes: a movable miner's time slice on a route
     # Who may connect: none | passthrough (the pool checks each worker; submits carry its own name) |
     # {{ users: [{{ name: farm1, password_hash: "<from fastproxy hash-password>" }}], match: account }}
     # auth: none

@@ -54,8 +54,7 @@ pub struct ProxyConfig {
     #[serde(default = "default_min_extranonce2_size")]
     pub min_extranonce2_size: usize,
     /// Pools in priority order (one route `default` of weight 100). With `routes:` instead, it is filled
-    /// from the first route's pools after loading: the reactor serves the first route until the routing
-    /// integration (issue 15) places miners on every route.
+    /// from the first route's pools after loading (the reactors serve every route, see `route_list`).
     #[serde(default)]
     pub pools: Vec<PoolConfig>,
     /// Weighted routes, each with its own pool list (failover within a route as with `pools:`); exclusive
@@ -65,6 +64,10 @@ pub struct ProxyConfig {
     /// `pools` was filled from the first route by loading (not written in the file).
     #[serde(skip)]
     pub pools_from_routes: bool,
+    /// With several routes: seconds a miner that accepts extranonce changes stays on a route before it may
+    /// be moved again, and over which a route's lag behind its weight is made up.
+    #[serde(default = "default_route_switch_interval")]
+    pub route_switch_interval: f64,
     /// Longest line accepted from a miner or a pool, in bytes.
     #[serde(default = "default_max_line_length")]
     pub max_line_length: usize,
@@ -277,6 +280,9 @@ fn default_failover_after() -> u32 {
 }
 fn default_failback_interval() -> f64 {
     30.0
+}
+fn default_route_switch_interval() -> f64 {
+    10.0
 }
 fn default_handshake_timeout() -> f64 {
     10.0

@@ -183,6 +183,76 @@ pub fn write_notify(out: &mut Vec<u8>, params_json: &str) {
     json::write_notification(out, "mining.notify", params_json.as_bytes());
 }
 
+/// A relayed `mining.notify` line (from [`write_notify`]) whose job id gets `tag` and a `.` in front (an entry
+/// with several routes tells by it which upstream a share's job came from); `None` when the line has no job id.
+pub fn tag_notify(line: &[u8], tag: usize) -> Option<Vec<u8>> {
+    let key = b"\"params\":";
+    let at = line.windows(key.len()).position(|w| w == key)? + key.len();
+    let skip_ws = |mut i: usize| {
+        while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let open = skip_ws(at);
+    if line.get(open) != Some(&b'[') {
+        return None;
+    }
+    let quote = skip_ws(open + 1);
+    if line.get(quote) != Some(&b'"') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(line.len() + 20);
+    out.extend_from_slice(&line[..=quote]);
+    write_job_tag(&mut out, tag);
+    out.extend_from_slice(&line[quote + 1..]);
+    Some(out)
+}
+
+fn write_job_tag(out: &mut Vec<u8>, tag: usize) {
+    use std::io::Write;
+    let _ = write!(out, "{tag:x}.");
+}
+
+/// A tagged job id (see [`tag_notify`]) → (tag, the pool's job id); `None` when it has no tag.
+pub fn split_job_tag(job_id: &str) -> Option<(usize, &str)> {
+    let (tag, rest) = job_id.split_once('.')?;
+    if tag.is_empty() || tag.len() > 16 {
+        return None;
+    }
+    Some((usize::from_str_radix(tag, 16).ok()?, rest))
+}
+
+/// A relayed `mining.notify` line with its clean_jobs flag (the last param, both dialects) set: a miner moved
+/// to another pool must drop the jobs it has.
+pub fn notify_clean(line: &[u8]) -> Vec<u8> {
+    let mut end = line.len();
+    let trim = |end: &mut usize| {
+        while *end > 0 && line[*end - 1].is_ascii_whitespace() {
+            *end -= 1;
+        }
+    };
+    trim(&mut end);
+    if end == 0 || line[end - 1] != b'}' {
+        return line.to_vec();
+    }
+    end -= 1;
+    trim(&mut end);
+    if end == 0 || line[end - 1] != b']' {
+        return line.to_vec();
+    }
+    end -= 1;
+    trim(&mut end);
+    if !line[..end].ends_with(b"false") {
+        return line.to_vec();
+    }
+    let mut out = Vec::with_capacity(line.len());
+    out.extend_from_slice(&line[..end - 5]);
+    out.extend_from_slice(b"true");
+    out.extend_from_slice(&line[end..]);
+    out
+}
+
 /// Appends the relayed `mining.set_difficulty [d]` for miners, `d` as the pool wrote it.
 pub fn write_set_difficulty(out: &mut Vec<u8>, d: &Scalar<'_>) {
     let mut params = Vec::with_capacity(32);

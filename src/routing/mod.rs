@@ -200,6 +200,20 @@ impl Scheduler {
         }
     }
 
+    /// Updates whether a miner accepts extranonce changes (it may subscribe to them after it was placed).
+    pub fn set_movable(&mut self, miner: MinerId, movable: bool) {
+        if let Some(m) = self.miners.get_mut(&miner) {
+            m.movable = movable;
+        }
+    }
+
+    /// Puts a miner back on `route` (a move the caller could not make now), keeping its dwell time.
+    pub fn set_route(&mut self, miner: MinerId, route: usize) {
+        if let Some(m) = self.miners.get_mut(&miner) {
+            m.route = route;
+        }
+    }
+
     /// A miner left.
     pub fn remove(&mut self, miner: MinerId) {
         self.miners.remove(&miner);

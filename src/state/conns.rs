@@ -49,8 +49,34 @@ pub(crate) struct Miner {
     pub slot_in_upstream: usize,
     /// Its worker's counters (shares, hashrate), once authorized.
     pub worker_stats: Option<std::sync::Arc<crate::stats::WorkerStats>>,
+    /// Its place in the weighted split (entries with several routes).
+    pub seat: Seat,
     /// Its protocol state.
     pub session: MinerSession,
+}
+
+/// Where a miner is in its proxy entry's weighted split, and where it was before its last move.
+#[derive(Debug, Default)]
+pub(crate) struct Seat {
+    /// The scheduler placed it (a route of the entry).
+    pub placed: bool,
+    /// The assignment it had before its last move between routes: shares for that upstream's jobs still go
+    /// there, under that prefix, until its next move or its end.
+    pub prev: Option<PrevSeat>,
+    /// Difficulty the pools accepted from it since the last hashrate sample, and its measured hashrate
+    /// (difficulty per second, 0 until measured).
+    pub credited: f64,
+    pub hashrate: f64,
+    /// When its hashrate was last sampled.
+    pub sampled: Option<Instant>,
+}
+
+/// A miner's previous assignment: upstream, prefix there and that upstream's prefix epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PrevSeat {
+    pub upstream: usize,
+    pub prefix: u64,
+    pub epoch: u32,
 }
 
 impl Miner {
@@ -73,6 +99,7 @@ impl Miner {
             upstream: None,
             slot_in_upstream: 0,
             worker_stats: None,
+            seat: Seat::default(),
             session,
         }
     }

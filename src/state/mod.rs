@@ -3,10 +3,11 @@
 
 pub(crate) mod conns;
 pub(crate) mod proxies;
+pub(crate) mod routes;
 pub(crate) mod upstreams;
 
 pub(crate) use conns::{
-    with_outbox, Conn, Listening, Miner, PoolConn, POOL_OUT_LIMIT, VARDIFF_GRACE,
+    with_outbox, Conn, Listening, Miner, PoolConn, PrevSeat, POOL_OUT_LIMIT, VARDIFF_GRACE,
 };
-pub(crate) use proxies::{timing, Admission, Command, ProxyState};
+pub(crate) use proxies::{timing, Admission, Command, ProxyState, Router};
 pub(crate) use upstreams::{Lookup, Req, Upstream};

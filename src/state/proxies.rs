@@ -1,6 +1,7 @@
 //! What the reactors know of their proxy entries: each entry's settings as a reactor runs them ([`ProxyState`],
 //! [`Timing`]), the reload [`Command`] the owning thread sends, and the [`Admission`] counters reactors share.
 
+pub(crate) use super::routes::{RouteSpan, Router};
 use crate::config::{PoolUrl, ProxyConfig};
 use crate::protocol::Dialect;
 use crate::stats::ProxyStats;
@@ -26,14 +27,27 @@ pub(crate) struct ProxyState {
     pub dialect: Dialect,
     /// The solution shape submits must have (Equihash).
     pub solution: crate::protocol::equihash::SolutionShape,
+    /// Every route's pools, route after route: a pool's index here is its `pool_idx` everywhere (stats too).
     pub pools: Vec<PoolUrl>,
     /// TLS client configs, per pool (None for plain TCP pools).
     pub pool_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
-    /// Upstream keys; the first is the primary and is never closed.
+    /// The pools' accounts (user, password), per pool.
+    pub accounts: Vec<crate::config::PoolConfig>,
+    /// Each route's span of `pools` (one route for a `pools:` list).
+    pub routes: Vec<RouteSpan>,
+    /// The weighted split, with more than one route.
+    pub router: Option<Router>,
+    /// Upstream keys; the first of each route is its primary and is never closed.
     pub upstreams: Vec<usize>,
     /// The runtime control state shared with the other reactors and the control API (routes, pools, kicks).
-    #[allow(dead_code)] // read once the reactors route miners by weight (issue 15)
     pub control: Arc<crate::control::Control>,
+    /// This entry's index in the control state and the config.
+    pub index: usize,
+    /// The last control command (kick) this reactor applied, and the `Control::version` last applied.
+    pub command_seen: u64,
+    pub control_version: u64,
+    /// Connections of each authorized worker in this reactor (published to the control state).
+    pub workers: std::collections::HashMap<Box<str>, u32>,
     pub stats: Arc<ProxyStats>,
     /// Counters of local validation.
     pub validation: Arc<crate::validate::ValidationStats>,
@@ -44,6 +58,16 @@ impl ProxyState {
     /// Pool `idx` of the list (the last one when a reload shortened the list under an upstream).
     pub fn pool(&self, idx: usize) -> &PoolUrl {
         &self.pools[idx.min(self.pools.len().saturating_sub(1))]
+    }
+
+    /// Route `r`'s span (the last route's when `r` is out of range).
+    pub fn route(&self, r: usize) -> &RouteSpan {
+        &self.routes[r.min(self.routes.len().saturating_sub(1))]
+    }
+
+    /// Whether this entry splits its miners between several routes (job ids then carry an upstream tag).
+    pub fn routed(&self) -> bool {
+        self.router.is_some()
     }
 }
 
@@ -66,6 +90,8 @@ pub struct ProxyUpdate {
     pub cfg: ProxyConfig,
     pub pools: Vec<PoolUrl>,
     pub pool_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
+    pub accounts: Vec<crate::config::PoolConfig>,
+    pub(crate) routes: Vec<RouteSpan>,
 }
 
 /// A message to a reactor.

@@ -37,12 +37,14 @@ pub(crate) enum Req {
 #[derive(Debug)]
 pub(crate) struct Upstream {
     pub proxy: usize,
+    /// The route of the proxy entry it serves (its pools are that route's).
+    pub route: usize,
     /// Number for logs (per proxy).
     pub number: usize,
     pub active: Option<usize>,
     pub probe: Option<usize>,
     pub draining: Vec<usize>,
-    /// Index in the proxy's pool list of the pool in use (or being tried).
+    /// Index in the proxy's pool list of the pool in use (or being tried), within its route's span.
     pub pool_idx: usize,
     /// Back-off, failover, failback and reconnect.
     pub failover: Failover,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy_sim::miner::{spawn_miner, LiveCounters, MinerReport, SimMinerConfig};
 use fastproxy_sim::pool::{PoolStats, SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -16,6 +16,18 @@ use std::time::Duration;
 
 const FAST_RETRY: &str =
     "retry_initial: 0.1\nretry_max: 0.5\nfailback_interval: 1\nfailover_after: 2";
+
+/// Pools of a low share difficulty (about one share per 4096 hashes), so slow miners find shares often
+/// while hashing little.
+fn easy() -> SimPoolConfig {
+    SimPoolConfig {
+        difficulty: 1.0 / 1_048_576.0,
+        ..SimPoolConfig::default()
+    }
+}
+
+/// Hashes per second of each simulated miner: about three shares a second at [`easy`]'s difficulty.
+const HASHRATE: f64 = 12_000.0;
 
 /// A proxy entry `test` with one route per (name, weight, pool), and `extra` settings.
 fn routes_yaml(routes: &[(&str, f64, SocketAddr)], extra: &str) -> String {
@@ -42,18 +54,38 @@ fn miners(
     hashrate: f64,
     stop: &Arc<AtomicBool>,
 ) -> Vec<JoinHandle<MinerReport>> {
+    live_miners(addr, n, subscribe, hashrate, stop).0
+}
+
+/// [`miners`], with each one's live counters.
+fn live_miners(
+    addr: SocketAddr,
+    n: usize,
+    subscribe: bool,
+    hashrate: f64,
+    stop: &Arc<AtomicBool>,
+) -> (Vec<JoinHandle<MinerReport>>, Vec<Arc<LiveCounters>>) {
     (0..n)
         .map(|i| {
+            let live = Arc::new(LiveCounters::default());
             let cfg = SimMinerConfig {
                 addr,
                 worker: format!("farm.rig{i}"),
                 extranonce_subscribe: subscribe,
                 duration: Duration::from_secs(90),
                 hashrate: Some(hashrate),
+                live: Some(live.clone()),
                 ..SimMinerConfig::default()
             };
-            spawn_miner(cfg, stop.clone())
+            (spawn_miner(cfg, stop.clone()), live)
         })
+        .unzip()
+}
+
+/// Each miner's accepted count now.
+fn accepted_now(live: &[Arc<LiveCounters>]) -> Vec<u64> {
+    live.iter()
+        .map(|l| l.accepted.load(Ordering::Relaxed))
         .collect()
 }
 
@@ -63,7 +95,11 @@ fn check_answers(reports: &[MinerReport], pools: &[&PoolStats], expect_stay: boo
     for r in reports {
         assert_eq!(r.unanswered, 0, "every share answered: {r:?}");
         assert_eq!(r.duplicate_or_unknown_replies, 0, "answered once: {r:?}");
-        assert_eq!(r.accepted + r.rejected, r.submitted, "one verdict per share: {r:?}");
+        assert_eq!(
+            r.accepted + r.rejected,
+            r.submitted,
+            "one verdict per share: {r:?}"
+        );
         if expect_stay {
             assert!(!r.disconnected_by_peer, "miner stayed connected: {r:?}");
         }
@@ -90,15 +126,15 @@ fn join(handles: Vec<JoinHandle<MinerReport>>) -> Vec<MinerReport> {
 
 #[test]
 fn the_accepted_split_follows_the_weights_with_several_miners() {
-    let main = pool(SimPoolConfig::default());
-    let fee = pool(SimPoolConfig::default());
+    let main = pool(easy());
+    let fee = pool(easy());
     let proxy = start_proxy(&routes_yaml(
         &[("main", 70.0, main.addr()), ("fee", 30.0, fee.addr())],
         "route_switch_interval: 1",
     ));
     let stop = Arc::new(AtomicBool::new(false));
-    let handles = miners(proxy.first_addr().unwrap(), 6, true, 150_000.0, &stop);
-    wait_until(Duration::from_secs(60), "300 accepted shares", || {
+    let handles = miners(proxy.first_addr().unwrap(), 6, true, HASHRATE, &stop);
+    wait_until(Duration::from_secs(90), "300 accepted shares", || {
         main.stats().accepted + fee.stats().accepted >= 300
     });
     stop.store(true, Ordering::Relaxed);
@@ -122,14 +158,14 @@ fn the_accepted_split_follows_the_weights_with_several_miners() {
 
 #[test]
 fn one_miner_on_50_50_alternates_between_the_pools() {
-    let a = pool(SimPoolConfig::default());
-    let b = pool(SimPoolConfig::default());
+    let a = pool(easy());
+    let b = pool(easy());
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b.addr())],
         "route_switch_interval: 1",
     ));
     let stop = Arc::new(AtomicBool::new(false));
-    let handles = miners(proxy.first_addr().unwrap(), 1, true, 150_000.0, &stop);
+    let handles = miners(proxy.first_addr().unwrap(), 1, true, HASHRATE, &stop);
     wait_until(
         Duration::from_secs(60),
         "both pools accept the miner's shares",
@@ -158,8 +194,8 @@ fn next_job(c: &mut Client, notes: &mut Vec<Value>) -> fastproxy::work::Job {
 
 #[test]
 fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
-    let a = pool(SimPoolConfig::default());
-    let b = pool(SimPoolConfig::default());
+    let a = pool(easy());
+    let b = pool(easy());
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b.addr())],
         "route_switch_interval: 1",
@@ -241,8 +277,8 @@ fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
 
 #[test]
 fn a_route_whose_pools_are_down_gives_its_miners_to_the_other_and_gets_them_back() {
-    let a = pool(SimPoolConfig::default());
-    let b = pool(SimPoolConfig::default());
+    let a = pool(easy());
+    let b = pool(easy());
     let b_addr = b.addr();
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b_addr)],
@@ -251,7 +287,7 @@ fn a_route_whose_pools_are_down_gives_its_miners_to_the_other_and_gets_them_back
     let control = proxy.control();
     let at_b = control.find_route(Some("test"), "b").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let handles = miners(proxy.first_addr().unwrap(), 4, true, 150_000.0, &stop);
+    let handles = miners(proxy.first_addr().unwrap(), 4, true, HASHRATE, &stop);
     wait_until(Duration::from_secs(30), "shares on both routes", || {
         a.stats().accepted >= 10 && b.stats().accepted >= 10
     });
@@ -268,7 +304,7 @@ fn a_route_whose_pools_are_down_gives_its_miners_to_the_other_and_gets_them_back
     });
     let b = SimPool::start(SimPoolConfig {
         listen: b_addr,
-        ..SimPoolConfig::default()
+        ..easy()
     })
     .expect("restart b on its address");
     wait_until(Duration::from_secs(30), "miners back on b", || {
@@ -283,15 +319,15 @@ fn a_route_whose_pools_are_down_gives_its_miners_to_the_other_and_gets_them_back
 
 #[test]
 fn miners_without_extranonce_subscription_are_placed_and_reconnect_when_their_route_goes() {
-    let a = pool(SimPoolConfig::default());
-    let b = pool(SimPoolConfig::default());
+    let a = pool(easy());
+    let b = pool(easy());
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b.addr())],
         &format!("route_switch_interval: 1\n{FAST_RETRY}"),
     ));
     let addr = proxy.first_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let handles = miners(addr, 4, false, 150_000.0, &stop);
+    let handles = miners(addr, 4, false, HASHRATE, &stop);
     wait_until(Duration::from_secs(30), "placed on both routes", || {
         a.stats().accepted >= 5 && b.stats().accepted >= 5
     });
@@ -300,7 +336,7 @@ fn miners_without_extranonce_subscription_are_placed_and_reconnect_when_their_ro
     wait_until(Duration::from_secs(20), "b's miners closed", || {
         handles.iter().filter(|h| h.is_finished()).count() >= 1
     });
-    let late = miners(addr, 1, false, 150_000.0, &stop);
+    let late = miners(addr, 1, false, HASHRATE, &stop);
     let before = a.stats().accepted;
     wait_until(Duration::from_secs(30), "a newcomer hashes for a", || {
         a.stats().accepted >= before + 10
@@ -327,15 +363,15 @@ fn miners_without_extranonce_subscription_are_placed_and_reconnect_when_their_ro
 
 #[test]
 fn a_weight_changed_at_runtime_moves_the_split() {
-    let a = pool(SimPoolConfig::default());
-    let b = pool(SimPoolConfig::default());
+    let a = pool(easy());
+    let b = pool(easy());
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b.addr())],
         "route_switch_interval: 1",
     ));
     let control = proxy.control();
     let stop = Arc::new(AtomicBool::new(false));
-    let handles = miners(proxy.first_addr().unwrap(), 4, true, 150_000.0, &stop);
+    let handles = miners(proxy.first_addr().unwrap(), 4, true, HASHRATE, &stop);
     wait_until(Duration::from_secs(30), "shares on both routes", || {
         a.stats().accepted >= 10 && b.stats().accepted >= 10
     });
@@ -360,15 +396,15 @@ fn a_weight_changed_at_runtime_moves_the_split() {
 
 #[test]
 fn a_kick_through_the_control_state_closes_that_worker() {
-    let a = pool(SimPoolConfig::default());
-    let b = pool(SimPoolConfig::default());
+    let a = pool(easy());
+    let b = pool(easy());
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b.addr())],
         "",
     ));
     let control = proxy.control();
     let stop = Arc::new(AtomicBool::new(false));
-    let handles = miners(proxy.first_addr().unwrap(), 2, true, 150_000.0, &stop);
+    let handles = miners(proxy.first_addr().unwrap(), 2, true, HASHRATE, &stop);
     wait_until(Duration::from_secs(20), "both workers listed", || {
         control.workers().len() == 2
     });

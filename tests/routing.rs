@@ -287,7 +287,7 @@ fn a_route_whose_pools_are_down_gives_its_miners_to_the_other_and_gets_them_back
     let control = proxy.control();
     let at_b = control.find_route(Some("test"), "b").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let handles = miners(proxy.first_addr().unwrap(), 4, true, HASHRATE, &stop);
+    let (handles, live) = live_miners(proxy.first_addr().unwrap(), 4, true, HASHRATE, &stop);
     wait_until(Duration::from_secs(30), "shares on both routes", || {
         a.stats().accepted >= 10 && b.stats().accepted >= 10
     });
@@ -297,10 +297,13 @@ fn a_route_whose_pools_are_down_gives_its_miners_to_the_other_and_gets_them_back
         "the control state sees b down",
         || !control.route(at_b).available(),
     );
-    // All four miners now hash for a: each gets shares accepted there.
-    let before: u64 = a.stats().accepted;
+    // All four miners now hash for a: each gets shares accepted again (b is gone, so by a).
+    let before = accepted_now(&live);
     wait_until(Duration::from_secs(30), "a takes b's miners", || {
-        a.stats().accepted >= before + 40
+        accepted_now(&live)
+            .iter()
+            .zip(&before)
+            .all(|(now, then)| *now >= then + 3)
     });
     let b = SimPool::start(SimPoolConfig {
         listen: b_addr,
@@ -410,7 +413,13 @@ fn a_kick_through_the_control_state_closes_that_worker() {
     });
     control.kick(Some("test"), "farm.rig0").unwrap();
     let mut handles = handles.into_iter();
-    let kicked = handles.next().unwrap().join().unwrap();
+    let kicked = handles.next().unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the kicked miner's run ends",
+        || kicked.is_finished(),
+    );
+    let kicked = kicked.join().unwrap();
     assert!(kicked.disconnected_by_peer, "{kicked:?}");
     wait_until(
         Duration::from_secs(10),

@@ -293,3 +293,40 @@ pub fn write_set_extranonce(
         Dialect::Equihash => equihash::write_set_extranonce(out, e1, prefix),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notify(params: &str) -> Vec<u8> {
+        let mut line = Vec::new();
+        write_notify(&mut line, params);
+        line
+    }
+
+    #[test]
+    fn a_tagged_job_id_splits_back_into_tag_and_the_pools_id() {
+        let line = notify(
+            r#"[ "ab.c", "00", "01", "02", [], "20000000", "1d00ffff", "5f5e1000", false ]"#,
+        );
+        let tagged = tag_notify(&line, 0x1f).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&tagged).unwrap();
+        let id = v["params"][0].as_str().unwrap();
+        assert_eq!(id, "1f.ab.c");
+        assert_eq!(split_job_tag(id), Some((0x1f, "ab.c")));
+        assert_eq!(split_job_tag("abc"), None);
+        assert_eq!(split_job_tag(".abc"), None);
+        assert_eq!(split_job_tag("zz.abc"), None);
+        assert_eq!(tag_notify(&notify("[1, 2]"), 3), None, "no job id string");
+    }
+
+    #[test]
+    fn a_clean_notify_sets_the_last_flag_only() {
+        let line = notify(r#"["j", "00", false , false ]"#);
+        let clean = notify_clean(&line);
+        let v: serde_json::Value = serde_json::from_slice(&clean).unwrap();
+        assert_eq!(v["params"], serde_json::json!(["j", "00", false, true]));
+        let already = notify(r#"["j", true]"#);
+        assert_eq!(notify_clean(&already), already);
+    }
+}

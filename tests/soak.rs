@@ -65,6 +65,11 @@ struct Soak {
     validate: bool,
     /// How often the pools send a new (not clean) job.
     job_interval: Duration,
+    /// Two weighted routes instead of one pool list: `main` (70) fails over from the primary to the backup,
+    /// `fee` (30) is the backup alone, so the primary's death also takes `main` down for a while and its
+    /// miners move to `fee` and back (set_extranonce at job boundaries, shares of the old route's jobs still
+    /// going to its pool).
+    routes: bool,
 }
 
 fn env_u64(key: &str, default: u64) -> u64 {
@@ -81,6 +86,7 @@ fn short_soak_with_faults_audits_every_share() {
         miners: 200,
         validate: false,
         job_interval: Duration::from_secs(2),
+        routes: true,
     });
 }
 
@@ -92,6 +98,7 @@ fn soak_with_faults_loses_nothing() {
         miners: env_u64("SOAK_MINERS", 2000),
         validate: env_u64("SOAK_VALIDATE", 0) == 1,
         job_interval: Duration::from_secs(5),
+        routes: env_u64("SOAK_ROUTES", 0) == 1,
     });
 }
 
@@ -211,11 +218,22 @@ fn run(soak: Soak) {
     let dir = std::env::temp_dir().join(format!("fastproxy-soak-{}-{listen}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("soak.yaml");
-    let validate = soak.validate;
+    let (validate, routes) = (soak.validate, soak.routes);
     let yaml = |first: SocketAddr, second: SocketAddr| {
-        format!(
-            "threads: 2\ndrain_timeout: 5\nmetrics: {{ listen: 127.0.0.1:{metrics_port} }}\nproxies:\n  - name: soak\n    protocol: stratum\n    validate_shares: {validate}\n    retry_initial: 0.2\n    retry_max: 1\n    failback_interval: 3\n    share_timeout: 10\n    idle_timeout: 30\n    listen:\n      - address: 127.0.0.1:{listen}\n    pools:\n      - url: stratum+tcp://{first}\n        user: acct.soak\n      - url: stratum+tcp://{second}\n        user: acct.soak\n"
-        )
+        let head = format!(
+            "threads: 2\ndrain_timeout: 5\nmetrics: {{ listen: 127.0.0.1:{metrics_port} }}\nproxies:\n  - name: soak\n    protocol: stratum\n    validate_shares: {validate}\n    retry_initial: 0.2\n    retry_max: 1\n    failback_interval: 3\n    share_timeout: 10\n    idle_timeout: 30\n    listen:\n      - address: 127.0.0.1:{listen}\n"
+        );
+        let pools = format!(
+            "      - url: stratum+tcp://{first}\n        user: acct.soak\n      - url: stratum+tcp://{second}\n        user: acct.soak\n"
+        );
+        if routes {
+            format!(
+                "{head}    route_switch_interval: 1\n    routes:\n      - name: main\n        weight: 70\n        pools:\n{}      - name: fee\n        weight: 30\n        pools:\n          - url: stratum+tcp://{second}\n            user: acct.fee\n",
+                pools.replace("      ", "          ")
+            )
+        } else {
+            format!("{head}    pools:\n{pools}")
+        }
     };
     std::fs::write(&cfg, yaml(a1, a2)).unwrap();
     let limit = miners + NOFILE_OVER_MINERS;
@@ -364,7 +382,7 @@ fn run(soak: Soak) {
     let c = &counts;
     let elapsed = seconds.max(1) as f64;
     println!(
-        "soak {seconds}s, {miners} miners, validate {validate}, {} sessions ({} rolling versions): submitted {} ({:.0}/s, {:.1} MH hashed) | replies {} | told accepted {} | pools accepted {} | verdict lost in a fault {} | pool unavailable {} | stale {} | timeouts {} | extranonce replaced in flight {} | unexpected errors {} | pool rejects {:?} | told true not accepted {} | accepted not told true {} | accepted twice {} | accepted under a replaced extranonce {} | unanswered {} | duplicate replies {} | reply p50 {:.0?} p99 {:.0?} | fds idle {fds_idle} after {fds_after}",
+        "soak {seconds}s, {miners} miners, validate {validate}, routes {routes}, {} sessions ({} rolling versions): submitted {} ({:.0}/s, {:.1} MH hashed) | replies {} | told accepted {} | pools accepted {} | verdict lost in a fault {} | pool unavailable {} | stale {} | timeouts {} | extranonce replaced in flight {} | unexpected errors {} | pool rejects {:?} | told true not accepted {} | accepted not told true {} | accepted twice {} | accepted under a replaced extranonce {} | unanswered {} | duplicate replies {} | reply p50 {:.0?} p99 {:.0?} | fds idle {fds_idle} after {fds_after}",
         c.sessions.load(Relaxed),
         c.rolling_sessions.load(Relaxed),
         c.submitted.load(Relaxed),

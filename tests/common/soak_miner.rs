@@ -341,9 +341,14 @@ fn find_share(k: &Known, seq: u64, c: &Counts) -> (Value, ShareKey) {
                 params.push(json!(work::u32_to_hex(bits)));
             }
             let full = [&e1[..], e2].concat();
+            // The pool's job id: a proxy entry with several routes puts its upstream's tag in front.
+            let pool_job = job
+                .job_id
+                .split_once('.')
+                .map_or(&job.job_id[..], |(_, j)| j);
             return (
                 Value::from(params),
-                (job.job_id.clone(), full, ntime, nonce, version),
+                (pool_job.to_string(), full, ntime, nonce, version),
             );
         }
         c.hashes.fetch_add(u64::from(NONCE_RANGE), Relaxed);

@@ -123,12 +123,37 @@ fn share_round(
 
 #[test]
 fn a_forwarded_share_costs_the_proxy_no_allocation_in_steady_state() {
+    forwarded_shares_allocate_nothing(false);
+}
+
+/// The same with two weighted routes (issue 15): the job ids miners see carry their upstream's tag, the
+/// share's tag is cut off on its way up, and the pool's `true` feeds the route's scheduler. The second
+/// route's pool accepts the connection and never answers (that route stays down: nobody moves).
+#[test]
+fn a_forwarded_share_on_a_weighted_route_costs_no_allocation_either() {
+    forwarded_shares_allocate_nothing(true);
+}
+
+/// The allocation counter is global: one measurement at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn forwarded_shares_allocate_nothing(routed: bool) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // The pool: this thread, on a socket.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let yaml = format!(
-        "threads: 1\nproxies:\n  - name: z\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n      - url: stratum+tcp://{}\n        user: acct\n",
-        listener.local_addr().unwrap()
-    );
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let yaml = if routed {
+        format!(
+            "threads: 1\nproxies:\n  - name: z\n    protocol: stratum\n    handshake_timeout: 600\n    listen:\n      - address: 127.0.0.1:0\n    routes:\n      - name: main\n        weight: 90\n        pools:\n          - url: stratum+tcp://{}\n            user: acct\n      - name: fee\n        weight: 10\n        pools:\n          - url: stratum+tcp://{}\n            user: fee\n",
+            listener.local_addr().unwrap(),
+            silent.local_addr().unwrap()
+        )
+    } else {
+        format!(
+            "threads: 1\nproxies:\n  - name: z\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n      - url: stratum+tcp://{}\n        user: acct\n",
+            listener.local_addr().unwrap()
+        )
+    };
     let proxy = fastproxy::proxy::start(&Config::from_yaml(&yaml).unwrap()).unwrap();
     let (pool_sock, _) = listener.accept().unwrap();
     pool_sock
@@ -172,9 +197,12 @@ fn a_forwarded_share_costs_the_proxy_no_allocation_in_steady_state() {
     for _ in 0..3 {
         miner.read_line(&mut line);
     }
+    let job: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    let job_id = job["params"][0].as_str().unwrap().to_string();
+    assert_eq!(job_id.ends_with(".j"), routed, "job id {job_id}");
     let submits: Vec<(Vec<u8>, Vec<u8>)> = (0..6000u64)
         .map(|i| {
-            let line = format!("{{\"id\":{i},\"method\":\"mining.submit\",\"params\":[\"rig\",\"j\",\"{:012x}\",\"5f5e1000\",\"00000000\"]}}\n", i);
+            let line = format!("{{\"id\":{i},\"method\":\"mining.submit\",\"params\":[\"rig\",\"{job_id}\",\"{:012x}\",\"5f5e1000\",\"00000000\"]}}\n", i);
             (line.into_bytes(), i.to_string().into_bytes())
         })
         .collect();
@@ -193,4 +221,5 @@ fn a_forwarded_share_costs_the_proxy_no_allocation_in_steady_state() {
         "allocations during 3,000 forwarded shares (submit in, submit up, verdict back)"
     );
     drop(proxy);
+    drop(silent);
 }

@@ -70,6 +70,9 @@ pub struct Scheduler {
     params: Params,
     routes: Vec<Route>,
     miners: BTreeMap<MinerId, Miner>,
+    /// Buffers a rebalance reuses (loads, desired hashrates, stranded miners), so that one that moves
+    /// nobody allocates nothing.
+    scratch: (Vec<f64>, Vec<f64>, Vec<MinerId>),
 }
 
 fn clean(x: f64) -> f64 {
@@ -97,6 +100,7 @@ impl Scheduler {
             params,
             routes,
             miners: BTreeMap::new(),
+            scratch: Default::default(),
         }
     }
 
@@ -134,31 +138,28 @@ impl Scheduler {
     /// weights; 0 for unavailable routes. When every available route has weight 0 they share equally; when
     /// none is available, all are 0.
     pub fn targets(&self) -> Vec<f64> {
-        let eff: Vec<f64> = (0..self.routes.len())
-            .map(|i| {
-                if self.available(i) {
-                    self.routes[i].weight
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let sum: f64 = eff.iter().sum();
-        if sum > 0.0 {
-            return eff.iter().map(|w| w / sum).collect();
-        }
-        let n = (0..self.routes.len())
-            .filter(|&i| self.available(i))
-            .count();
+        let in_force = self.in_force();
         (0..self.routes.len())
-            .map(|i| {
-                if self.available(i) {
-                    1.0 / n as f64
-                } else {
-                    0.0
-                }
-            })
+            .map(|i| self.target_of(i, in_force))
             .collect()
+    }
+
+    /// The sum of the available routes' weights, and how many are available.
+    fn in_force(&self) -> (f64, usize) {
+        (0..self.routes.len())
+            .filter(|&i| self.available(i))
+            .fold((0.0, 0), |(sum, n), i| (sum + self.routes[i].weight, n + 1))
+    }
+
+    /// Route `i`'s entry of [`Scheduler::targets`], given [`Scheduler::in_force`] (no allocation).
+    fn target_of(&self, i: usize, (sum, n): (f64, usize)) -> f64 {
+        if !self.available(i) {
+            0.0
+        } else if sum > 0.0 {
+            self.routes[i].weight / sum
+        } else {
+            1.0 / n as f64
+        }
     }
 
     /// A route's pool accepted a share of difficulty `difficulty`.
@@ -167,9 +168,10 @@ impl Scheduler {
         if d == 0.0 || route >= self.routes.len() {
             return;
         }
-        let targets = self.targets();
-        for (r, t) in self.routes.iter_mut().zip(targets) {
-            r.target += d * t;
+        let in_force = self.in_force();
+        for i in 0..self.routes.len() {
+            let t = self.target_of(i, in_force);
+            self.routes[i].target += d * t;
         }
         self.routes[route].accepted += d;
     }
@@ -219,41 +221,39 @@ impl Scheduler {
         self.miners.remove(&miner);
     }
 
-    /// The hashrate on each route.
-    fn loads(&self) -> Vec<f64> {
-        let mut h = vec![0.0; self.routes.len()];
+    /// The hashrate on each route, into `h`.
+    fn loads_into(&self, h: &mut Vec<f64>) {
+        h.clear();
+        h.resize(self.routes.len(), 0.0);
         for m in self.miners.values() {
             if let Some(x) = h.get_mut(m.route) {
                 *x += m.hashrate;
             }
         }
-        h
     }
 
     /// The hashrate each route should carry over the next `horizon_secs` so that its error (accepted −
     /// target) is made up by then: its target share of `total` minus the error over the horizon (the
-    /// correction bounded by `total`). It may be negative (the route is ahead: carry nothing); the sum is
-    /// `total`, since the errors sum to 0. 0 for routes with no target.
-    fn desired(&self, total: f64) -> Vec<f64> {
-        let t = self.targets();
+    /// correction bounded by `total`), into `out`. It may be negative (the route is ahead: carry nothing);
+    /// the sum is `total`, since the errors sum to 0. 0 for routes with no target.
+    fn desired_into(&self, total: f64, out: &mut Vec<f64>) {
+        let in_force = self.in_force();
         let horizon = self.params.horizon_secs.max(1e-9);
-        self.routes
-            .iter()
-            .zip(&t)
-            .map(|(r, &t)| {
-                if t == 0.0 {
-                    return 0.0;
-                }
-                t * total - ((r.accepted - r.target) / horizon).clamp(-total, total)
-            })
-            .collect()
+        out.clear();
+        out.extend(self.routes.iter().enumerate().map(|(i, r)| {
+            let t = self.target_of(i, in_force);
+            if t == 0.0 {
+                return 0.0;
+            }
+            t * total - ((r.accepted - r.target) / horizon).clamp(-total, total)
+        }));
     }
 
     /// The available route with the largest gap between desired and carried hashrate (lowest index on ties).
     fn neediest(&self, desired: &[f64], loads: &[f64]) -> Option<usize> {
-        let targets = self.targets();
+        let in_force = self.in_force();
         (0..self.routes.len())
-            .filter(|&i| targets[i] > 0.0)
+            .filter(|&i| self.target_of(i, in_force) > 0.0)
             .max_by(|&a, &b| {
                 (desired[a] - loads[a])
                     .total_cmp(&(desired[b] - loads[b]))
@@ -272,9 +272,13 @@ impl Scheduler {
     ) -> Option<usize> {
         self.miners.remove(&miner);
         let hashrate = clean(hashrate);
-        let loads = self.loads();
+        let (mut loads, mut desired, stranded) = std::mem::take(&mut self.scratch);
+        self.loads_into(&mut loads);
         let total: f64 = loads.iter().sum::<f64>() + hashrate;
-        let route = self.neediest(&self.desired(total), &loads)?;
+        self.desired_into(total, &mut desired);
+        let route = self.neediest(&desired, &loads);
+        self.scratch = (loads, desired, stranded);
+        let route = route?;
         self.miners.insert(
             miner,
             Miner {
@@ -291,18 +295,33 @@ impl Scheduler {
     /// stayed `min_dwell_secs`, one at a time, each the move that brings the routes' hashrate closest to the
     /// desired split, while one does.
     pub fn rebalance(&mut self, now: f64) -> Vec<Move> {
+        let (mut loads, mut desired, mut stranded) = std::mem::take(&mut self.scratch);
+        let moves = self.rebalance_with(now, &mut loads, &mut desired, &mut stranded);
+        self.scratch = (loads, desired, stranded);
+        moves
+    }
+
+    /// [`Scheduler::rebalance`] with its buffers (no allocation unless a miner moves).
+    fn rebalance_with(
+        &mut self,
+        now: f64,
+        loads: &mut Vec<f64>,
+        desired: &mut Vec<f64>,
+        stranded: &mut Vec<MinerId>,
+    ) -> Vec<Move> {
         let mut moves = Vec::new();
-        let mut loads = self.loads();
+        self.loads_into(loads);
         let total: f64 = loads.iter().sum();
-        let desired = self.desired(total);
-        let stranded: Vec<MinerId> = self
-            .miners
-            .iter()
-            .filter(|(_, m)| !self.available(m.route))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in stranded {
-            let Some(to) = self.neediest(&desired, &loads) else {
+        self.desired_into(total, desired);
+        stranded.clear();
+        stranded.extend(
+            self.miners
+                .iter()
+                .filter(|(_, m)| !self.available(m.route))
+                .map(|(&id, _)| id),
+        );
+        for &id in stranded.iter() {
+            let Some(to) = self.neediest(desired, loads) else {
                 return moves;
             };
             let m = self.miners.get_mut(&id).expect("listed above");
@@ -320,7 +339,7 @@ impl Scheduler {
         }
         let eps = 1e-9 * total.max(1e-300);
         for _ in 0..self.miners.len() {
-            let Some(to) = self.neediest(&desired, &loads) else {
+            let Some(to) = self.neediest(desired, loads) else {
                 break;
             };
             let need = desired[to] - loads[to];

@@ -125,8 +125,9 @@ fn a_route_that_is_down_gets_no_target_and_no_catch_up_when_back() {
 }
 
 fn gap(s: &Scheduler) -> f64 {
-    let loads = s.loads();
-    let d = s.desired(loads.iter().sum());
+    let (mut loads, mut d) = (Vec::new(), Vec::new());
+    s.loads_into(&mut loads);
+    s.desired_into(loads.iter().sum(), &mut d);
     loads.iter().zip(&d).map(|(l, d)| (l - d).abs()).sum()
 }
 

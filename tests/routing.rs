@@ -430,3 +430,41 @@ fn a_kick_through_the_control_state_closes_that_worker() {
     let other = handles.next().unwrap().join().unwrap();
     assert!(!other.disconnected_by_peer, "{other:?}");
 }
+
+#[test]
+fn a_pool_disabled_at_runtime_is_left_and_skipped_until_enabled_again() {
+    let first = pool(easy());
+    let second = pool(easy());
+    let proxy = start_proxy(&proxy_yaml(&[first.addr(), second.addr()], FAST_RETRY));
+    let control = proxy.control();
+    let at = control.find_route(Some("test"), "default").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = miners(proxy.first_addr().unwrap(), 2, true, HASHRATE, &stop);
+    wait_until(Duration::from_secs(20), "shares on the first pool", || {
+        first.stats().accepted >= 5
+    });
+    control.set_pool_enabled(at, 0, false).unwrap();
+    wait_until(Duration::from_secs(20), "shares on the second pool", || {
+        second.stats().accepted >= 5
+    });
+    // Failback (every second here) does not go back to a disabled pool.
+    let on_first = first.stats().accepted;
+    let on_second = second.stats().accepted;
+    wait_until(
+        Duration::from_secs(20),
+        "20 more shares on the second pool",
+        || second.stats().accepted >= on_second + 20,
+    );
+    assert!(
+        first.stats().accepted <= on_first + 2,
+        "the disabled pool got {} more shares",
+        first.stats().accepted - on_first
+    );
+    control.set_pool_enabled(at, 0, true).unwrap();
+    wait_until(Duration::from_secs(20), "back on the first pool", || {
+        first.stats().accepted >= on_first + 5
+    });
+    stop.store(true, Ordering::Relaxed);
+    let reports = join(handles);
+    check_answers(&reports, &[&first.stats(), &second.stats()], true);
+}

@@ -255,6 +255,39 @@ impl Control {
         w.insert((proxy.to_string(), worker.to_string()), info);
     }
 
+    /// A reactor reports `delta` connections more (or fewer) of a worker, with its state (`info.connections`
+    /// is ignored: the reactors' deltas add up, so a worker with connections on several reactors stays
+    /// listed until its last one leaves; a negative delta keeps the state). Returns its connections now.
+    pub fn worker_connections(
+        &self,
+        proxy: &str,
+        worker: &str,
+        info: WorkerInfo,
+        delta: i32,
+    ) -> u32 {
+        let mut w = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (proxy.to_string(), worker.to_string());
+        let had = w.get(&key).map_or(0, |i| i.connections);
+        let connections = had.saturating_add_signed(delta);
+        match w.get_mut(&key) {
+            _ if connections == 0 => {
+                w.remove(&key);
+            }
+            // A connection left: the worker's state stays as its others reported it.
+            Some(old) if delta < 0 => old.connections = connections,
+            _ => {
+                w.insert(
+                    key,
+                    WorkerInfo {
+                        connections,
+                        ..info
+                    },
+                );
+            }
+        }
+        connections
+    }
+
     /// A reactor reports that a worker's last connection left.
     pub fn remove_worker(&self, proxy: &str, worker: &str) {
         let mut w = self.workers.lock().unwrap_or_else(|e| e.into_inner());

@@ -301,7 +301,6 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                     index,
                     command_seen: 0,
                     control_version: u64::MAX,
-                    workers: Default::default(),
                     stats: s.clone(),
                     timing: timing(p),
                 }

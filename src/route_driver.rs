@@ -1,6 +1,6 @@
 //! The weighted split in the runtime (issue 15; an `impl Reactor` block): placing new miners on routes, moving
 //! miners between routes at job boundaries, a share's upstream chosen by its job id's tag, and the shared
-//! `Control` state (weights, enabled routes and pools, kicks, workers) applied on the tick.
+//! `Control` state (weights, enabled routes and pools, kicks) applied on the tick, and workers reported to it.
 //!
 //! In an entry with several routes every job id sent to miners carries its upstream's key (`tag.job`, see
 //! `pool_msg::tag_notify`), so two pools' equal job ids cannot be confused. A moved miner keeps its previous
@@ -240,7 +240,7 @@ impl Reactor {
         ProxyStats::inc(&proxy.stats.extranonce_updates);
         let worker = m.session.worker.clone();
         self.queue(t, &line);
-        self.publish_worker(p, &worker, Some(t));
+        self.count_worker(p, &worker, Some(t), 0);
         true
     }
 
@@ -502,42 +502,28 @@ impl Reactor {
         }
     }
 
-    /// Reports worker `worker` of entry `p` to the control state (`t`: one of its miners), or removes it
-    /// when this reactor has no connection of it left.
-    pub(crate) fn publish_worker(&mut self, p: usize, worker: &str, t: Option<usize>) {
-        let ps = &self.proxies[p];
-        let connections = ps.workers.get(worker).copied().unwrap_or(0);
-        if connections == 0 {
-            ps.control.remove_worker(&ps.cfg.name, worker);
-            return;
-        }
-        let Some(Conn::Miner(m)) = t.and_then(|t| self.conns.get(t)) else {
-            return;
-        };
-        let route = m
-            .upstream
-            .and_then(|u| self.upstreams.get(u))
-            .map_or(0, |up| up.route);
-        let info = WorkerInfo {
-            route: ps.route(route).name.clone(),
-            hashrate: m.seat.hashrate,
-            movable: m.session.extranonce_subscribed,
-            connections,
-        };
-        ps.control.set_worker(&ps.cfg.name, worker, info);
-    }
-
-    /// Miner `t` of entry `p` is now (`+1`) or no longer (`-1`) a connection of worker `worker`.
+    /// Reports `delta` connections more (or fewer) of worker `worker` of entry `p` to the control state, with
+    /// the state of miner `t` (its route, hashrate, whether it can be moved), if still there.
     pub(crate) fn count_worker(&mut self, p: usize, worker: &str, t: Option<usize>, delta: i32) {
         if worker.is_empty() {
             return;
         }
-        let workers = &mut self.proxies[p].workers;
-        let n = workers.entry(worker.into()).or_insert(0);
-        *n = n.saturating_add_signed(delta);
-        if *n == 0 {
-            workers.remove(worker);
-        }
-        self.publish_worker(p, worker, t);
+        let ps = &self.proxies[p];
+        let miner = t.and_then(|t| match self.conns.get(t) {
+            Some(Conn::Miner(m)) => Some(m),
+            _ => None,
+        });
+        let route = miner
+            .and_then(|m| m.upstream)
+            .and_then(|u| self.upstreams.get(u))
+            .map_or(0, |up| up.route);
+        let info = WorkerInfo {
+            route: ps.route(route).name.clone(),
+            hashrate: miner.map_or(0.0, |m| m.seat.hashrate),
+            movable: miner.is_some_and(|m| m.session.extranonce_subscribed),
+            connections: 0,
+        };
+        ps.control
+            .worker_connections(&ps.cfg.name, worker, info, delta);
     }
 }

@@ -468,3 +468,44 @@ fn a_pool_disabled_at_runtime_is_left_and_skipped_until_enabled_again() {
     let reports = join(handles);
     check_answers(&reports, &[&first.stats(), &second.stats()], true);
 }
+
+#[test]
+fn a_worker_with_connections_on_two_reactors_stays_listed_until_its_last_one_leaves() {
+    let yaml = routes_yaml(
+        &[
+            ("a", 50.0, "127.0.0.1:1".parse().unwrap()),
+            ("b", 50.0, "127.0.0.1:2".parse().unwrap()),
+        ],
+        "",
+    );
+    let control = fastproxy::control::Control::from_config(
+        &fastproxy::config::Config::from_yaml(&yaml).unwrap(),
+    );
+    let info = |route: &str| fastproxy::control::WorkerInfo {
+        route: route.into(),
+        hashrate: 1.0,
+        movable: true,
+        connections: 0,
+    };
+    // Two reactors each report one connection of farm.x; one leaves.
+    assert_eq!(
+        control.worker_connections("test", "farm.x", info("a"), 1),
+        1
+    );
+    assert_eq!(
+        control.worker_connections("test", "farm.x", info("b"), 1),
+        2
+    );
+    assert_eq!(
+        control.worker_connections("test", "farm.x", info("?"), -1),
+        1
+    );
+    let w = control.workers();
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].2.connections, w[0].2.route.as_str()), (1, "b"));
+    assert_eq!(
+        control.worker_connections("test", "farm.x", info("?"), -1),
+        0
+    );
+    assert!(control.workers().is_empty());
+}

@@ -46,8 +46,6 @@ pub(crate) struct ProxyState {
     /// The last control command (kick) this reactor applied, and the `Control::version` last applied.
     pub command_seen: u64,
     pub control_version: u64,
-    /// Connections of each authorized worker in this reactor (published to the control state).
-    pub workers: std::collections::HashMap<Box<str>, u32>,
     pub stats: Arc<ProxyStats>,
     /// Counters of local validation.
     pub validation: Arc<crate::validate::ValidationStats>,

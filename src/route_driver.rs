@@ -244,6 +244,20 @@ impl Reactor {
         true
     }
 
+    /// Closes miner `t` on purpose, first answering the requests already in its socket: a close with unread
+    /// input resets the connection, and the miner would lose the replies written just before.
+    fn close_answered(&mut self, t: usize, reason: Close) {
+        let Some(Conn::Miner(m)) = self.conns.get(t) else {
+            return;
+        };
+        let gen = m.gen;
+        self.on_miner_event(t, true, false);
+        self.judge_waiting_shares();
+        if matches!(self.conns.get(t), Some(Conn::Miner(m)) if m.gen == gen) {
+            self.close_miner(t, reason);
+        }
+    }
+
     /// Drops miner `t`'s previous assignment (its prefix there is freed once its shares are answered).
     pub(crate) fn release_prev(&mut self, t: usize) {
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
@@ -406,7 +420,7 @@ impl Reactor {
                 targets.len()
             );
             for t in targets {
-                self.close_miner(t, Close::Kicked);
+                self.close_answered(t, Close::Kicked);
             }
         }
     }
@@ -492,7 +506,7 @@ impl Reactor {
                 continue;
             }
             if mv.forced && !movable {
-                self.close_miner(t, Close::RouteGone);
+                self.close_answered(t, Close::RouteGone);
                 continue;
             }
             // Not now (not working yet, or no ready upstream with room): it stays, the next tick tries again.

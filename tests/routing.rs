@@ -93,10 +93,12 @@ fn accepted_now(live: &[Arc<LiveCounters>]) -> Vec<u64> {
 fn check_answers(reports: &[MinerReport], pools: &[&PoolStats], expect_stay: bool) {
     let mut accepted = 0;
     for r in reports {
-        // A miner the proxy closes on purpose (its route went away and it cannot be moved) may have a
-        // submit on the wire that the proxy never read: at most that one is unanswered.
-        let on_the_wire = u64::from(!expect_stay && r.disconnected_by_peer);
-        assert!(r.unanswered <= on_the_wire, "every share answered: {r:?}");
+        // A miner the proxy closes on purpose (its route went away and it cannot be moved) may submit after
+        // the close: its kernel then gets a reset, which discards replies it had not read yet. Only miners
+        // that stayed are held to every reply.
+        if expect_stay || !r.disconnected_by_peer {
+            assert_eq!(r.unanswered, 0, "every share answered: {r:?}");
+        }
         assert_eq!(r.duplicate_or_unknown_replies, 0, "answered once: {r:?}");
         assert_eq!(
             r.accepted + r.rejected + r.unanswered,

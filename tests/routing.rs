@@ -514,3 +514,40 @@ fn a_worker_with_connections_on_two_reactors_stays_listed_until_its_last_one_lea
     );
     assert!(control.workers().is_empty());
 }
+
+#[test]
+fn a_reload_changes_a_routes_pools_and_refuses_a_new_route() {
+    let a = pool(easy());
+    let b = pool(easy());
+    let c = pool(easy());
+    let yaml = |second: SocketAddr| {
+        routes_yaml(
+            &[("a", 50.0, a.addr()), ("b", 50.0, second)],
+            "route_switch_interval: 1",
+        )
+    };
+    let mut proxy = start_proxy(&yaml(b.addr()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = miners(proxy.first_addr().unwrap(), 2, true, HASHRATE, &stop);
+    wait_until(Duration::from_secs(20), "shares on both routes", || {
+        a.stats().accepted >= 5 && b.stats().accepted >= 5
+    });
+    let config = |y: &str| fastproxy::config::Config::from_yaml(y).unwrap();
+    proxy.reload(config(&yaml(c.addr()))).unwrap();
+    wait_until(Duration::from_secs(20), "route b now on pool c", || {
+        c.stats().accepted >= 5
+    });
+    let three = routes_yaml(
+        &[
+            ("a", 50.0, a.addr()),
+            ("b", 40.0, c.addr()),
+            ("x", 10.0, b.addr()),
+        ],
+        "route_switch_interval: 1",
+    );
+    let refused = proxy.reload(config(&three)).unwrap_err();
+    assert!(refused.contains("routes"), "{refused}");
+    stop.store(true, Ordering::Relaxed);
+    let reports = join(handles);
+    check_answers(&reports, &[&a.stats(), &b.stats(), &c.stats()], true);
+}

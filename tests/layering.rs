@@ -8,7 +8,8 @@
 //! 2. hash: share math, the `fastproxy-work` crate (crates/work), which lib.rs re-exports under the old paths
 //!    (`crate::work` names crates/work/src/work.rs): work (jobs, targets, the reference share hash), the
 //!    SHA-256 kernels, share_hash, equihash;
-//! 3. config: auth settings and checks, then the config file (above hash: it builds `equihash::Params`);
+//! 3. config: auth settings and checks, then the config file (above hash: it builds `equihash::Params`), and
+//!    the SV2 pool's authority key it checks (protocol/sv2/common.rs: SV2 errors and the key, no crate imports);
 //! 4. wire: the dialects' message formats (protocol/json, stratum, equihash);
 //! 5. shares: share validation and counters, and the dialect enum (protocol/mod.rs parses jobs into
 //!    validate's job book);
@@ -67,6 +68,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config/check.rs",
             "config/tests.rs",
             "config/mod.rs",
+            "config/sv2.rs",
+            "protocol/sv2/common.rs",
             "limits.rs",
         ],
     ),
@@ -76,7 +79,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "protocol/json.rs",
             "protocol/stratum.rs",
             "protocol/equihash.rs",
-            "protocol/sv2/common.rs",
             "protocol/sv2/mod.rs",
             "protocol/sv2/client.rs",
             "protocol/sv2/messages.rs",

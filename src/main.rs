@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod cli_docs;
 mod demo;
+mod demo_sv2;
 mod service;
 
 /// A fast Stratum mining proxy: many miners, one pool connection, the nonce space split per miner.

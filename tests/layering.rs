@@ -167,6 +167,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "main.rs",
             "cli_docs.rs",
             "demo.rs",
+            "demo_sv2.rs",
             "crates/work/src/lib.rs",
             "crates/sim/src/lib.rs",
             "crates/loadgen/src/lib.rs",

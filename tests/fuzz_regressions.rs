@@ -14,13 +14,14 @@ use std::path::Path;
 #[test]
 fn seed_corpus_passes_every_invariant() {
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 6] = [
+    let targets: [(&str, Check); 7] = [
         ("framing", invariants::framing),
         ("miner_msg_stratum", invariants::miner_msg_stratum),
         ("miner_msg_equihash", invariants::miner_msg_equihash),
         ("pool_msg", invariants::pool_msg),
         ("proxy_protocol", invariants::proxy_protocol),
         ("config", invariants::config),
+        ("sv2_client", invariants::sv2_client),
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The header version bits a share may roll, as the reference pool allows them (BIP 323's 0x1fffffe0, wider
+/// than BIP 320's 0x1fffe000): the reference translator grants its miners this mask.
+const VERSION_ROLLING_MASK: u32 = 0x1fff_ffe0;
+
 /// Runs the SV2 pool on `listen` until `stop` is set or `run_for` has passed (zero: until stopped), with a new
 /// job every `job_interval` and a counter line every 10 s.
 pub fn run_sim_pool(
@@ -27,6 +31,7 @@ pub fn run_sim_pool(
         difficulty,
         extranonce_prefix_size,
         extranonce_size,
+        version_rolling_mask: VERSION_ROLLING_MASK,
         ..Sv2PoolConfig::default()
     }) {
         Ok(p) => p,
@@ -37,7 +42,7 @@ pub fn run_sim_pool(
     };
     let addr = pool.addr();
     println!(
-        "simulated Stratum V2 pool on {addr} (difficulty {difficulty}, extranonce prefix {extranonce_prefix_size} + {extranonce_size} bytes); Ctrl-C stops"
+        "simulated Stratum V2 pool on {addr} (difficulty {difficulty}, extranonce prefix {extranonce_prefix_size} + {extranonce_size} bytes, version mask {VERSION_ROLLING_MASK:08x}); Ctrl-C stops"
     );
     println!("authority_public_key: {}", pool.authority_public_key());
     println!("url: stratum2+tcp://{addr}");
@@ -59,6 +64,12 @@ pub fn run_sim_pool(
             );
         }
     }
+    let s = pool.stats();
+    let rejected: u64 = s.rejected_by_code.values().sum();
+    println!(
+        "total: connections {} submits {} accepted {} rejected {} {:?}",
+        s.connections_total, s.submits, s.accepted, rejected, s.rejected_by_code
+    );
     pool.stop();
     ExitCode::SUCCESS
 }

@@ -62,7 +62,11 @@ fn handshaken() -> (Sv2Client, TransportEncryptState) {
         .step_1(e)
         .expect("responder step");
     c.feed(reply.payload());
-    assert_eq!(c.next_event(now()), Ok(None), "nothing but the handshake was fed");
+    assert_eq!(
+        c.next_event(now()),
+        Ok(None),
+        "nothing but the handshake was fed"
+    );
     assert_eq!(c.phase(), Phase::Setup);
     let (encrypt, _) = transport.split();
     (c, encrypt)
@@ -122,13 +126,21 @@ fn event_type(ev: &Event) -> u8 {
 /// Feeds `bytes` in chunks of `chunk` (0: at once), draining every result after each; the results in order.
 /// The client must stop by itself: at most one result per 6 bytes fed (no frame is shorter), plus one.
 fn drive(c: &mut Sv2Client, bytes: &[u8], chunk: usize) -> Vec<Result<Event, Sv2Error>> {
-    let chunk = if chunk == 0 { bytes.len().max(1) } else { chunk };
+    let chunk = if chunk == 0 {
+        bytes.len().max(1)
+    } else {
+        chunk
+    };
     let mut results = Vec::new();
     for piece in bytes.chunks(chunk).chain(std::iter::once(&[][..])) {
         c.feed(piece);
         loop {
             let r = c.next_event(now());
-            assert!(c.output().len() <= MAX_OUTPUT, "output grows: {}", c.output().len());
+            assert!(
+                c.output().len() <= MAX_OUTPUT,
+                "output grows: {}",
+                c.output().len()
+            );
             c.take_output();
             match r {
                 Ok(None) => break,
@@ -143,7 +155,10 @@ fn drive(c: &mut Sv2Client, bytes: &[u8], chunk: usize) -> Vec<Result<Event, Sv2
                     }
                 }
             }
-            assert!(results.len() <= bytes.len() / 6 + 1, "more results than frames could be");
+            assert!(
+                results.len() <= bytes.len() / 6 + 1,
+                "more results than frames could be"
+            );
         }
     }
     let _ = c.at_eof();
@@ -185,10 +200,17 @@ fn encrypted_frames(rest: &[u8], chunk: usize) {
         bytes.extend_from_slice(&encrypt(f, &mut enc));
     }
     let results = drive(&mut c, &bytes, chunk);
-    assert!(results.len() <= frames.len(), "{} results from {} frames", results.len(), frames.len());
+    assert!(
+        results.len() <= frames.len(),
+        "{} results from {} frames",
+        results.len(),
+        frames.len()
+    );
     if results.len() < frames.len() {
         assert!(
-            results.last().is_some_and(|r| r.as_ref().is_err_and(Sv2Error::is_fatal)),
+            results
+                .last()
+                .is_some_and(|r| r.as_ref().is_err_and(Sv2Error::is_fatal)),
             "frames left unread without a fatal error"
         );
     }
@@ -197,7 +219,11 @@ fn encrypted_frames(rest: &[u8], chunk: usize) {
         let ext = f.ext & 0x7fff;
         match r {
             Ok(ev) => {
-                assert_eq!((ext, f.ty), (0, event_type(ev)), "{ev:?} from another message");
+                assert_eq!(
+                    (ext, f.ty),
+                    (0, event_type(ev)),
+                    "{ev:?} from another message"
+                );
                 let setup = matches!(ev, Event::SetupSuccess { .. });
                 assert!(ready != setup, "{ev:?} while ready={ready}");
                 ready = true;
@@ -209,7 +235,8 @@ fn encrypted_frames(rest: &[u8], chunk: usize) {
             Err(Sv2Error::UnknownMessage { ext_type, msg_type }) => {
                 assert_eq!((*ext_type, *msg_type), (ext, f.ty));
             }
-            Err(Sv2Error::Malformed { msg_type, .. }) | Err(Sv2Error::Unexpected { msg_type, .. }) => {
+            Err(Sv2Error::Malformed { msg_type, .. })
+            | Err(Sv2Error::Unexpected { msg_type, .. }) => {
                 assert_eq!(*msg_type, f.ty);
             }
             Err(Sv2Error::SetupRefused { .. }) => assert_eq!((ext, f.ty), (0, 0x02)),

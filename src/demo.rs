@@ -48,6 +48,17 @@ pub struct SimPoolArgs {
     /// Seconds to run (0: until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
+    /// The protocol the pool speaks: v1 (Stratum V1) or sv2 (Stratum V2: Noise-encrypted, one extended
+    /// channel per connection; prints its authority public key).
+    #[arg(long, value_enum, default_value_t = SimProtocol::V1)]
+    protocol: SimProtocol,
+}
+
+/// The protocol `fastproxy sim-pool` speaks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimProtocol {
+    V1,
+    Sv2,
 }
 
 fn demo_config(pool: SocketAddr) -> Config {
@@ -180,6 +191,20 @@ pub fn run_sim_pool(args: &SimPoolArgs) -> ExitCode {
     if let Err(e) = register_stop_signals(stop.clone()) {
         log::warn!("cannot install signal handlers: {e}");
     }
+    if args.protocol == SimProtocol::Sv2 {
+        let (en1, en2) = (args.extranonce1_size, args.extranonce2_size);
+        let every = Duration::from_secs(args.job_interval.max(1));
+        let run_for = Duration::from_secs(args.seconds);
+        return crate::demo_sv2::run_sim_pool(
+            args.listen,
+            args.difficulty,
+            en1,
+            en2,
+            every,
+            run_for,
+            &stop,
+        );
+    }
     let pool = match SimPool::start(SimPoolConfig {
         listen: args.listen,
         difficulty: args.difficulty,
@@ -220,7 +245,7 @@ pub fn run_sim_pool(args: &SimPoolArgs) -> ExitCode {
 }
 
 /// SIGINT and SIGTERM set the flag the reactors watch.
-fn register_stop_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+pub(crate) fn register_stop_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, flag.clone())?;
     }

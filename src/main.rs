@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod cli_docs;
 mod demo;
+mod demo_sv2;
 mod service;
 
 /// A fast Stratum mining proxy: many miners, one pool connection, the nonce space split per miner.
@@ -94,6 +95,9 @@ fn main() -> ExitCode {
                     c.proxies.len(),
                     if c.proxies.len() == 1 { "y" } else { "ies" }
                 );
+                if let Some(why) = c.sv2_not_wired() {
+                    eprintln!("{}: note: it will not start yet: {why}", path.display());
+                }
                 ExitCode::SUCCESS
             }
             Err(problems) => {

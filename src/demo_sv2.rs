@@ -1,0 +1,75 @@
+//! `fastproxy sim-pool --protocol sv2`: the simulated Stratum V2 pool (`fastproxy_sim::sv2_pool`) alone,
+//! printing its authority public key and the pool entry to put in a config.
+
+use fastproxy_sim::sv2_pool::{Sv2PoolConfig, Sv2SimPool};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The header version bits a share may roll, as the reference pool allows them (BIP 323's 0x1fffffe0, wider
+/// than BIP 320's 0x1fffe000): the reference translator grants its miners this mask.
+const VERSION_ROLLING_MASK: u32 = 0x1fff_ffe0;
+
+/// Runs the SV2 pool on `listen` until `stop` is set or `run_for` has passed (zero: until stopped), with a new
+/// job every `job_interval` and a counter line every 10 s.
+pub fn run_sim_pool(
+    listen: SocketAddr,
+    difficulty: f64,
+    extranonce_prefix_size: usize,
+    extranonce_size: usize,
+    job_interval: Duration,
+    run_for: Duration,
+    stop: &AtomicBool,
+) -> ExitCode {
+    let Ok(extranonce_size) = u16::try_from(extranonce_size) else {
+        eprintln!("--extranonce2-size {extranonce_size} is too large");
+        return ExitCode::FAILURE;
+    };
+    let pool = match Sv2SimPool::start(Sv2PoolConfig {
+        listen,
+        difficulty,
+        extranonce_prefix_size,
+        extranonce_size,
+        version_rolling_mask: VERSION_ROLLING_MASK,
+        ..Sv2PoolConfig::default()
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot start the simulated SV2 pool on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = pool.addr();
+    println!(
+        "simulated Stratum V2 pool on {addr} (difficulty {difficulty}, extranonce prefix {extranonce_prefix_size} + {extranonce_size} bytes, version mask {VERSION_ROLLING_MASK:08x}); Ctrl-C stops"
+    );
+    println!("authority_public_key: {}", pool.authority_public_key());
+    println!("url: stratum2+tcp://{addr}");
+    let started = Instant::now();
+    let (mut last_job, mut last_stats) = (Instant::now(), Instant::now());
+    while !stop.load(Ordering::Relaxed) && (run_for.is_zero() || started.elapsed() < run_for) {
+        std::thread::sleep(Duration::from_millis(200));
+        if last_job.elapsed() >= job_interval {
+            last_job = Instant::now();
+            pool.new_job(false);
+        }
+        if last_stats.elapsed() >= Duration::from_secs(10) {
+            last_stats = Instant::now();
+            let s = pool.stats();
+            let rejected: u64 = s.rejected_by_code.values().sum();
+            println!(
+                "connections {} | submits {} accepted {} rejected {} {:?}",
+                s.connections_total, s.submits, s.accepted, rejected, s.rejected_by_code
+            );
+        }
+    }
+    let s = pool.stats();
+    let rejected: u64 = s.rejected_by_code.values().sum();
+    println!(
+        "total: connections {} submits {} accepted {} rejected {} {:?}",
+        s.connections_total, s.submits, s.accepted, rejected, s.rejected_by_code
+    );
+    pool.stop();
+    ExitCode::SUCCESS
+}

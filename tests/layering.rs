@@ -160,6 +160,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "service.rs",
             "proxy.rs",
+            "metrics/handle.rs",
             "metrics/mod.rs",
             "metrics/history.rs",
             "metrics/page.rs",

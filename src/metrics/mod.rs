@@ -7,6 +7,7 @@
 //! The reactors only bump atomics (see `stats`); everything here reads them. The server stops when its
 //! [`MetricsHandle`] is stopped or dropped.
 
+mod handle;
 mod history;
 mod page;
 mod prometheus;
@@ -16,11 +17,11 @@ mod status;
 use crate::stats::ProxyStats;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use handle::ServerHandle;
 pub use history::History;
 
 /// Settings of the endpoint beyond its address.
@@ -42,36 +43,7 @@ impl Default for MetricsOptions {
 }
 
 /// The running endpoint; dropping it stops the server thread and waits for it.
-pub struct MetricsHandle {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsHandle {
-    /// The address the server listens on (port 0 resolved).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops the server and waits for its thread.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for MetricsHandle {
-    fn drop(&mut self) {
-        self.shut();
-    }
-}
+pub type MetricsHandle = ServerHandle;
 
 /// Starts the endpoint on `listen` for `proxies` (name and stats, e.g. from `RunningProxy`).
 pub fn start(
@@ -97,9 +69,5 @@ pub fn start(
         .name("metrics".into())
         .spawn(move || serving.run())?;
     log::info!("metrics on http://{addr}/ (/metrics, /status)");
-    Ok(MetricsHandle {
-        addr,
-        stop,
-        thread: Some(thread),
-    })
+    Ok(ServerHandle::new(addr, stop, thread))
 }

@@ -153,7 +153,7 @@ pub fn handle(req: &Request, control: &Control, token_hash: &[u8; 32]) -> Respon
             };
             match control.set_pool_enabled(at, index, a == "enable") {
                 Ok(old) => {
-                    let url = &control.route(at).pools[index].url;
+                    let url = control.route(at).pools[index].url_now();
                     log::info!(
                         "api: {who} {a}d pool {index} ({url}) of route {} (was enabled: {old})",
                         label(control, at)
@@ -208,7 +208,7 @@ fn routes(control: &Control) -> Value {
                 .iter()
                 .enumerate()
                 .map(|(i, pool)| {
-                    json!({ "index": i, "url": pool.url,
+                    json!({ "index": i, "url": pool.url_now(),
                             "enabled": pool.enabled.load(std::sync::atomic::Ordering::Relaxed),
                             "up": pool.up.load(std::sync::atomic::Ordering::Relaxed) })
                 })

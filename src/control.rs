@@ -86,6 +86,66 @@ pub struct ProxyControl {
     pub routes: Vec<RouteControl>,
 }
 
+/// A pool of a [`RouteView`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolView {
+    pub url: String,
+    pub enabled: bool,
+    pub up: bool,
+}
+
+/// One route as the API, `/metrics` and `/status` show it: its settings and the split it should and does get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteView {
+    pub name: String,
+    pub weight: f64,
+    pub enabled: bool,
+    /// Enabled with an enabled pool that is up ([`RouteControl::available`]).
+    pub available: bool,
+    /// Its weight over the sum of the available routes' weights (0 when unavailable).
+    pub target_split: f64,
+    /// Its accepted difficulty over the entry's total (0 before any share).
+    pub measured_split: f64,
+    pub accepted_difficulty: f64,
+    pub pools: Vec<PoolView>,
+}
+
+impl ProxyControl {
+    /// Every route of the entry with its target and measured split.
+    pub fn views(&self) -> Vec<RouteView> {
+        let eff: Vec<f64> = self
+            .routes
+            .iter()
+            .map(|r| if r.available() { r.weight.get() } else { 0.0 })
+            .collect();
+        let eff_sum: f64 = eff.iter().sum();
+        let accepted: Vec<f64> = self.routes.iter().map(|r| r.accepted.get()).collect();
+        let total: f64 = accepted.iter().sum();
+        self.routes
+            .iter()
+            .zip(eff.iter().zip(&accepted))
+            .map(|(r, (e, a))| RouteView {
+                name: r.name.clone(),
+                weight: r.weight.get(),
+                enabled: r.enabled.load(Relaxed),
+                available: r.available(),
+                target_split: if eff_sum > 0.0 { e / eff_sum } else { 0.0 },
+                measured_split: if total > 0.0 { a / total } else { 0.0 },
+                accepted_difficulty: *a,
+                pools: r
+                    .pools
+                    .iter()
+                    .map(|p| PoolView {
+                        url: p.url_now(),
+                        enabled: p.enabled.load(Relaxed),
+                        up: p.up.load(Relaxed),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 /// A connected worker as the reactors report it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerInfo {

@@ -165,6 +165,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics/history.rs",
             "metrics/page.rs",
             "metrics/prometheus.rs",
+            "metrics/routes.rs",
             "metrics/server.rs",
             "metrics/status.rs",
             "api/handler.rs",

@@ -156,7 +156,10 @@ fn reload_keeps_accepted_difficulty_and_follows_pool_urls_but_a_new_route_layout
         yaml(listen, None, &[routes[0], ("fees", 30.0, b.addr())]),
         yaml(listen, None, &routes).replace(
             "pools: [{url: stratum+tcp://",
-            &format!("pools: [{{url: stratum+tcp://{}, user: x}}, {{url: stratum+tcp://", c.addr()),
+            &format!(
+                "pools: [{{url: stratum+tcp://{}, user: x}}, {{url: stratum+tcp://",
+                c.addr()
+            ),
         ),
     ] {
         let err = proxy.reload(load(&changed)).unwrap_err();

@@ -1,6 +1,7 @@
 //! The metrics and status endpoint: a small HTTP server on its own thread serving
 //!
-//! - `GET /metrics`: Prometheus text format, read from the proxies' stats at scrape time (`prometheus`);
+//! - `GET /metrics`: Prometheus text format, read from the proxies' stats at scrape time (`prometheus`), and
+//!   the weighted routes' weights, splits and accepted difficulty from the shared `Control` (`routes`);
 //! - `GET /status`: the same as JSON, with the hashrate history (`status`);
 //! - `GET /`: a self-contained status page polling `/status` (`page`).
 //!
@@ -11,9 +12,11 @@ mod handle;
 mod history;
 mod page;
 mod prometheus;
+mod routes;
 mod server;
 mod status;
 
+use crate::control::Control;
 use crate::stats::ProxyStats;
 use std::io;
 use std::net::SocketAddr;
@@ -45,10 +48,20 @@ impl Default for MetricsOptions {
 /// The running endpoint; dropping it stops the server thread and waits for it.
 pub type MetricsHandle = ServerHandle;
 
-/// Starts the endpoint on `listen` for `proxies` (name and stats, e.g. from `RunningProxy`).
+/// Starts the endpoint on `listen` for `proxies` (name and stats, e.g. from `RunningProxy`), without routes.
 pub fn start(
     listen: SocketAddr,
     proxies: Vec<(String, Arc<ProxyStats>)>,
+    options: MetricsOptions,
+) -> io::Result<MetricsHandle> {
+    start_with_control(listen, proxies, None, options)
+}
+
+/// [`start`], with the routes of `control` (`RunningProxy::control`) in `/metrics`, `/status` and the page.
+pub fn start_with_control(
+    listen: SocketAddr,
+    proxies: Vec<(String, Arc<ProxyStats>)>,
+    control: Option<Arc<Control>>,
     options: MetricsOptions,
 ) -> io::Result<MetricsHandle> {
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
@@ -64,6 +77,7 @@ pub fn start(
         history: History::new(options.history_interval, options.history_len),
         stop: stop.clone(),
         started: Instant::now(),
+        control,
     };
     let thread = std::thread::Builder::new()
         .name("metrics".into())

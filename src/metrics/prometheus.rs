@@ -26,10 +26,13 @@ struct StatsCollector {
     proxies: Proxies,
 }
 
-/// A registry whose one collector reads `proxies`.
-pub fn registry(proxies: Proxies) -> Registry {
+/// A registry whose collectors read `proxies` and, when given, the routes of `control`.
+pub fn registry(proxies: Proxies, control: Option<Arc<crate::control::Control>>) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(StatsCollector { proxies }));
+    if let Some(control) = control {
+        r.register_collector(Box::new(super::routes::RouteCollector { control }));
+    }
     r
 }
 
@@ -41,10 +44,10 @@ pub fn encode(registry: &Registry) -> String {
     out
 }
 
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+pub(super) type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 /// One metric family: a descriptor and its samples.
-fn family<'a, M: EncodeMetric>(
+pub(super) fn family<'a, M: EncodeMetric>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

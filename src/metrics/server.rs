@@ -3,6 +3,7 @@
 
 use super::history::History;
 use super::{page, prometheus, status};
+use crate::control::Control;
 use crate::stats::ProxyStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub(super) struct Serving {
     pub history: History,
     pub stop: Arc<AtomicBool>,
     pub started: Instant,
+    /// The routes (weights, splits, pool states), when the proxy's control state was given.
+    pub control: Option<Arc<Control>>,
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -28,7 +31,7 @@ fn header(name: &str, value: &str) -> Header {
 impl Serving {
     /// Serves until the stop flag is set.
     pub(super) fn run(mut self) {
-        let registry = prometheus::registry(self.proxies.clone());
+        let registry = prometheus::registry(self.proxies.clone(), self.control.clone());
         let total = |p: &[(String, Arc<ProxyStats>)]| -> f64 {
             let now = Instant::now();
             p.iter().map(|(_, s)| s.hashrate(now)).sum()
@@ -62,7 +65,12 @@ impl Serving {
                 prometheus::encode(registry).into_bytes(),
             ),
             (Method::Get | Method::Head, "/status") => {
-                let doc = status::status(&self.proxies, &self.history, self.started);
+                let doc = status::status(
+                    &self.proxies,
+                    self.control.as_deref(),
+                    &self.history,
+                    self.started,
+                );
                 (200, "application/json", doc.to_string().into_bytes())
             }
             (Method::Get | Method::Head, "/" | "/index.html") => {

@@ -26,13 +26,10 @@ struct StatsCollector {
     proxies: Proxies,
 }
 
-/// A registry whose collectors read `proxies` and, when given, the routes of `control`.
-pub fn registry(proxies: Proxies, control: Option<Arc<crate::control::Control>>) -> Registry {
+/// A registry whose one collector reads `proxies` (the server adds the routes' collector to it).
+pub fn registry(proxies: Proxies) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(StatsCollector { proxies }));
-    if let Some(control) = control {
-        r.register_collector(Box::new(super::routes::RouteCollector { control }));
-    }
     r
 }
 

@@ -2,7 +2,7 @@
 //! hashrate history between requests. It stops when its flag is set (checked at least every 200 ms).
 
 use super::history::History;
-use super::{page, prometheus, status};
+use super::{page, prometheus, routes, status};
 use crate::control::Control;
 use crate::stats::ProxyStats;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,12 @@ fn header(name: &str, value: &str) -> Header {
 impl Serving {
     /// Serves until the stop flag is set.
     pub(super) fn run(mut self) {
-        let registry = prometheus::registry(self.proxies.clone(), self.control.clone());
+        let mut registry = prometheus::registry(self.proxies.clone());
+        if let Some(control) = &self.control {
+            registry.register_collector(Box::new(routes::RouteCollector {
+                control: control.clone(),
+            }));
+        }
         let total = |p: &[(String, Arc<ProxyStats>)]| -> f64 {
             let now = Instant::now();
             p.iter().map(|(_, s)| s.hashrate(now)).sum()

@@ -162,7 +162,13 @@ fn main() -> ExitCode {
                 .value
                 .parse()
                 .unwrap_or_else(|_| ([127, 0, 0, 1], 9100).into());
-            match fastproxy::metrics::start(addr, running.all_stats(), Default::default()) {
+            let control = Some(running.control());
+            match fastproxy::metrics::start_with_control(
+                addr,
+                running.all_stats(),
+                control,
+                Default::default(),
+            ) {
                 Ok(h) => {
                     log::info!("metrics on http://{}/ (/metrics, /status)", h.local_addr());
                     Some(h)

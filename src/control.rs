@@ -48,6 +48,16 @@ pub struct PoolControl {
 }
 
 impl PoolControl {
+    /// A pool of `url`, enabled, not up yet.
+    fn new(url: &str) -> PoolControl {
+        PoolControl {
+            url: url.to_string(),
+            enabled: AtomicBool::new(true),
+            up: AtomicBool::new(false),
+            current_url: Mutex::new(url.to_string()),
+        }
+    }
+
     /// The pool's URL now (a reload may have changed it since the start).
     pub fn url_now(&self) -> String {
         self.current_url
@@ -65,15 +75,21 @@ pub struct RouteControl {
     pub enabled: AtomicBool,
     /// Sum of the difficulty of the shares this route's pools accepted (added by the reactors).
     pub accepted: AtomicF64,
-    pub pools: Vec<PoolControl>,
+    /// Its pools, in failover order; a reload may add or remove some (see [`RouteControl::pools`]).
+    pools: std::sync::RwLock<Vec<PoolControl>>,
 }
 
 impl RouteControl {
+    /// Its pools now (a read lock: held briefly, never on the share path).
+    pub fn pools(&self) -> std::sync::RwLockReadGuard<'_, Vec<PoolControl>> {
+        self.pools.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Enabled, with an enabled pool that is up: a route that is not counts as weight 0.
     pub fn available(&self) -> bool {
         self.enabled.load(Relaxed)
             && self
-                .pools
+                .pools()
                 .iter()
                 .any(|p| p.enabled.load(Relaxed) && p.up.load(Relaxed))
     }
@@ -133,7 +149,7 @@ impl ProxyControl {
                 measured_split: if total > 0.0 { a / total } else { 0.0 },
                 accepted_difficulty: *a,
                 pools: r
-                    .pools
+                    .pools()
                     .iter()
                     .map(|p| PoolView {
                         url: p.url_now(),
@@ -195,16 +211,17 @@ impl Control {
                         weight: AtomicF64::new(r.weight),
                         enabled: AtomicBool::new(true),
                         accepted: AtomicF64::new(0.0),
-                        pools: r
-                            .pools
-                            .iter()
-                            .map(|pool| PoolControl {
-                                url: pool.url.value.clone(),
-                                enabled: AtomicBool::new(true),
-                                up: AtomicBool::new(false),
-                                current_url: Mutex::new(pool.url.value.clone()),
-                            })
-                            .collect(),
+                        pools: std::sync::RwLock::new(
+                            r.pools
+                                .iter()
+                                .map(|pool| PoolControl {
+                                    url: pool.url.value.clone(),
+                                    enabled: AtomicBool::new(true),
+                                    up: AtomicBool::new(false),
+                                    current_url: Mutex::new(pool.url.value.clone()),
+                                })
+                                .collect(),
+                        ),
                     })
                     .collect(),
             })
@@ -219,8 +236,8 @@ impl Control {
         }
     }
 
-    /// Why `config` cannot be applied at runtime: a proxy entry whose routes differ in names or order, or a
-    /// route whose number of pools differs (the layout is fixed for a run); `None` when it can.
+    /// Why `config` cannot be applied at runtime: a proxy entry whose routes differ in names or order (the
+    /// routes are fixed for a run; their pool lists may change); `None` when it can.
     pub fn layout_differs(&self, config: &Config) -> Option<String> {
         if config.proxies.len() != self.proxies.len() {
             return Some("proxies were added or removed".into());
@@ -238,17 +255,6 @@ impl Control {
                     names(&now)
                 ));
             }
-            for (r, n) in p.routes.iter().zip(&routes) {
-                if r.pools.len() != n.pools.len() {
-                    return Some(format!(
-                        "proxy '{}' route '{}' changed its number of pools ({} -> {})",
-                        p.name,
-                        r.name,
-                        r.pools.len(),
-                        n.pools.len()
-                    ));
-                }
-            }
         }
         None
     }
@@ -256,8 +262,8 @@ impl Control {
     /// A reload (the config file is the source of truth): every route's weight goes back to the file's, every
     /// route and pool is enabled again, and pool URLs follow the file; each value that changes is logged and
     /// returned as one line. Accepted difficulty and the pools' up flags (the reactors' books) stay. Routes
-    /// and pools are matched by name and position; call it only when [`Control::layout_differs`] is `None`
-    /// (anything it cannot match is left alone).
+    /// and pools are matched by name and position (a route's pool list grows or shrinks to the file's); call it
+    /// only when [`Control::layout_differs`] is `None` (anything it cannot match is left alone).
     pub fn apply_config(&self, config: &Config) -> Vec<String> {
         let _guard = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         let mut reset = Vec::new();
@@ -278,7 +284,19 @@ impl Control {
                 if !r.enabled.swap(true, Relaxed) {
                     reset.push(format!("route {label} enabled again"));
                 }
-                for (i, (pool, file)) in r.pools.iter().zip(n.pools).enumerate() {
+                let mut pools = r.pools.write().unwrap_or_else(|e| e.into_inner());
+                if pools.len() != n.pools.len() {
+                    reset.push(format!(
+                        "route {label} has {} pools (was {})",
+                        n.pools.len(),
+                        pools.len()
+                    ));
+                    pools.truncate(n.pools.len());
+                    for file in &n.pools[pools.len()..] {
+                        pools.push(PoolControl::new(&file.url.value));
+                    }
+                }
+                for (i, (pool, file)) in pools.iter().zip(n.pools).enumerate() {
                     if !pool.enabled.swap(true, Relaxed) {
                         reset.push(format!("route {label} pool {i} enabled again"));
                     }
@@ -391,11 +409,12 @@ impl Control {
     ) -> Result<bool, String> {
         let _guard = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         let r = self.route(at);
-        let pool = r.pools.get(index).ok_or_else(|| {
+        let pools = r.pools();
+        let pool = pools.get(index).ok_or_else(|| {
             format!(
                 "route '{}' has {} pools (0-based index)",
                 r.name,
-                r.pools.len()
+                pools.len()
             )
         })?;
         let old = pool.enabled.swap(enabled, Relaxed);

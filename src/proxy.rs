@@ -82,7 +82,7 @@ impl RunningProxy {
 
     /// Applies a new config to the running reactors: pool lists, accounts and limits change without dropping
     /// miners. A config that is invalid, or that changes what needs a restart (threads, proxies, listeners,
-    /// protocols, route names or a route's number of pools), is refused and the running one stays. Route
+    /// protocols, route names or their order), is refused and the running one stays. Route
     /// weights and the route and pool switches go back to the file's values ([`Control::apply_config`]: the
     /// API's runtime changes end at a reload); accepted difficulty is kept.
     ///

@@ -635,8 +635,8 @@ fn metrics_and_status_show_the_routes_control_holds() {
     );
 
     // The reactors' side: pools up, accepted difficulty; the API's side: a weight change.
-    control.route((0, 0)).pools[1].up.store(true, Relaxed);
-    control.route((0, 1)).pools[0].up.store(true, Relaxed);
+    control.route((0, 0)).pools()[1].up.store(true, Relaxed);
+    control.route((0, 1)).pools()[0].up.store(true, Relaxed);
     control.route((0, 0)).accepted.add(750.0);
     control.route((0, 1)).accepted.add(250.0);
     control.set_weight((0, 1), 10.0).unwrap();

@@ -134,7 +134,7 @@ fn sighup_sets_api_changes_back_to_the_file_and_logs_each() {
 }
 
 #[test]
-fn reload_keeps_accepted_difficulty_and_follows_pool_urls_but_a_new_route_layout_needs_a_restart() {
+fn reload_keeps_accepted_difficulty_follows_pool_lists_but_new_routes_need_a_restart() {
     let a = pool(SimPoolConfig::default());
     let b = pool(SimPoolConfig::default());
     let c = pool(SimPoolConfig::default());
@@ -146,7 +146,7 @@ fn reload_keeps_accepted_difficulty_and_follows_pool_urls_but_a_new_route_layout
     control.set_weight((0, 0), 5.0).unwrap();
 
     let load = |y: &str| Config::from_yaml(y).unwrap();
-    // A third route, a renamed route, a second pool: refused, nothing changes.
+    // A third route or a renamed route: refused, nothing changes.
     for changed in [
         yaml(
             listen,
@@ -154,18 +154,25 @@ fn reload_keeps_accepted_difficulty_and_follows_pool_urls_but_a_new_route_layout
             &[routes[0], routes[1], ("extra", 10.0, c.addr())],
         ),
         yaml(listen, None, &[routes[0], ("fees", 30.0, b.addr())]),
-        yaml(listen, None, &routes).replace(
-            "pools: [{url: stratum+tcp://",
-            &format!(
-                "pools: [{{url: stratum+tcp://{}, user: x}}, {{url: stratum+tcp://",
-                c.addr()
-            ),
-        ),
     ] {
         let err = proxy.reload(load(&changed)).unwrap_err();
         assert!(err.contains("restart"), "{err}\n{changed}");
         assert_eq!(control.route((0, 0)).weight.get(), 5.0, "{changed}");
     }
+    // A second pool in each route: applied at runtime, the routes' pool lists grow with it.
+    let two_pools = yaml(listen, None, &routes).replace(
+        "pools: [{url: stratum+tcp://",
+        &format!(
+            "pools: [{{url: stratum+tcp://{}, user: x}}, {{url: stratum+tcp://",
+            c.addr()
+        ),
+    );
+    proxy
+        .reload(load(&two_pools))
+        .expect("a route's pool list may change at runtime");
+    assert_eq!(control.route((0, 0)).pools().len(), 2);
+    assert_eq!(control.route((0, 0)).weight.get(), 70.0);
+    control.set_weight((0, 0), 5.0).unwrap();
 
     // Same layout, fee's pool moved to c: weights back to the file, the URL follows, accepted stays.
     proxy
@@ -178,9 +185,9 @@ fn reload_keeps_accepted_difficulty_and_follows_pool_urls_but_a_new_route_layout
     assert_eq!(control.route((0, 0)).weight.get(), 70.0);
     assert_eq!(control.route((0, 0)).accepted.get(), 123.0);
     assert_eq!(
-        control.route((0, 1)).pools[0].url_now(),
+        control.route((0, 1)).pools()[0].url_now(),
         format!("stratum+tcp://{}", c.addr())
     );
-    assert!(control.route((0, 1)).pools[0].enabled.load(Relaxed));
+    assert!(control.route((0, 1)).pools()[0].enabled.load(Relaxed));
     proxy.stop();
 }

@@ -221,7 +221,7 @@ fn stats() -> (Arc<ProxyStats>, Arc<ProxyStats>) {
 fn control() -> Arc<Control> {
     let y = "proxies:\n  - name: btc-farm\n    protocol: stratum\n    listen: [{address: 127.0.0.1:1}]\n    routes:\n      - { name: main, weight: 70, pools: [{url: stratum+tcp://pool-a.example:3333, user: u}, {url: stratum+tcp://pool-b.example:3333, user: u}] }\n      - { name: fee, weight: 30, pools: [{url: stratum+tcp://fee.example:3333, user: f}] }\n";
     let c = Arc::new(Control::from_config(&Config::from_yaml(y).unwrap()));
-    c.route((0, 0)).pools[0].up.store(true, Relaxed);
+    c.route((0, 0)).pools()[0].up.store(true, Relaxed);
     c.route((0, 0)).accepted.add(600.0);
     c.route((0, 1)).accepted.add(400.0);
     c
@@ -379,7 +379,7 @@ fn the_status_page_shows_what_status_holds() {
     assert_eq!(row_field(&dom, "route", "fee", "state"), "down");
     // A weight changed at runtime and fee's pool back up: the next load of the page shows it.
     control.set_weight((0, 1), 10.0).unwrap();
-    control.route((0, 1)).pools[0].up.store(true, Relaxed);
+    control.route((0, 1)).pools()[0].up.store(true, Relaxed);
     control.route((0, 1)).accepted.add(1000.0);
     let status = get_json(addr, "/status");
     let dom = String::from_utf8(run_chromium(&url, &["--dump-dom".to_string()])).unwrap();

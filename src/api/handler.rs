@@ -153,7 +153,7 @@ pub fn handle(req: &Request, control: &Control, token_hash: &[u8; 32]) -> Respon
             };
             match control.set_pool_enabled(at, index, a == "enable") {
                 Ok(old) => {
-                    let url = control.route(at).pools[index].url_now();
+                    let url = control.route(at).pools()[index].url_now();
                     log::info!(
                         "api: {who} {a}d pool {index} ({url}) of route {} (was enabled: {old})",
                         label(control, at)

@@ -118,3 +118,272 @@ fn many_v1_miners_share_one_sv2_channel_with_distinct_prefixes_and_every_share_i
     );
     assert!(st.accepted_shares.iter().all(|s| s.extranonce.len() == 8));
 }
+
+/// Sums of what the miners heard.
+fn totals(reports: &[MinerReport]) -> (u64, u64) {
+    let accepted = reports.iter().map(|r| r.accepted).sum();
+    let rejected = reports.iter().map(|r| r.rejected).sum();
+    (accepted, rejected)
+}
+
+#[test]
+fn shares_the_pool_rejects_are_answered_false_with_its_code_and_the_others_true() {
+    let pool = sv2_pool(Sv2PoolConfig::default());
+    let key = pool.authority_public_key();
+    for code in ["stale-share", "difficulty-too-low", "duplicate-share"] {
+        pool.reject_next(code);
+    }
+    let proxy = start_proxy(&yaml(&[P::Sv2(pool.addr(), &key)], ""));
+    let addr = proxy.first_addr().unwrap();
+    let reports = run_all((0..6).map(|i| miner(addr, i, 6)).collect());
+    for (i, r) in reports.iter().enumerate() {
+        assert!(r.error.is_none(), "miner {i}: {r:?}");
+        assert_eq!(r.accepted + r.rejected, 6, "miner {i}: {r:?}");
+        assert_eq!(r.duplicate_or_unknown_replies, 0, "miner {i}: {r:?}");
+    }
+    let st = pool.stats();
+    let (accepted, rejected) = totals(&reports);
+    // Exactly the pool's verdicts: never true for a share it refused.
+    assert_eq!(rejected, 3, "{reports:?}");
+    assert_eq!(accepted, st.accepted, "{st:?}");
+    assert_eq!(st.rejected_by_code.values().sum::<u64>(), 3);
+    let messages: Vec<&String> = reports.iter().flat_map(|r| &r.reject_messages).collect();
+    for code in ["stale-share", "difficulty-too-low", "duplicate-share"] {
+        assert!(
+            messages.iter().any(|m| m.contains(code)),
+            "{code} not passed on: {messages:?}"
+        );
+    }
+    let codes: u64 = reports
+        .iter()
+        .map(|r| r.reject_codes.get(&21).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(codes, 1, "stale-share is V1 error 21");
+}
+
+#[test]
+fn batched_successes_answer_each_covered_share_once_and_the_unacknowledged_rest_times_out() {
+    let pool = sv2_pool(Sv2PoolConfig {
+        batch_size: 4,
+        ..Sv2PoolConfig::default()
+    });
+    let key = pool.authority_public_key();
+    let proxy = start_proxy(&yaml(&[P::Sv2(pool.addr(), &key)], "share_timeout: 2"));
+    let addr = proxy.first_addr().unwrap();
+    // 3 x 5 = 15 shares: three Successes of 4, and 3 the pool never acknowledges.
+    let reports = run_all((0..3).map(|i| miner(addr, i, 5)).collect());
+    let st = pool.stats();
+    assert_eq!(st.accepted, 15, "{st:?}");
+    assert_eq!(st.successes_sent, 3, "{st:?}");
+    let (accepted, rejected) = totals(&reports);
+    assert_eq!((accepted, rejected), (12, 3), "{reports:?}");
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r.duplicate_or_unknown_replies, 0, "miner {i}: {r:?}");
+        assert_eq!(r.unanswered, 0, "miner {i}: {r:?}");
+        for m in &r.reject_messages {
+            assert!(m.contains("did not answer"), "miner {i}: {m}");
+        }
+    }
+}
+
+#[test]
+fn pool_loss_with_shares_pending_answers_each_exactly_once_with_an_error() {
+    let pool = sv2_pool(Sv2PoolConfig::default());
+    let key = pool.authority_public_key();
+    pool.set_answer_submits(false);
+    let proxy = start_proxy(&yaml(
+        &[P::Sv2(pool.addr(), &key)],
+        "retry_initial: 0.1\nretry_max: 0.5",
+    ));
+    let mut c = Client::connect(proxy.first_addr().unwrap());
+    // Its answer comes with the handshake's (among its notes).
+    c.request("mining.extranonce.subscribe", serde_json::json!([]));
+    let (_, size, notes) = c.handshake();
+    let job = c.job_id(&notes);
+    let ids: Vec<u64> = (0..5).map(|i| c.submit_numbered(&job, size, i)).collect();
+    wait_until(Duration::from_secs(10), "the pool got the shares", || {
+        pool.stats().submits == 5
+    });
+    pool.disconnect_all();
+    let mut answers = std::collections::BTreeMap::new();
+    let mut notes = Vec::new();
+    let start = std::time::Instant::now();
+    while answers.len() < ids.len() && start.elapsed() < Duration::from_secs(10) {
+        if let Some(v) = c.read(Duration::from_millis(200)) {
+            if v["id"].is_null() {
+                notes.push(v.clone());
+            }
+            if let Some(id) = v["id"].as_u64() {
+                *answers.entry(id).or_insert(0) += 1;
+                assert!(v["result"] != serde_json::json!(true), "{v}");
+                assert!(v["error"].to_string().contains("connection lost"), "{v}");
+            }
+        }
+    }
+    // No second reply comes for any of them.
+    while let Some(v) = c.read(Duration::from_millis(500)) {
+        match v["id"].as_u64() {
+            Some(id) => *answers.entry(id).or_insert(0) += 1,
+            None => notes.push(v),
+        }
+    }
+    let want: std::collections::BTreeMap<u64, i32> = ids.iter().map(|&id| (id, 1)).collect();
+    assert_eq!(answers, want);
+    // The upstream comes back on a new channel and shares are answered again.
+    wait_until(Duration::from_secs(10), "reconnected", || {
+        pool.stats().connections_total == 2
+    });
+    pool.set_answer_submits(true);
+    let (work, difficulty) = current_work(&mut c, &mut notes);
+    let set = notes
+        .iter()
+        .rev()
+        .find(|v| v["method"] == serde_json::json!("mining.set_extranonce"))
+        .expect("the new channel's extranonce reached the miner");
+    let e1 = fastproxy::hex::decode(set["params"][0].as_str().unwrap()).unwrap();
+    let e2 = vec![7u8; size as usize];
+    let id = c.submit_share(&work, &e2, nonce_for(&work, &e1, &e2, difficulty, true));
+    let (r, _) = c.reply(id, Duration::from_secs(10));
+    assert_eq!(r["result"], serde_json::json!(true), "{r}");
+}
+
+#[test]
+fn set_extranonce_prefix_reaches_subscribed_miners_and_reconnects_the_others() {
+    let pool = sv2_pool(Sv2PoolConfig::default());
+    let key = pool.authority_public_key();
+    let proxy = start_proxy(&yaml(&[P::Sv2(pool.addr(), &key)], ""));
+    let addr = proxy.first_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut follower = miner(addr, 0, u64::MAX);
+    follower.extranonce_subscribe = true;
+    follower.max_shares = None;
+    follower.submit_interval = Some(Duration::from_millis(20));
+    let mut plain = follower.clone();
+    plain.worker = "farm.plain".into();
+    plain.extranonce_subscribe = false;
+    let h1 = spawn_miner(follower, stop.clone());
+    let h2 = spawn_miner(plain, stop.clone());
+    wait_until(Duration::from_secs(10), "shares before", || {
+        pool.stats().accepted >= 10
+    });
+    let before = pool
+        .stats()
+        .accepted_shares
+        .last()
+        .unwrap()
+        .extranonce_prefix
+        .clone();
+    pool.new_extranonce_prefix_all();
+    wait_until(
+        Duration::from_secs(10),
+        "shares under the new prefix",
+        || {
+            pool.stats()
+                .accepted_shares
+                .iter()
+                .filter(|s| s.extranonce_prefix != before)
+                .count()
+                >= 10
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    let follower = h1.join().unwrap();
+    let plain = h2.join().unwrap();
+    assert!(follower.set_extranonce_received >= 1, "{follower:?}");
+    assert!(!follower.disconnected_by_peer, "{follower:?}");
+    assert!(
+        follower.extranonce1.starts_with(
+            &pool
+                .stats()
+                .accepted_shares
+                .last()
+                .unwrap()
+                .extranonce_prefix
+        ),
+        "{follower:?}"
+    );
+    assert!(plain.disconnected_by_peer, "{plain:?}");
+    assert_eq!(pool.stats().connections_total, 1);
+}
+
+#[test]
+fn reconnect_from_the_pool_opens_a_new_channel_and_miners_stay() {
+    let pool = sv2_pool(Sv2PoolConfig::default());
+    let key = pool.authority_public_key();
+    let proxy = start_proxy(&yaml(&[P::Sv2(pool.addr(), &key)], ""));
+    let addr = proxy.first_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cfg = miner(addr, 0, u64::MAX);
+    cfg.max_shares = None;
+    cfg.extranonce_subscribe = true;
+    cfg.submit_interval = Some(Duration::from_millis(20));
+    let h = spawn_miner(cfg, stop.clone());
+    wait_until(Duration::from_secs(10), "first shares", || {
+        pool.stats().accepted >= 5
+    });
+    pool.send_reconnect_all("", 0);
+    wait_until(Duration::from_secs(10), "a second connection", || {
+        pool.stats().connections_total == 2
+    });
+    let n = pool.stats().accepted;
+    wait_until(Duration::from_secs(10), "shares on the new channel", || {
+        pool.stats().accepted >= n + 5
+    });
+    stop.store(true, Ordering::Relaxed);
+    let r = h.join().unwrap();
+    assert!(!r.disconnected_by_peer, "{r:?}");
+    assert_eq!(r.duplicate_or_unknown_replies, 0, "{r:?}");
+    assert_eq!(pool.stats().user_identities.len(), 2);
+}
+
+#[test]
+fn failover_from_sv2_to_v1_and_back_keeps_miners_connected() {
+    let keypair = fastproxy_sim::sv2_pool::authority_keypair();
+    let cfg = Sv2PoolConfig {
+        authority: Some(keypair),
+        ..Sv2PoolConfig::default()
+    };
+    let first = sv2_pool(cfg.clone());
+    let sv2_addr = first.addr();
+    let key = first.authority_public_key();
+    let v1 = pool(SimPoolConfig::default());
+    let proxy = start_proxy(&yaml(
+        &[P::Sv2(sv2_addr, &key), P::V1(v1.addr())],
+        "retry_initial: 0.1\nretry_max: 0.5\nfailback_interval: 1\nfailover_after: 2",
+    ));
+    let addr = proxy.first_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut mc = miner(addr, 0, u64::MAX);
+    mc.max_shares = None;
+    mc.extranonce_subscribe = true;
+    mc.version_rolling = true;
+    mc.submit_interval = Some(Duration::from_millis(20));
+    let h = spawn_miner(mc, stop.clone());
+    wait_until(Duration::from_secs(10), "shares on the SV2 pool", || {
+        first.stats().accepted >= 5
+    });
+    first.stop();
+    wait_until(Duration::from_secs(20), "shares on the V1 pool", || {
+        v1.stats().accepted >= 5
+    });
+    let again = sv2_pool(Sv2PoolConfig {
+        listen: sv2_addr,
+        ..cfg
+    });
+    wait_until(
+        Duration::from_secs(20),
+        "shares on the SV2 pool again",
+        || again.stats().accepted >= 5,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let r = h.join().unwrap();
+    assert!(!r.disconnected_by_peer, "{r:?}");
+    assert!(r.set_extranonce_received >= 2, "{r:?}");
+    assert_eq!(r.duplicate_or_unknown_replies, 0, "{r:?}");
+    assert_eq!(r.unanswered, 0, "{r:?}");
+    assert!(
+        again.stats().rejected_by_code.is_empty(),
+        "{:?}",
+        again.stats()
+    );
+}

@@ -387,3 +387,184 @@ fn failover_from_sv2_to_v1_and_back_keeps_miners_connected() {
         again.stats()
     );
 }
+
+#[test]
+fn a_wrong_authority_key_is_refused_with_a_log_line_and_the_next_pool_serves() {
+    let sv2 = sv2_pool(Sv2PoolConfig::default());
+    let other_key = sv2_pool(Sv2PoolConfig::default()).authority_public_key();
+    let v1 = pool(SimPoolConfig::default());
+    let port = free_port();
+    let config = yaml(&[P::Sv2(sv2.addr(), &other_key), P::V1(v1.addr())], "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let dir = std::env::temp_dir().join(format!("fastproxy-sv2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wrong-key.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fastproxy"))
+        .arg("-c")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_until(Duration::from_secs(20), "the proxy listens", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    let reports = run_all(vec![miner(addr, 0, 3)]);
+    let (status, log) = terminate(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{log}");
+    assert_eq!(reports[0].accepted, 3, "{:?}\n{log}", reports[0]);
+    assert_eq!(v1.stats().accepted, 3);
+    assert_eq!(
+        sv2.stats().setup_flags.len(),
+        0,
+        "nothing sent past the handshake"
+    );
+    assert!(
+        log.contains("pool certificate is not signed by the configured authority key"),
+        "{log}"
+    );
+}
+
+/// A pool written here with the reference crates that opens a channel, sends a job, waits for one share and
+/// then sends what a pool should not: the proxy must ignore it (no verdict for the share), then drop the
+/// connection at a frame that fails decryption, answering the share once with an error.
+#[test]
+fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verdict() {
+    use binary_sv2::{Seq0255, Str0255, Sv2Option, B032, B064K, U256};
+    use codec_sv2::{Decrypted, Handshake, NoiseDecoder, NoiseEncoder};
+    use framing_sv2::framing::{MessageFrame, SerializedFrame};
+    use mining_sv2 as mining;
+    use std::io::{Read, Write};
+
+    let (public, secret) = fastproxy_sim::sv2_pool::authority_keypair();
+    let key = fastproxy::protocol::sv2::AuthorityKey::from_x_only(public)
+        .unwrap()
+        .to_base58();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pool_addr = listener.local_addr().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let pool_done = done.clone();
+    fn send<T: binary_sv2::Serialize + binary_sv2::GetSize>(
+        s: &mut std::net::TcpStream,
+        enc: &mut codec_sv2::TransportEncryptState,
+        msg: T,
+        ty: u8,
+        channel: bool,
+    ) {
+        let frame = MessageFrame::from_message(msg, ty, 0, channel).unwrap();
+        let out = NoiseEncoder::new().encode_transport(frame, enc).unwrap();
+        s.write_all(&out).unwrap();
+    }
+    let pool = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut e = [0u8; 64];
+        s.read_exact(&mut e).unwrap();
+        let responder =
+            noise_sv2::Responder::from_authority_kp(&public, &secret, Duration::from_secs(60))
+                .unwrap();
+        let (reply, transport) = Handshake::responder(responder).step_1(e).unwrap();
+        s.write_all(reply.payload()).unwrap();
+        let (mut enc, dec) = transport.split();
+        let mut dec = Some(dec);
+        let mut decoder = NoiseDecoder::new();
+        let mut next = |s: &mut std::net::TcpStream| -> u8 {
+            loop {
+                let want = decoder.writable_len();
+                s.read_exact(decoder.writable()).unwrap();
+                let _ = want;
+                match decoder.next_transport_frame(dec.take().unwrap()).unwrap() {
+                    Decrypted::Incomplete(_, st) => dec = Some(st),
+                    Decrypted::Frame(frame, st) => {
+                        dec = Some(st);
+                        return frame.header().msg_type();
+                    }
+                }
+            }
+        };
+        assert_eq!(next(&mut s), 0x00, "SetupConnection");
+        let ok = common_messages_sv2::SetupConnectionSuccess {
+            used_version: 2,
+            flags: 0,
+        };
+        send(&mut s, &mut enc, ok, 0x01, false);
+        assert_eq!(next(&mut s), 0x13, "OpenExtendedMiningChannel");
+        let (prefix, coinb1, coinb2) = ([1u8, 2, 3, 4], [1u8; 42], [2u8; 30]);
+        let open = mining::OpenExtendedMiningChannelSuccess {
+            request_id: 1,
+            channel_id: 2,
+            target: U256::from(&[0xffu8; 32]),
+            extranonce_size: 8,
+            extranonce_prefix: B032::try_from(&prefix[..]).unwrap(),
+            group_channel_id: 1,
+        };
+        send(&mut s, &mut enc, open, 0x14, false);
+        let job = mining::NewExtendedMiningJob {
+            channel_id: 1,
+            job_id: 5,
+            min_ntime: Sv2Option::new(None),
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            merkle_path: Seq0255::new(vec![]).unwrap(),
+            coinbase_tx_prefix: B064K::try_from(&coinb1[..]).unwrap(),
+            coinbase_tx_suffix: B064K::try_from(&coinb2[..]).unwrap(),
+        };
+        send(&mut s, &mut enc, job, 0x1f, true);
+        let prev = mining::SetNewPrevHash {
+            channel_id: 1,
+            job_id: 5,
+            prev_hash: U256::from(&[3u8; 32]),
+            min_ntime: 1_700_000_000,
+            nbits: 0x1d00_ffff,
+        };
+        send(&mut s, &mut enc, prev, 0x20, true);
+        assert_eq!(next(&mut s), 0x1b, "SubmitSharesExtended");
+        // A success for sequence numbers never sent, one for an unknown channel, an error for an unknown
+        // channel, an unknown message type, a job for an unknown channel.
+        let success = |channel_id, last| mining::SubmitSharesSuccess {
+            channel_id,
+            last_sequence_number: last,
+            new_submits_accepted_count: 1,
+            new_shares_sum: 1,
+        };
+        send(&mut s, &mut enc, success(2, 50), 0x1c, true);
+        send(&mut s, &mut enc, success(77, 0), 0x1c, true);
+        let error = mining::SubmitSharesError {
+            channel_id: 77,
+            sequence_number: 0,
+            error_code: Str0255::try_from("stale-share").unwrap(),
+        };
+        send(&mut s, &mut enc, error, 0x1d, true);
+        let unknown = SerializedFrame::from_bytes(vec![0, 0, 0x7e, 3, 0, 0, 1, 2, 3]).unwrap();
+        let out = NoiseEncoder::new()
+            .encode_transport(unknown, &mut enc)
+            .unwrap();
+        s.write_all(&out).unwrap();
+        // Then bytes that fail decryption.
+        s.write_all(&[0x42; 64]).unwrap();
+        while !pool_done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let proxy = start_proxy(&yaml(
+        &[P::Sv2(pool_addr, &key)],
+        "retry_initial: 5\nretry_max: 5",
+    ));
+    let mut c = Client::connect(proxy.first_addr().unwrap());
+    let (_, size, notes) = c.handshake();
+    let job = c.job_id(&notes);
+    assert_eq!(job, serde_json::json!("5"));
+    let id = c.submit_numbered(&job, size, 1);
+    let (r, _) = c.reply(id, Duration::from_secs(10));
+    assert!(r["result"] != serde_json::json!(true), "{r}");
+    assert!(r["error"].to_string().contains("connection lost"), "{r}");
+    assert!(c
+        .read(Duration::from_millis(500))
+        .is_none_or(|v| v["id"] != serde_json::json!(id)));
+    done.store(true, Ordering::Relaxed);
+    pool.join().unwrap();
+    let st = proxy.stats("test").unwrap();
+    assert_eq!(ProxyStats::get(&st.shares_accepted), 0);
+}

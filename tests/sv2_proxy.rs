@@ -421,6 +421,8 @@ fn a_wrong_authority_key_is_refused_with_a_log_line_and_the_next_pool_serves() {
         0,
         "nothing sent past the handshake"
     );
+    // Refused once, then the next pool at once: retrying a pool with the wrong key cannot help.
+    assert_eq!(sv2.stats().connections_total, 1, "{log}");
     assert!(
         log.contains("pool certificate is not signed by the configured authority key"),
         "{log}"

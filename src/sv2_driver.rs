@@ -94,11 +94,11 @@ impl Reactor {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
         let mut result = None;
-        loop {
-            let Some(pc) = self.pool_conn(t) else { break };
-            let Some(step) = pc.sv2.as_mut().and_then(|s| s.next_step(now_unix)) else {
-                break;
-            };
+        while let Some(step) = self
+            .pool_conn(t)
+            .and_then(|pc| pc.sv2.as_mut())
+            .and_then(|s| s.next_step(now_unix))
+        {
             if let Err(why) = self.sv2_apply(t, step) {
                 result = Some(why);
                 break;

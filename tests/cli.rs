@@ -59,6 +59,31 @@ fn version_and_help() {
 }
 
 #[test]
+fn demo_with_an_sv2_upstream_gets_its_shares_accepted() {
+    let out = bin()
+        .args([
+            "demo",
+            "--upstream",
+            "sv2",
+            "--seconds",
+            "3",
+            "--miners",
+            "2",
+        ])
+        .args(["--difficulty", "0.000001"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Exit 0 means the miners had shares accepted and none rejected.
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("simulated Sv2 pool"), "{text}");
+}
+
+#[test]
 fn the_generated_template_passes_the_check() {
     let out = bin()
         .args([

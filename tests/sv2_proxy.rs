@@ -570,3 +570,36 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
     let st = proxy.stats("test").unwrap();
     assert_eq!(ProxyStats::get(&st.shares_accepted), 0);
 }
+
+#[test]
+fn with_vardiff_shares_meeting_only_the_miners_target_stay_local_and_the_rest_reach_the_sv2_pool() {
+    let pool_diff = 1.0 / 65_536.0;
+    let pool = sv2_pool(Sv2PoolConfig {
+        difficulty: pool_diff,
+        ..Sv2PoolConfig::default()
+    });
+    let key = pool.authority_public_key();
+    let proxy = start_proxy(&yaml(
+        &[P::Sv2(pool.addr(), &key)],
+        "vardiff: { shares_per_minute: 6000, retarget_interval: 100, start_difficulty: 0.0000001, min_difficulty: 0.0000001 }",
+    ));
+    let addr = proxy.first_addr().unwrap();
+    let vs = proxy.validation_stats("test").unwrap();
+    let reports = run_all((0..4).map(|i| miner(addr, i, 40)).collect());
+    let get = ProxyStats::get;
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!((r.accepted, r.rejected), (40, 0), "miner {i}: {r:?}");
+        assert!(
+            r.difficulty <= pool_diff,
+            "never above the channel's: {r:?}"
+        );
+    }
+    let ps = pool.stats();
+    assert!(ps.rejected_by_code.is_empty(), "{ps:?}");
+    // Only shares meeting the channel's target went up, each acknowledged by the pool.
+    assert!(ps.accepted > 0, "{ps:?}");
+    assert_eq!(ps.accepted, get(&vs.forwarded));
+    let st = proxy.stats("test").unwrap();
+    assert_eq!(get(&st.shares_accepted), ps.accepted);
+    assert_eq!(get(&vs.accepted_locally) + ps.accepted, 160);
+}

@@ -603,3 +603,31 @@ fn with_vardiff_shares_meeting_only_the_miners_target_stay_local_and_the_rest_re
     assert_eq!(get(&st.shares_accepted), ps.accepted);
     assert_eq!(get(&vs.accepted_locally) + ps.accepted, 160);
 }
+
+#[test]
+fn a_reload_moves_miners_from_a_v1_pool_to_an_sv2_pool_without_dropping_them() {
+    let v1 = pool(SimPoolConfig::default());
+    let sv2 = sv2_pool(Sv2PoolConfig::default());
+    let key = sv2.authority_public_key();
+    let mut proxy = start_proxy(&yaml(&[P::V1(v1.addr())], ""));
+    let addr = proxy.first_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cfg = miner(addr, 0, u64::MAX);
+    cfg.max_shares = None;
+    cfg.extranonce_subscribe = true;
+    cfg.submit_interval = Some(Duration::from_millis(20));
+    let h = spawn_miner(cfg, stop.clone());
+    wait_until(Duration::from_secs(10), "shares on the V1 pool", || {
+        v1.stats().accepted >= 5
+    });
+    let new = fastproxy::config::Config::from_yaml(&yaml(&[P::Sv2(sv2.addr(), &key)], "")).unwrap();
+    proxy.reload(new).expect("an SV2 pool list reloads");
+    wait_until(Duration::from_secs(10), "shares on the SV2 pool", || {
+        sv2.stats().accepted >= 5
+    });
+    stop.store(true, Ordering::Relaxed);
+    let r = h.join().unwrap();
+    assert!(!r.disconnected_by_peer, "{r:?}");
+    assert!(r.set_extranonce_received >= 1, "{r:?}");
+    assert_eq!(r.duplicate_or_unknown_replies, 0, "{r:?}");
+}

@@ -112,7 +112,8 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
         log::warn!("cannot install signal handlers: {e}");
     }
     let every = Duration::from_secs(args.job_interval.max(1));
-    let mut pool = match DemoPool::start(args.upstream, args.difficulty, every) {
+    let mut pool = match DemoPool::start(args.upstream == SimProtocol::Sv2, args.difficulty, every)
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("cannot start the simulated pool: {e}");

@@ -85,21 +85,17 @@ pub enum DemoPool {
 }
 
 impl DemoPool {
-    /// Starts the pool `upstream` names, at `difficulty`, with a new job every `job_interval`.
-    pub fn start(
-        upstream: crate::demo::SimProtocol,
-        difficulty: f64,
-        job_interval: Duration,
-    ) -> std::io::Result<DemoPool> {
-        Ok(match upstream {
-            crate::demo::SimProtocol::V1 => DemoPool::V1(fastproxy_sim::pool::SimPool::start(
+    /// Starts the SV2 pool (`sv2`) or the V1 one, at `difficulty`, with a new job every `job_interval`.
+    pub fn start(sv2: bool, difficulty: f64, job_interval: Duration) -> std::io::Result<DemoPool> {
+        Ok(match sv2 {
+            false => DemoPool::V1(fastproxy_sim::pool::SimPool::start(
                 fastproxy_sim::pool::SimPoolConfig {
                     difficulty,
                     job_interval: Some(job_interval),
                     ..fastproxy_sim::pool::SimPoolConfig::default()
                 },
             )?),
-            crate::demo::SimProtocol::Sv2 => DemoPool::Sv2 {
+            true => DemoPool::Sv2 {
                 pool: Sv2SimPool::start(Sv2PoolConfig {
                     difficulty,
                     ..Sv2PoolConfig::default()

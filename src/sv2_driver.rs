@@ -108,18 +108,24 @@ impl Reactor {
         result
     }
 
-    /// Moves what the SV2 client has to send into the connection's output queue.
+    /// Moves what the SV2 client has to send into the connection's output queue (no copy in between).
     fn sv2_pump(&mut self, t: usize) {
         let Some(pc) = self.pool_conn(t) else { return };
         let Some(s) = pc.sv2.as_mut() else { return };
-        let out = s.client.output();
-        if out.is_empty() {
+        let n = s.client.output().len();
+        if n == 0 {
             return;
         }
-        let n = out.len();
-        let bytes = out.to_vec();
+        let sent = pc
+            .io
+            .queue_with(|out| out.extend_from_slice(s.client.output()));
         s.client.advance_output(n);
-        self.queue(t, &bytes);
+        if sent == crate::io::Sent::Ok {
+            self.count_pool_bytes(t, n, false);
+            self.mark_dirty(t);
+        } else {
+            self.close_conn(t, crate::close::Close::OutputFull);
+        }
     }
 
     /// Applies one step of pool connection `t`; Err(why) when the connection must close.
@@ -330,16 +336,28 @@ impl Reactor {
             up.pending.take(pid);
             return false;
         };
-        let sent = match pc.sv2.as_mut() {
-            Some(s) => s.submit(pid, share, &bytes[..len], mask),
-            None => Err("not an SV2 connection".into()),
+        let Some(s) = pc.sv2.as_mut() else {
+            up.pending.take(pid);
+            return false;
         };
-        if let Err(why) = sent {
+        if let Err(why) = s.submit(pid, share, &bytes[..len], mask) {
             up.pending.take(pid);
             log::debug!("[{}] share not sent to the SV2 pool: {why}", self.name(u));
             return false;
         }
-        self.sv2_pump(conn);
+        // Queued here rather than by `sv2_pump`: a full queue must leave this share unsent (one reply).
+        let n = s.client.output().len();
+        let queued = pc
+            .io
+            .queue_with(|out| out.extend_from_slice(s.client.output()));
+        s.client.advance_output(n);
+        if queued != crate::io::Sent::Ok {
+            up.pending.take(pid);
+            self.close_conn(conn, crate::close::Close::OutputFull);
+            return false;
+        }
+        self.count_pool_bytes(conn, n, false);
+        self.mark_dirty(conn);
         true
     }
 }

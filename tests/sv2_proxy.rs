@@ -523,16 +523,18 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
         };
         send(&mut s, &mut enc, prev, 0x20, true);
         assert_eq!(next(&mut s), 0x1b, "SubmitSharesExtended");
-        // A success for sequence numbers never sent, one for an unknown channel, an error for an unknown
-        // channel, an unknown message type, a job for an unknown channel.
-        let success = |channel_id, last| mining::SubmitSharesSuccess {
+        // A success for sequence numbers never sent, one for an unknown channel, one whose count is short, an
+        // error for an unknown channel, an unknown message type.
+        let success = |channel_id, last, count| mining::SubmitSharesSuccess {
             channel_id,
             last_sequence_number: last,
-            new_submits_accepted_count: 1,
+            new_submits_accepted_count: count,
             new_shares_sum: 1,
         };
-        send(&mut s, &mut enc, success(2, 50), 0x1c, true);
-        send(&mut s, &mut enc, success(77, 0), 0x1c, true);
+        send(&mut s, &mut enc, success(2, 50, 1), 0x1c, true);
+        send(&mut s, &mut enc, success(77, 0, 1), 0x1c, true);
+        // One covering the share but accepting none of it: which ones were accepted is unknown.
+        send(&mut s, &mut enc, success(2, 0, 0), 0x1c, true);
         let error = mining::SubmitSharesError {
             channel_id: 77,
             sequence_number: 0,

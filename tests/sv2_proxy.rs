@@ -429,37 +429,32 @@ fn a_wrong_authority_key_is_refused_with_a_log_line_and_the_next_pool_serves() {
     );
 }
 
-/// A pool written here with the reference crates that opens a channel, sends a job, waits for one share and
-/// then sends what a pool should not: the proxy must ignore it (no verdict for the share), then drop the
-/// connection at a frame that fails decryption, answering the share once with an error.
-#[test]
-fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verdict() {
-    use binary_sv2::{Seq0255, Str0255, Sv2Option, B032, B064K, U256};
-    use codec_sv2::{Decrypted, Handshake, NoiseDecoder, NoiseEncoder};
-    use framing_sv2::framing::{MessageFrame, SerializedFrame};
-    use mining_sv2 as mining;
-    use std::io::{Read, Write};
+/// A pool written here with the reference crates (Noise responder, codec, message types): one connection,
+/// driven step by step by the test, to send what a pool should not.
+struct RawPool {
+    s: std::net::TcpStream,
+    enc: codec_sv2::TransportEncryptState,
+    dec: Option<codec_sv2::TransportDecryptState>,
+    decoder: codec_sv2::NoiseDecoder,
+}
 
-    let (public, secret) = fastproxy_sim::sv2_pool::authority_keypair();
-    let key = fastproxy::protocol::sv2::AuthorityKey::from_x_only(public)
-        .unwrap()
-        .to_base58();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let pool_addr = listener.local_addr().unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    let pool_done = done.clone();
-    fn send<T: binary_sv2::Serialize + binary_sv2::GetSize>(
-        s: &mut std::net::TcpStream,
-        enc: &mut codec_sv2::TransportEncryptState,
-        msg: T,
-        ty: u8,
-        channel: bool,
-    ) {
-        let frame = MessageFrame::from_message(msg, ty, 0, channel).unwrap();
-        let out = NoiseEncoder::new().encode_transport(frame, enc).unwrap();
-        s.write_all(&out).unwrap();
+impl RawPool {
+    /// A listener and the authority key (base58-check) of the pool that will accept on it.
+    fn listen() -> (std::net::TcpListener, ([u8; 32], [u8; 32]), String) {
+        let keypair = fastproxy_sim::sv2_pool::authority_keypair();
+        let key = fastproxy::protocol::sv2::AuthorityKey::from_x_only(keypair.0)
+            .unwrap()
+            .to_base58();
+        (
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            keypair,
+            key,
+        )
     }
-    let pool = std::thread::spawn(move || {
+
+    /// Accepts one connection and answers its handshake.
+    fn accept(listener: &std::net::TcpListener, (public, secret): ([u8; 32], [u8; 32])) -> RawPool {
+        use std::io::{Read, Write};
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut e = [0u8; 64];
@@ -467,32 +462,71 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
         let responder =
             noise_sv2::Responder::from_authority_kp(&public, &secret, Duration::from_secs(60))
                 .unwrap();
-        let (reply, transport) = Handshake::responder(responder).step_1(e).unwrap();
+        let (reply, transport) = codec_sv2::Handshake::responder(responder)
+            .step_1(e)
+            .unwrap();
         s.write_all(reply.payload()).unwrap();
-        let (mut enc, dec) = transport.split();
-        let mut dec = Some(dec);
-        let mut decoder = NoiseDecoder::new();
-        let mut next = |s: &mut std::net::TcpStream| -> u8 {
-            loop {
-                let want = decoder.writable_len();
-                s.read_exact(decoder.writable()).unwrap();
-                let _ = want;
-                match decoder.next_transport_frame(dec.take().unwrap()).unwrap() {
-                    Decrypted::Incomplete(_, st) => dec = Some(st),
-                    Decrypted::Frame(frame, st) => {
-                        dec = Some(st);
-                        return frame.header().msg_type();
-                    }
+        let (enc, dec) = transport.split();
+        RawPool {
+            s,
+            enc,
+            dec: Some(dec),
+            decoder: codec_sv2::NoiseDecoder::new(),
+        }
+    }
+
+    /// The type of the next message from the proxy.
+    fn next(&mut self) -> u8 {
+        use std::io::Read;
+        loop {
+            self.s.read_exact(self.decoder.writable()).unwrap();
+            let state = self.dec.take().unwrap();
+            match self.decoder.next_transport_frame(state).unwrap() {
+                codec_sv2::Decrypted::Incomplete(_, st) => self.dec = Some(st),
+                codec_sv2::Decrypted::Frame(frame, st) => {
+                    self.dec = Some(st);
+                    return frame.header().msg_type();
                 }
             }
-        };
-        assert_eq!(next(&mut s), 0x00, "SetupConnection");
+        }
+    }
+
+    fn send<T: binary_sv2::Serialize + binary_sv2::GetSize>(
+        &mut self,
+        msg: T,
+        ty: u8,
+        channel: bool,
+    ) {
+        use std::io::Write;
+        let frame = framing_sv2::framing::MessageFrame::from_message(msg, ty, 0, channel).unwrap();
+        let out = codec_sv2::NoiseEncoder::new()
+            .encode_transport(frame, &mut self.enc)
+            .unwrap();
+        self.s.write_all(&out).unwrap();
+    }
+
+    /// A frame given as header and payload bytes.
+    fn send_raw(&mut self, bytes: Vec<u8>) {
+        use std::io::Write;
+        let frame = framing_sv2::framing::SerializedFrame::from_bytes(bytes).unwrap();
+        let out = codec_sv2::NoiseEncoder::new()
+            .encode_transport(frame, &mut self.enc)
+            .unwrap();
+        self.s.write_all(&out).unwrap();
+    }
+
+    /// Answers SetupConnection and OpenExtendedMiningChannel (channel 2 in group 1, prefix 01020304, 8 bytes,
+    /// any hash a share), then sends job 5 to the group and activates it.
+    fn open_channel_with_job(&mut self) {
+        use binary_sv2::{Seq0255, Sv2Option, B032, B064K, U256};
+        use mining_sv2 as mining;
+        assert_eq!(self.next(), 0x00, "SetupConnection");
         let ok = common_messages_sv2::SetupConnectionSuccess {
             used_version: 2,
             flags: 0,
         };
-        send(&mut s, &mut enc, ok, 0x01, false);
-        assert_eq!(next(&mut s), 0x13, "OpenExtendedMiningChannel");
+        self.send(ok, 0x01, false);
+        assert_eq!(self.next(), 0x13, "OpenExtendedMiningChannel");
         let (prefix, coinb1, coinb2) = ([1u8, 2, 3, 4], [1u8; 42], [2u8; 30]);
         let open = mining::OpenExtendedMiningChannelSuccess {
             request_id: 1,
@@ -502,7 +536,7 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
             extranonce_prefix: B032::try_from(&prefix[..]).unwrap(),
             group_channel_id: 1,
         };
-        send(&mut s, &mut enc, open, 0x14, false);
+        self.send(open, 0x14, false);
         let job = mining::NewExtendedMiningJob {
             channel_id: 1,
             job_id: 5,
@@ -513,7 +547,7 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
             coinbase_tx_prefix: B064K::try_from(&coinb1[..]).unwrap(),
             coinbase_tx_suffix: B064K::try_from(&coinb2[..]).unwrap(),
         };
-        send(&mut s, &mut enc, job, 0x1f, true);
+        self.send(job, 0x1f, true);
         let prev = mining::SetNewPrevHash {
             channel_id: 1,
             job_id: 5,
@@ -521,8 +555,48 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
             min_ntime: 1_700_000_000,
             nbits: 0x1d00_ffff,
         };
-        send(&mut s, &mut enc, prev, 0x20, true);
-        assert_eq!(next(&mut s), 0x1b, "SubmitSharesExtended");
+        self.send(prev, 0x20, true);
+    }
+
+    /// Whether the proxy closed the connection within `limit`.
+    fn closed_within(&mut self, limit: Duration) -> bool {
+        use std::io::Read;
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 4096];
+        self.s
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        while start.elapsed() < limit {
+            match self.s.read(&mut buf) {
+                Ok(0) => return true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        false
+    }
+}
+
+/// The raw pool opens a channel, sends a job, waits for one share and then sends what a pool should not: the
+/// proxy must ignore it (no verdict for the share), then drop the connection at bytes that fail decryption,
+/// answering the share once with an error.
+#[test]
+fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verdict() {
+    use binary_sv2::Str0255;
+    use mining_sv2 as mining;
+    let (listener, keypair, key) = RawPool::listen();
+    let pool_addr = listener.local_addr().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let pool_done = done.clone();
+    let pool = std::thread::spawn(move || {
+        let mut p = RawPool::accept(&listener, keypair);
+        p.open_channel_with_job();
+        assert_eq!(p.next(), 0x1b, "SubmitSharesExtended");
         // A success for sequence numbers never sent, one for an unknown channel, one whose count is short, an
         // error for an unknown channel, an unknown message type.
         let success = |channel_id, last, count| mining::SubmitSharesSuccess {
@@ -531,23 +605,19 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
             new_submits_accepted_count: count,
             new_shares_sum: 1,
         };
-        send(&mut s, &mut enc, success(2, 50, 1), 0x1c, true);
-        send(&mut s, &mut enc, success(77, 0, 1), 0x1c, true);
+        p.send(success(2, 50, 1), 0x1c, true);
+        p.send(success(77, 0, 1), 0x1c, true);
         // One covering the share but accepting none of it: which ones were accepted is unknown.
-        send(&mut s, &mut enc, success(2, 0, 0), 0x1c, true);
+        p.send(success(2, 0, 0), 0x1c, true);
         let error = mining::SubmitSharesError {
             channel_id: 77,
             sequence_number: 0,
             error_code: Str0255::try_from("stale-share").unwrap(),
         };
-        send(&mut s, &mut enc, error, 0x1d, true);
-        let unknown = SerializedFrame::from_bytes(vec![0, 0, 0x7e, 3, 0, 0, 1, 2, 3]).unwrap();
-        let out = NoiseEncoder::new()
-            .encode_transport(unknown, &mut enc)
-            .unwrap();
-        s.write_all(&out).unwrap();
+        p.send(error, 0x1d, true);
+        p.send_raw(vec![0, 0, 0x7e, 3, 0, 0, 1, 2, 3]);
         // Then bytes that fail decryption.
-        s.write_all(&[0x42; 64]).unwrap();
+        std::io::Write::write_all(&mut p.s, &[0x42; 64]).unwrap();
         while !pool_done.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -571,6 +641,23 @@ fn bad_input_from_the_pool_is_ignored_or_drops_the_connection_never_a_wrong_verd
     pool.join().unwrap();
     let st = proxy.stats("test").unwrap();
     assert_eq!(ProxyStats::get(&st.shares_accepted), 0);
+}
+
+#[test]
+fn a_pool_sending_only_unusable_messages_is_dropped() {
+    let (listener, keypair, key) = RawPool::listen();
+    let pool_addr = listener.local_addr().unwrap();
+    let proxy = start_proxy(&yaml(
+        &[P::Sv2(pool_addr, &key)],
+        "retry_initial: 5\nretry_max: 5",
+    ));
+    let mut p = RawPool::accept(&listener, keypair);
+    p.open_channel_with_job();
+    for _ in 0..100 {
+        p.send_raw(vec![0, 0, 0x7e, 1, 0, 0, 9]);
+    }
+    assert!(p.closed_within(Duration::from_secs(10)), "still connected");
+    drop(proxy);
 }
 
 #[test]

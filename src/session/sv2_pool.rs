@@ -7,6 +7,7 @@
 //! SubmitShares.Error answers its one share, a SubmitShares.Success every share up to its
 //! `last_sequence_number` not answered yet, when their count is the pool's `new_submits_accepted_count`.
 
+use super::pool::MAX_POOL_BAD_LINES;
 use crate::protocol::pool_msg;
 use crate::protocol::stratum::Submit;
 use crate::protocol::sv2::messages::REQUIRES_VERSION_ROLLING;
@@ -84,6 +85,8 @@ pub(crate) struct Sv2Pool {
     /// Shares sent and not answered by the pool, in sequence order: (sequence number, pending id).
     sent: VecDeque<(u32, u64)>,
     next_seq: u32,
+    /// Messages ignored in a row (as V1's unparsable lines: a pool sending only those is dropped).
+    ignored: u32,
 }
 
 impl Sv2Pool {
@@ -115,11 +118,31 @@ impl Sv2Pool {
             prev: None,
             sent: VecDeque::new(),
             next_seq: 0,
+            ignored: 0,
         })
     }
 
     /// The next step from the bytes fed so far, None until more come. `now_unix` checks the certificate.
+    /// More than [`MAX_POOL_BAD_LINES`] ignored messages in a row are fatal; past the first three they are
+    /// [`Sv2Step::Nothing`] (not logged).
     pub fn next_step(&mut self, now_unix: u32) -> Option<Sv2Step> {
+        let step = self.step(now_unix)?;
+        if !matches!(step, Sv2Step::Ignored(_)) {
+            self.ignored = 0;
+            return Some(step);
+        }
+        self.ignored += 1;
+        Some(match self.ignored {
+            n if n > MAX_POOL_BAD_LINES => Sv2Step::Fatal {
+                why: format!("{n} unusable messages in a row"),
+                skip_pool: false,
+            },
+            1..=3 => step,
+            _ => Sv2Step::Nothing,
+        })
+    }
+
+    fn step(&mut self, now_unix: u32) -> Option<Sv2Step> {
         match self.client.next_event(now_unix) {
             Ok(None) => None,
             Ok(Some(event)) => Some(self.on_event(event)),

@@ -73,3 +73,94 @@ pub fn run_sim_pool(
     pool.stop();
     ExitCode::SUCCESS
 }
+
+/// The pool behind `fastproxy demo`: the V1 sim pool, or the SV2 one (`--upstream sv2`).
+pub enum DemoPool {
+    V1(fastproxy_sim::pool::SimPool),
+    Sv2 {
+        pool: Sv2SimPool,
+        job_interval: Duration,
+        last_job: Instant,
+    },
+}
+
+impl DemoPool {
+    /// Starts the SV2 pool (`sv2`) or the V1 one, at `difficulty`, with a new job every `job_interval`.
+    pub fn start(sv2: bool, difficulty: f64, job_interval: Duration) -> std::io::Result<DemoPool> {
+        Ok(match sv2 {
+            false => DemoPool::V1(fastproxy_sim::pool::SimPool::start(
+                fastproxy_sim::pool::SimPoolConfig {
+                    difficulty,
+                    job_interval: Some(job_interval),
+                    ..fastproxy_sim::pool::SimPoolConfig::default()
+                },
+            )?),
+            true => DemoPool::Sv2 {
+                pool: Sv2SimPool::start(Sv2PoolConfig {
+                    difficulty,
+                    ..Sv2PoolConfig::default()
+                })?,
+                job_interval,
+                last_job: Instant::now(),
+            },
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            DemoPool::V1(p) => p.addr(),
+            DemoPool::Sv2 { pool, .. } => pool.addr(),
+        }
+    }
+
+    /// The pool entry of the demo config (YAML lines under `pools:`).
+    pub fn pool_entry(&self) -> String {
+        match self {
+            DemoPool::V1(p) => format!(
+                "      - url: stratum+tcp://{}\n        user: demo.proxy\n        password: x\n",
+                p.addr()
+            ),
+            DemoPool::Sv2 { pool, .. } => format!(
+                "      - url: stratum2+tcp://{}\n        user: demo.proxy\n        authority_public_key: {}\n",
+                pool.addr(),
+                pool.authority_public_key()
+            ),
+        }
+    }
+
+    /// Shares the pool accepted and rejected so far.
+    pub fn counts(&self) -> (u64, u64) {
+        match self {
+            DemoPool::V1(p) => {
+                let s = p.stats();
+                (s.accepted, s.rejected)
+            }
+            DemoPool::Sv2 { pool, .. } => {
+                let s = pool.stats();
+                (s.accepted, s.rejected_by_code.values().sum())
+            }
+        }
+    }
+
+    /// Sends a new job when one is due (the SV2 sim pool has no timer of its own).
+    pub fn tick(&mut self) {
+        if let DemoPool::Sv2 {
+            pool,
+            job_interval,
+            last_job,
+        } = self
+        {
+            if last_job.elapsed() >= *job_interval {
+                *last_job = Instant::now();
+                pool.new_job(false);
+            }
+        }
+    }
+
+    pub fn stop(self) {
+        match self {
+            DemoPool::V1(p) => p.stop(),
+            DemoPool::Sv2 { pool, .. } => pool.stop(),
+        }
+    }
+}

@@ -95,9 +95,6 @@ fn main() -> ExitCode {
                     c.proxies.len(),
                     if c.proxies.len() == 1 { "y" } else { "ies" }
                 );
-                if let Some(why) = c.sv2_not_wired() {
-                    eprintln!("{}: note: it will not start yet: {why}", path.display());
-                }
                 ExitCode::SUCCESS
             }
             Err(problems) => {

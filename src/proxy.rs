@@ -93,9 +93,6 @@ impl RunningProxy {
             let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             return Err(format!("invalid config: {}", all.join("; ")));
         }
-        if let Some(why) = new.sv2_not_wired() {
-            return Err(why);
-        }
         if let Some(why) = crate::lifecycle::incompatible(&self.config, &new) {
             return Err(format!("{why}: restart fastproxy to apply it"));
         }
@@ -175,10 +172,6 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
     let problems = config.check();
     if let Some(p) = problems.first() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, p.to_string()));
-    }
-    // Never run an SV2 pool as if it were V1 (issue 14 wires the SV2 upstream into the reactor).
-    if let Some(why) = config.sv2_not_wired() {
-        return Err(io::Error::new(io::ErrorKind::Unsupported, why));
     }
     let threads = match config.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

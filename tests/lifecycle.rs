@@ -89,15 +89,6 @@ fn reload_moves_miners_to_a_new_pool_list_without_dropping_them() {
         .reload(Config::from_yaml(&relisten).unwrap())
         .unwrap_err();
     assert!(err.contains("restart"), "{err}");
-    // An SV2 pool is refused (until its upstream is wired), not run as if it were V1.
-    let sv2 = proxy_yaml(&[new_pool.addr()], "")
-        .replace("stratum+tcp://", "stratum2+tcp://")
-        .replace(
-            "password: x\n",
-            "password: x\n        authority_public_key: 9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72\n",
-        );
-    let err = proxy.reload(Config::from_yaml(&sv2).unwrap()).unwrap_err();
-    assert!(err.contains(fastproxy::config::SV2_NOT_WIRED), "{err}");
 
     proxy
         .reload(Config::from_yaml(&proxy_yaml(&[new_pool.addr()], "")).unwrap())

@@ -12,7 +12,6 @@ mod types;
 
 pub use load::{template, Problem};
 pub use routes::{Route, DEFAULT_ROUTE, DEFAULT_WEIGHT};
-pub use sv2::SV2_NOT_WIRED;
 pub use types::{
     ApiConfig, Config, ListenConfig, MetricsConfig, PoolConfig, PoolUrl, ProtocolKind, ProxyConfig,
     RouteConfig, ShareReply, TlsListenConfig, VardiffConfig, SV2_SCHEME,

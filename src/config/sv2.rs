@@ -1,12 +1,9 @@
 //! Stratum V2 pool entries in the config: the `stratum2+tcp://` URL and its `authority_public_key`, their
-//! checks (with lines), and the refusal to run them until the SV2 upstream is wired into the reactor.
+//! checks (with lines); the reactor runs them through `session/sv2_pool.rs` and `sv2_driver.rs`.
 
 use super::load::Problem;
-use super::types::{Config, PoolConfig, ProtocolKind, ProxyConfig, SV2_SCHEME};
+use super::types::{PoolConfig, ProtocolKind, ProxyConfig, SV2_SCHEME};
 use crate::protocol::sv2::common::AuthorityKey;
-
-/// Why a config with a Stratum V2 pool cannot run yet (the SV2 upstream session is not in the reactor).
-pub const SV2_NOT_WIRED: &str = "Stratum V2 upstreams are not wired into the proxy yet";
 
 impl PoolConfig {
     /// The pool speaks Stratum V2 (a `stratum2+tcp://` URL).
@@ -56,6 +53,15 @@ pub(super) fn check_pool(proxy: &ProxyConfig, pool: &PoolConfig) -> Vec<Problem>
             ),
         );
     }
+    if proxy.auth.passthrough() {
+        p(
+            url_line,
+            format!(
+                "proxy '{n}': pool {}: auth: passthrough needs V1 pools (a Stratum V2 channel has one user identity)",
+                pool.url.value
+            ),
+        );
+    }
     match pool.authority_key() {
         None => p(
             url_line,
@@ -68,21 +74,4 @@ pub(super) fn check_pool(proxy: &ProxyConfig, pool: &PoolConfig) -> Vec<Problem>
         Some(Ok(_)) => {}
     }
     problems
-}
-
-impl Config {
-    /// The first Stratum V2 pool of a config, as an error saying it cannot run yet (None when there is none).
-    pub fn sv2_not_wired(&self) -> Option<String> {
-        self.proxies.iter().find_map(|proxy| {
-            let mut pools = proxy.route_list().into_iter().flat_map(|r| r.pools);
-            pools.find(|pool| pool.is_sv2()).map(|pool| {
-                format!(
-                    "proxy '{}': pool {} (line {}): {SV2_NOT_WIRED}",
-                    proxy.name,
-                    pool.url.value,
-                    pool.url.referenced.line()
-                )
-            })
-        })
-    }
 }

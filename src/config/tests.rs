@@ -264,7 +264,7 @@ fn base58check(raw: &[u8]) -> String {
 }
 
 #[test]
-fn an_sv2_pool_with_its_authority_key_parses_and_is_refused_at_start_for_now() {
+fn an_sv2_pool_with_its_authority_key_parses() {
     // Lines: 5 pools, 6 url, 7 user, 8 authority_public_key, 9 the V1 backup.
     let y = entry(&format!(
         "    pools:\n      - url: stratum2+tcp://127.0.0.1:34254\n        user: acct.w\n        authority_public_key: {SRI_KEY}\n      - {{url: stratum+tcp://127.0.0.1:3333, user: u}}\n"
@@ -280,24 +280,13 @@ fn an_sv2_pool_with_its_authority_key_parses_and_is_refused_at_start_for_now() {
         (url.host.as_str(), url.port, url.tls),
         ("127.0.0.1", 34254, false)
     );
-    let why = c.sv2_not_wired().expect("an SV2 pool cannot run yet");
-    assert!(
-        why.contains(SV2_NOT_WIRED) && why.contains("line 6"),
-        "{why}"
-    );
-    // Without the SV2 pool the same entry runs.
-    let v1 = Config::from_yaml(&entry(
-        "    pools:\n      - {url: stratum+tcp://127.0.0.1:3333, user: u}\n",
-    ))
-    .unwrap();
-    assert_eq!(v1.sv2_not_wired(), None);
     // In a route too.
     let routes = TWO_ROUTES.replace(
         "{url: stratum+tcp://127.0.0.1:3, user: f}",
         &format!("{{url: stratum2+tcp://127.0.0.1:3, user: f, authority_public_key: {SRI_KEY}}}"),
     );
     let c = Config::from_yaml(&entry(&routes)).unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(c.sv2_not_wired().is_some_and(|w| w.contains("line 11")));
+    assert!(c.check().is_empty(), "{:?}", c.check());
 }
 
 #[test]

@@ -50,7 +50,7 @@ impl Sv2SimPool {
         let listener = TcpListener::bind(cfg.listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let (authority_public, authority_secret) = authority_keypair();
+        let (authority_public, authority_secret) = cfg.authority.unwrap_or_else(authority_keypair);
         let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         let mut state = State {
             stats: Sv2PoolStats::default(),

@@ -29,6 +29,9 @@ pub struct Sv2PoolConfig {
     pub batch_size: u32,
     /// Validity of the Noise certificate the pool signs for each connection.
     pub cert_validity: Duration,
+    /// The authority keypair (x-only public key, secret key) to sign with; None: a fresh one (a pool
+    /// restarted with the same keypair is the same pool to its clients).
+    pub authority: Option<([u8; 32], [u8; 32])>,
 }
 
 impl Default for Sv2PoolConfig {
@@ -42,6 +45,7 @@ impl Default for Sv2PoolConfig {
             version_rolling_mask: 0x1fff_e000,
             batch_size: 1,
             cert_validity: Duration::from_secs(3600),
+            authority: None,
         }
     }
 }

@@ -173,3 +173,39 @@ proxies:
     share_timeout: 2.5
     failback: false
 """)
+
+# sv2_client (fuzz/src/sv2.rs): mode byte (0 handshake bytes, 1 raw after the handshake, 2 encrypted frames),
+# chunk size byte, then frames as ext_type U16 LE, msg_type U8, length U16 LE, payload (SV2 encodings, §5.3).
+def sv2_frame(ty, payload, channel=False):
+    return struct.pack("<HBH", 0x8000 if channel else 0, ty, len(payload)) + payload
+
+
+def sv2_str(s):
+    return bytes([len(s)]) + s
+
+
+U32 = lambda v: struct.pack("<I", v)
+SV2_SETUP_OK = sv2_frame(0x01, struct.pack("<HI", 2, 0))
+SV2_SESSION = [
+    SV2_SETUP_OK,
+    sv2_frame(0x14, U32(1) + U32(2) + b"\xff" * 32 + struct.pack("<H", 8) + sv2_str(b"\x00\x00\x00\x01") + U32(1)),
+    sv2_frame(0x1f, U32(2) + U32(1) + b"\x00" + U32(0x20000000) + b"\x01" + bytes([2]) + b"\x11" * 32
+              + b"\x22" * 32 + struct.pack("<H", 42) + b"\x01" * 42 + struct.pack("<H", 32) + b"\x02" * 32, True),
+    sv2_frame(0x20, U32(2) + U32(1) + b"\x33" * 32 + U32(1700000000) + U32(0x1d00ffff), True),
+    sv2_frame(0x21, U32(2) + b"\xff" * 28 + b"\x00" * 4, True),
+    sv2_frame(0x19, U32(2) + sv2_str(b"\x00\x00\x00\x02"), True),
+    sv2_frame(0x1c, U32(2) + U32(9) + U32(10) + struct.pack("<Q", 10), True),
+    sv2_frame(0x1d, U32(2) + U32(10) + sv2_str(b"stale-share"), True),
+    sv2_frame(0x12, U32(3) + sv2_str(b"max-channels")),
+    sv2_frame(0x18, U32(2) + sv2_str(b"bye"), True),
+    sv2_frame(0x04, sv2_str(b"pool.example.com") + struct.pack("<H", 34254)),
+    sv2_frame(0x7f, b"unknown"),
+    sv2_frame(0x01, struct.pack("<HI", 2, 0), False),
+]
+put("sv2_client", "session", bytes([2, 0]) + b"".join(SV2_SESSION))
+put("sv2_client", "session_chunked", bytes([2, 7]) + b"".join(SV2_SESSION))
+put("sv2_client", "job_before_setup", bytes([2, 0]) + b"".join(SV2_SESSION[2:4]) + SV2_SETUP_OK)
+put("sv2_client", "setup_error", bytes([2, 0]) + sv2_frame(0x02, U32(4) + sv2_str(b"unsupported-protocol")))
+put("sv2_client", "extension", bytes([2, 0]) + SV2_SETUP_OK + struct.pack("<HBH", 0x0001, 0x01, 0))
+put("sv2_client", "raw_after_handshake", bytes([1, 0]) + bytes(range(64)))
+put("sv2_client", "handshake_garbage", bytes([0, 16]) + bytes(234))

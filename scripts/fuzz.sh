@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target in fuzz/ for SECONDS (default 30) each, against a temporary copy of the seed
-# corpus fuzz/corpus/<target>/ (so runs never grow the committed corpus), and fails if any target finds a
+# Runs every cargo-fuzz target in fuzz/ for a share of SECONDS × 6 (default 30: the budget of the six targets
+# before sv2_client, now split evenly among all of them, so a new target adds no time), against a temporary
+# copy of the seed corpus fuzz/corpus/<target>/ (so runs never grow the committed corpus), and fails if any target finds a
 # crash, a broken invariant, a hang (> 10 s on one input) or a leak of more than 2 GB. Prints one line per
 # target. Installs cargo-fuzz when it is missing.
 #
@@ -39,7 +40,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-targets=(framing miner_msg_stratum miner_msg_equihash pool_msg proxy_protocol config)
+targets=(framing miner_msg_stratum miner_msg_equihash pool_msg proxy_protocol config sv2_client)
+# The total stays SECONDS × 6 whatever the number of targets.
+per_target=$((secs * 6 / ${#targets[@]}))
+[ "$per_target" -ge 1 ] || per_target=1
 
 echo "== building the fuzz targets ($(cargo fuzz --version))"
 cargo fuzz build --fuzz-dir fuzz
@@ -64,9 +68,9 @@ for t in "${targets[@]}"; do
   start=$(date +%s)
   set +e
   # `timeout` is a backstop only: libFuzzer stops itself after -max_total_time.
-  timeout --kill-after=10 $((secs + 300)) \
+  timeout --kill-after=10 $((per_target + 300)) \
     cargo fuzz run --fuzz-dir fuzz "$t" "$work/$t/corpus" -- \
-    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 "${seed_arg[@]}" \
+    -max_total_time="$per_target" -timeout=10 -rss_limit_mb=2048 "${seed_arg[@]}" \
     -artifact_prefix="$work/$t/artifacts/" >"$work/$t/log" 2>&1
   rc=$?
   set -e

@@ -111,6 +111,19 @@ impl Reactor {
             return;
         };
         let proxy = up.proxy;
+        let sv2 = match self.sv2_session(proxy, pool_idx, &url).transpose() {
+            Ok(sv2) => sv2,
+            Err(e) => {
+                log::warn!(
+                    "[{}] cannot set up Stratum V2 pool {}:{}: {e}",
+                    self.name(u),
+                    url.host,
+                    url.port
+                );
+                self.attempt_failed(u, probe);
+                return;
+            }
+        };
         let t = self.conns.vacant_key();
         let (io, addr) = match self.pool_io(u, pool_idx, &url, &mut addrs, t) {
             Ok(got) => got,
@@ -136,6 +149,7 @@ impl Reactor {
             session,
             addr,
             next_addrs: addrs,
+            sv2,
         }));
         debug_assert_eq!(key, t, "the socket was registered under the slot's key");
         ProxyStats::inc(&self.proxies[proxy].stats.pool_connections);

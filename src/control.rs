@@ -43,6 +43,28 @@ pub struct PoolControl {
     pub enabled: AtomicBool,
     /// Set by the reactors: a session to this pool is up.
     pub up: AtomicBool,
+    /// The URL in force: `url` until a reload changes it.
+    current_url: Mutex<String>,
+}
+
+impl PoolControl {
+    /// A pool of `url`, enabled, not up yet.
+    fn new(url: &str) -> PoolControl {
+        PoolControl {
+            url: url.to_string(),
+            enabled: AtomicBool::new(true),
+            up: AtomicBool::new(false),
+            current_url: Mutex::new(url.to_string()),
+        }
+    }
+
+    /// The pool's URL now (a reload may have changed it since the start).
+    pub fn url_now(&self) -> String {
+        self.current_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// One route of a proxy entry.
@@ -53,15 +75,21 @@ pub struct RouteControl {
     pub enabled: AtomicBool,
     /// Sum of the difficulty of the shares this route's pools accepted (added by the reactors).
     pub accepted: AtomicF64,
-    pub pools: Vec<PoolControl>,
+    /// Its pools, in failover order; a reload may add or remove some (see [`RouteControl::pools`]).
+    pools: std::sync::RwLock<Vec<PoolControl>>,
 }
 
 impl RouteControl {
+    /// Its pools now (a read lock: held briefly, never on the share path).
+    pub fn pools(&self) -> std::sync::RwLockReadGuard<'_, Vec<PoolControl>> {
+        self.pools.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Enabled, with an enabled pool that is up: a route that is not counts as weight 0.
     pub fn available(&self) -> bool {
         self.enabled.load(Relaxed)
             && self
-                .pools
+                .pools()
                 .iter()
                 .any(|p| p.enabled.load(Relaxed) && p.up.load(Relaxed))
     }
@@ -72,6 +100,66 @@ impl RouteControl {
 pub struct ProxyControl {
     pub name: String,
     pub routes: Vec<RouteControl>,
+}
+
+/// A pool of a [`RouteView`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolView {
+    pub url: String,
+    pub enabled: bool,
+    pub up: bool,
+}
+
+/// One route as the API, `/metrics` and `/status` show it: its settings and the split it should and does get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteView {
+    pub name: String,
+    pub weight: f64,
+    pub enabled: bool,
+    /// Enabled with an enabled pool that is up ([`RouteControl::available`]).
+    pub available: bool,
+    /// Its weight over the sum of the available routes' weights (0 when unavailable).
+    pub target_split: f64,
+    /// Its accepted difficulty over the entry's total (0 before any share).
+    pub measured_split: f64,
+    pub accepted_difficulty: f64,
+    pub pools: Vec<PoolView>,
+}
+
+impl ProxyControl {
+    /// Every route of the entry with its target and measured split.
+    pub fn views(&self) -> Vec<RouteView> {
+        let eff: Vec<f64> = self
+            .routes
+            .iter()
+            .map(|r| if r.available() { r.weight.get() } else { 0.0 })
+            .collect();
+        let eff_sum: f64 = eff.iter().sum();
+        let accepted: Vec<f64> = self.routes.iter().map(|r| r.accepted.get()).collect();
+        let total: f64 = accepted.iter().sum();
+        self.routes
+            .iter()
+            .zip(eff.iter().zip(&accepted))
+            .map(|(r, (e, a))| RouteView {
+                name: r.name.clone(),
+                weight: r.weight.get(),
+                enabled: r.enabled.load(Relaxed),
+                available: r.available(),
+                target_split: if eff_sum > 0.0 { e / eff_sum } else { 0.0 },
+                measured_split: if total > 0.0 { a / total } else { 0.0 },
+                accepted_difficulty: *a,
+                pools: r
+                    .pools()
+                    .iter()
+                    .map(|p| PoolView {
+                        url: p.url_now(),
+                        enabled: p.enabled.load(Relaxed),
+                        up: p.up.load(Relaxed),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 /// A connected worker as the reactors report it.
@@ -123,15 +211,17 @@ impl Control {
                         weight: AtomicF64::new(r.weight),
                         enabled: AtomicBool::new(true),
                         accepted: AtomicF64::new(0.0),
-                        pools: r
-                            .pools
-                            .iter()
-                            .map(|pool| PoolControl {
-                                url: pool.url.value.clone(),
-                                enabled: AtomicBool::new(true),
-                                up: AtomicBool::new(false),
-                            })
-                            .collect(),
+                        pools: std::sync::RwLock::new(
+                            r.pools
+                                .iter()
+                                .map(|pool| PoolControl {
+                                    url: pool.url.value.clone(),
+                                    enabled: AtomicBool::new(true),
+                                    up: AtomicBool::new(false),
+                                    current_url: Mutex::new(pool.url.value.clone()),
+                                })
+                                .collect(),
+                        ),
                     })
                     .collect(),
             })
@@ -144,6 +234,88 @@ impl Control {
             commands: Mutex::new(VecDeque::new()),
             next_command: AtomicU64::new(1),
         }
+    }
+
+    /// Why `config` cannot be applied at runtime: a proxy entry whose routes differ in names or order (the
+    /// routes are fixed for a run; their pool lists may change); `None` when it can.
+    pub fn layout_differs(&self, config: &Config) -> Option<String> {
+        if config.proxies.len() != self.proxies.len() {
+            return Some("proxies were added or removed".into());
+        }
+        for (p, new) in self.proxies.iter().zip(&config.proxies) {
+            let routes = new.route_list();
+            let names = |r: &[&str]| r.join(", ");
+            let old: Vec<&str> = p.routes.iter().map(|r| r.name.as_str()).collect();
+            let now: Vec<&str> = routes.iter().map(|r| r.name).collect();
+            if p.name != new.name || old != now {
+                return Some(format!(
+                    "proxy '{}' changed its routes ({} -> {})",
+                    p.name,
+                    names(&old),
+                    names(&now)
+                ));
+            }
+        }
+        None
+    }
+
+    /// A reload (the config file is the source of truth): every route's weight goes back to the file's, every
+    /// route and pool is enabled again, and pool URLs follow the file; each value that changes is logged and
+    /// returned as one line. Accepted difficulty and the pools' up flags (the reactors' books) stay. Routes
+    /// and pools are matched by name and position (a route's pool list grows or shrinks to the file's); call it
+    /// only when [`Control::layout_differs`] is `None` (anything it cannot match is left alone).
+    pub fn apply_config(&self, config: &Config) -> Vec<String> {
+        let _guard = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reset = Vec::new();
+        for p in &self.proxies {
+            let Some(new) = config.proxies.iter().find(|n| n.name == p.name) else {
+                continue;
+            };
+            for n in new.route_list() {
+                let Some(r) = p.routes.iter().find(|r| r.name == n.name) else {
+                    continue;
+                };
+                let label = format!("{}/{}", p.name, r.name);
+                let old = r.weight.get();
+                if old != n.weight {
+                    r.weight.set(n.weight);
+                    reset.push(format!("route {label} weight {old} -> {}", n.weight));
+                }
+                if !r.enabled.swap(true, Relaxed) {
+                    reset.push(format!("route {label} enabled again"));
+                }
+                let mut pools = r.pools.write().unwrap_or_else(|e| e.into_inner());
+                if pools.len() != n.pools.len() {
+                    reset.push(format!(
+                        "route {label} has {} pools (was {})",
+                        n.pools.len(),
+                        pools.len()
+                    ));
+                    pools.truncate(n.pools.len());
+                    for file in &n.pools[pools.len()..] {
+                        pools.push(PoolControl::new(&file.url.value));
+                    }
+                }
+                for (i, (pool, file)) in pools.iter().zip(n.pools).enumerate() {
+                    if !pool.enabled.swap(true, Relaxed) {
+                        reset.push(format!("route {label} pool {i} enabled again"));
+                    }
+                    let mut url = pool.current_url.lock().unwrap_or_else(|e| e.into_inner());
+                    if *url != file.url.value {
+                        reset.push(format!(
+                            "route {label} pool {i} url {url} -> {}",
+                            file.url.value
+                        ));
+                        url.clone_from(&file.url.value);
+                    }
+                }
+            }
+        }
+        for line in &reset {
+            log::info!("reload: {line} (the config file's value)");
+        }
+        self.version.fetch_add(1, Relaxed);
+        reset
     }
 
     /// Bumped by every change of a weight or flag; a reactor re-reads the routes when it differs.
@@ -237,11 +409,12 @@ impl Control {
     ) -> Result<bool, String> {
         let _guard = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         let r = self.route(at);
-        let pool = r.pools.get(index).ok_or_else(|| {
+        let pools = r.pools();
+        let pool = pools.get(index).ok_or_else(|| {
             format!(
                 "route '{}' has {} pools (0-based index)",
                 r.name,
-                r.pools.len()
+                pools.len()
             )
         })?;
         let old = pool.enabled.swap(enabled, Relaxed);

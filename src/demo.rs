@@ -1,6 +1,7 @@
 //! `fastproxy demo` and `fastproxy sim-pool`: the proxy on 127.0.0.1 against the built-in share-checking pool,
 //! with miners that really hash; or that pool alone.
 
+use crate::demo_sv2::DemoPool;
 use clap::Args;
 use fastproxy::config::Config;
 use fastproxy::stats::ProxyStats;
@@ -26,6 +27,9 @@ pub struct DemoArgs {
     /// Seconds between new jobs from the pool.
     #[arg(long, default_value_t = 5)]
     job_interval: u64,
+    /// The simulated pool's protocol: v1, or sv2 (the proxy reaches it over Stratum V2).
+    #[arg(long, value_enum, default_value_t = SimProtocol::V1)]
+    upstream: SimProtocol,
 }
 
 #[derive(Args, Debug)]
@@ -48,19 +52,30 @@ pub struct SimPoolArgs {
     /// Seconds to run (0: until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
+    /// The protocol the pool speaks: v1 (Stratum V1) or sv2 (Stratum V2: Noise-encrypted, one extended
+    /// channel per connection; prints its authority public key).
+    #[arg(long, value_enum, default_value_t = SimProtocol::V1)]
+    protocol: SimProtocol,
 }
 
-fn demo_config(pool: SocketAddr) -> Config {
+/// The protocol `fastproxy sim-pool` speaks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimProtocol {
+    V1,
+    Sv2,
+}
+
+fn demo_config(pool_entry: &str) -> Config {
     let yaml = format!(
-        "threads: 1\nproxies:\n  - name: demo\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n      - url: stratum+tcp://{pool}\n        user: demo.proxy\n        password: x\n"
+        "threads: 1\nproxies:\n  - name: demo\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n{pool_entry}"
     );
     // The text above is fixed and valid.
     Config::from_yaml(&yaml).unwrap_or_else(|p| panic!("built-in demo config is invalid: {p:?}"))
 }
 
-fn progress(started: Instant, s: &ProxyStats, pool: &SimPool, live: &[Arc<LiveCounters>]) {
+fn progress(started: Instant, s: &ProxyStats, pool: &DemoPool, live: &[Arc<LiveCounters>]) {
     let g = ProxyStats::get;
-    let ps = pool.stats();
+    let (pool_accepted, pool_rejected) = pool.counts();
     let per_miner: Vec<String> = live
         .iter()
         .enumerate()
@@ -86,8 +101,8 @@ fn progress(started: Instant, s: &ProxyStats, pool: &SimPool, live: &[Arc<LiveCo
         g(&s.shares_accepted),
         g(&s.shares_rejected),
         g(&s.shares_errored),
-        ps.accepted,
-        ps.rejected,
+        pool_accepted,
+        pool_rejected,
     );
 }
 
@@ -96,18 +111,16 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
     if let Err(e) = register_stop_signals(stop.clone()) {
         log::warn!("cannot install signal handlers: {e}");
     }
-    let pool = match SimPool::start(SimPoolConfig {
-        difficulty: args.difficulty,
-        job_interval: Some(Duration::from_secs(args.job_interval.max(1))),
-        ..SimPoolConfig::default()
-    }) {
+    let every = Duration::from_secs(args.job_interval.max(1));
+    let mut pool = match DemoPool::start(args.upstream == SimProtocol::Sv2, args.difficulty, every)
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("cannot start the simulated pool: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let proxy = match fastproxy::proxy::start(&demo_config(pool.addr())) {
+    let proxy = match fastproxy::proxy::start(&demo_config(&pool.pool_entry())) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("cannot start the proxy: {e}");
@@ -119,7 +132,8 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     println!(
-        "fastproxy demo: simulated pool on {}, proxy on {addr}, {} hashing miners, {} s (Ctrl-C stops)",
+        "fastproxy demo: simulated {:?} pool on {}, proxy on {addr}, {} hashing miners, {} s (Ctrl-C stops)",
+        args.upstream,
         pool.addr(),
         args.miners,
         args.seconds
@@ -143,6 +157,7 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
     let started = Instant::now();
     while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_secs(1).min(duration.saturating_sub(started.elapsed())));
+        pool.tick();
         progress(started, &stats, &pool, &live);
     }
     stop.store(true, Ordering::Relaxed);
@@ -179,6 +194,20 @@ pub fn run_sim_pool(args: &SimPoolArgs) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = register_stop_signals(stop.clone()) {
         log::warn!("cannot install signal handlers: {e}");
+    }
+    if args.protocol == SimProtocol::Sv2 {
+        let (en1, en2) = (args.extranonce1_size, args.extranonce2_size);
+        let every = Duration::from_secs(args.job_interval.max(1));
+        let run_for = Duration::from_secs(args.seconds);
+        return crate::demo_sv2::run_sim_pool(
+            args.listen,
+            args.difficulty,
+            en1,
+            en2,
+            every,
+            run_for,
+            &stop,
+        );
     }
     let pool = match SimPool::start(SimPoolConfig {
         listen: args.listen,
@@ -220,7 +249,7 @@ pub fn run_sim_pool(args: &SimPoolArgs) -> ExitCode {
 }
 
 /// SIGINT and SIGTERM set the flag the reactors watch.
-fn register_stop_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+pub(crate) fn register_stop_signals(flag: Arc<AtomicBool>) -> std::io::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, flag.clone())?;
     }

@@ -60,6 +60,7 @@ mod session;
 mod share_batch;
 mod share_flow;
 mod state;
+mod sv2_driver;
 mod upstream;
 mod upstream_miners;
 mod vardiff;

@@ -39,15 +39,6 @@ pub fn incompatible(old: &Config, new: &Config) -> Option<String> {
         if listen(a) != listen(b) {
             return Some(format!("proxy '{}' changed its listeners", a.name));
         }
-        let routes = |p: &ProxyConfig| -> Vec<String> {
-            p.route_list().iter().map(|r| r.name.to_string()).collect()
-        };
-        if routes(a) != routes(b) {
-            return Some(format!(
-                "proxy '{}' added, removed or renamed routes",
-                a.name
-            ));
-        }
     }
     None
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod cli_docs;
 mod demo;
+mod demo_sv2;
 mod service;
 
 /// A fast Stratum mining proxy: many miners, one pool connection, the nonce space split per miner.
@@ -158,7 +159,13 @@ fn main() -> ExitCode {
                 .value
                 .parse()
                 .unwrap_or_else(|_| ([127, 0, 0, 1], 9100).into());
-            match fastproxy::metrics::start(addr, running.all_stats(), Default::default()) {
+            let control = Some(running.control());
+            match fastproxy::metrics::start_with_control(
+                addr,
+                running.all_stats(),
+                control,
+                Default::default(),
+            ) {
                 Ok(h) => {
                     log::info!("metrics on http://{}/ (/metrics, /status)", h.local_addr());
                     Some(h)

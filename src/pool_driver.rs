@@ -34,7 +34,9 @@ impl Reactor {
         if writable {
             self.flush(t);
         }
-        if readable {
+        if readable && self.is_sv2_conn(t) {
+            self.on_sv2_readable(t);
+        } else if readable {
             let Some(pc) = self.pool_conn(t) else { return };
             let u = pc.upstream;
             let Some(up) = self.upstreams.get(u) else {
@@ -48,6 +50,9 @@ impl Reactor {
     }
 
     pub(crate) fn start_handshake(&mut self, t: usize) {
+        if self.sv2_start(t) {
+            return;
+        }
         let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
             return;
         };
@@ -409,6 +414,9 @@ impl Reactor {
         prefix: u64,
         replied: bool,
     ) -> bool {
+        if let (true, Share::Stratum(s)) = (self.is_sv2_conn(conn), share) {
+            return self.forward_sv2_share(u, conn, miner, gen, id, s, prefix, replied);
+        }
         let difficulty = match self.conns.get(miner) {
             Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
             _ => None,

@@ -82,7 +82,11 @@ impl RunningProxy {
 
     /// Applies a new config to the running reactors: pool lists, accounts and limits change without dropping
     /// miners. A config that is invalid, or that changes what needs a restart (threads, proxies, listeners,
-    /// protocols), is refused and the running one stays.
+    /// protocols, route names or their order), is refused and the running one stays. Route
+    /// weights and the route and pool switches go back to the file's values ([`Control::apply_config`]: the
+    /// API's runtime changes end at a reload); accepted difficulty is kept.
+    ///
+    /// [`Control::apply_config`]: crate::control::Control::apply_config
     pub fn reload(&mut self, new: Config) -> Result<(), String> {
         let problems = new.check();
         if !problems.is_empty() {
@@ -90,6 +94,9 @@ impl RunningProxy {
             return Err(format!("invalid config: {}", all.join("; ")));
         }
         if let Some(why) = crate::lifecycle::incompatible(&self.config, &new) {
+            return Err(format!("{why}: restart fastproxy to apply it"));
+        }
+        if let Some(why) = self.control.layout_differs(&new) {
             return Err(format!("{why}: restart fastproxy to apply it"));
         }
         let updates = Arc::new(crate::lifecycle::updates(&new)?);
@@ -103,6 +110,8 @@ impl RunningProxy {
         self.admission
             .max_queued_output
             .store(new.max_queued_output, Ordering::Relaxed);
+        // The reactors have the update: the file's weights and switches replace the API's runtime changes.
+        self.control.apply_config(&new);
         self.config = new;
         Ok(())
     }

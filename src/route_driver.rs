@@ -347,7 +347,8 @@ impl Reactor {
             let Some(rc) = pc.routes.get(up.route) else {
                 continue;
             };
-            let enabled = |i: usize| rc.pools.get(i).is_none_or(|pl| pl.enabled.load(Relaxed));
+            let pools = rc.pools();
+            let enabled = |i: usize| pools.get(i).is_none_or(|pl| pl.enabled.load(Relaxed));
             if !enabled(local) && (0..span.len).any(enabled) {
                 if let Some(t) = up.active {
                     leave.push((u, t));
@@ -370,12 +371,16 @@ impl Reactor {
     pub(crate) fn pool_enabled(&self, p: usize, route: usize, pool_idx: usize) -> bool {
         let ps = &self.proxies[p];
         let local = pool_idx.saturating_sub(ps.route(route).start);
-        ps.control
+        let Some(rc) = ps
+            .control
             .proxies
             .get(ps.index)
             .and_then(|pc| pc.routes.get(route))
-            .and_then(|rc| rc.pools.get(local))
-            .is_none_or(|pl| pl.enabled.load(Relaxed))
+        else {
+            return true;
+        };
+        let pools = rc.pools();
+        pools.get(local).is_none_or(|pl| pl.enabled.load(Relaxed))
     }
 
     /// Marks a pool up or down in the control state.
@@ -385,14 +390,15 @@ impl Reactor {
         };
         let ps = &self.proxies[up.proxy];
         let local = pool_idx.saturating_sub(ps.route(up.route).start);
-        if let Some(pl) = ps
+        if let Some(rc) = ps
             .control
             .proxies
             .get(ps.index)
             .and_then(|pc| pc.routes.get(up.route))
-            .and_then(|rc| rc.pools.get(local))
         {
-            pl.up.store(up_now, Relaxed);
+            if let Some(pl) = rc.pools().get(local) {
+                pl.up.store(up_now, Relaxed);
+            }
         }
     }
 

@@ -110,7 +110,7 @@ fn routes_show_weights_split_and_pool_states_and_each_verb_changes_them() {
     let t = Some(TOKEN);
     // Reactors' side: pools up, accepted difficulty.
     for r in &control.proxies[0].routes {
-        r.pools[0].up.store(true, Relaxed);
+        r.pools()[0].up.store(true, Relaxed);
     }
     control.route((0, 0)).accepted.add(60.0);
     control.route((0, 1)).accepted.add(40.0);

@@ -59,6 +59,31 @@ fn version_and_help() {
 }
 
 #[test]
+fn demo_with_an_sv2_upstream_gets_its_shares_accepted() {
+    let out = bin()
+        .args([
+            "demo",
+            "--upstream",
+            "sv2",
+            "--seconds",
+            "3",
+            "--miners",
+            "2",
+        ])
+        .args(["--difficulty", "0.000001"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Exit 0 means the miners had shares accepted and none rejected.
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("simulated Sv2 pool"), "{text}");
+}
+
+#[test]
 fn the_generated_template_passes_the_check() {
     let out = bin()
         .args([
@@ -192,4 +217,179 @@ fn a_sigterm_as_soon_as_the_port_opens_drains_and_exits_zero() {
         let (status, log) = common::terminate(&mut proxy.0, Duration::from_secs(10));
         assert!(status.success(), "round {round}: {status:?}\n{log}");
     }
+}
+
+/// The SRI example authority key (a valid key; no pool is behind it here).
+const SRI_KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+
+#[test]
+fn an_sv2_pool_passes_the_check_and_the_proxy_starts_with_it() {
+    let port = common::free_port();
+    let yaml = format!(
+        "proxies:\n  - name: sv2\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:{port}\n    pools:\n      - url: stratum2+tcp://127.0.0.1:{}\n        user: acct.sv2\n        authority_public_key: {SRI_KEY}\n",
+        common::free_port()
+    );
+    let cfg = temp_file("sv2.yaml", &yaml);
+    let out = bin().arg("--check-config").arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // It runs: the miner port opens (the pool is not there: the upstream keeps retrying).
+    let mut proxy = Running(
+        bin()
+            .arg("-c")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            proxy.0.try_wait().unwrap().is_none(),
+            "the proxy exited with an SV2 pool"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, log) = common::terminate(&mut proxy.0, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{log}");
+    // Without its key the check fails at the URL's line.
+    let p = temp_file(
+        "sv2-nokey.yaml",
+        &yaml.replace(&format!("        authority_public_key: {SRI_KEY}\n"), ""),
+    );
+    let out = bin().arg("--check-config").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("line 7") && err.contains("authority_public_key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sim_pool_sv2_prints_its_key_and_url_and_serves_a_noise_handshake_and_a_channel() {
+    use fastproxy::protocol::sv2::{
+        AuthorityKey, Event, OpenChannel, Phase, SetupParams, Sv2Client,
+    };
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut pool = Running(
+        bin()
+            .args([
+                "sim-pool",
+                "--protocol",
+                "sv2",
+                "--listen",
+                "127.0.0.1:0",
+                "--seconds",
+                "60",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The printed key and URL, as a user would copy them into the config.
+    let mut lines = BufReader::new(pool.0.stdout.take().unwrap()).lines();
+    let (mut key, mut url) = (None, None);
+    while key.is_none() || url.is_none() {
+        let line = lines
+            .next()
+            .expect("sim-pool printed its key and URL")
+            .unwrap();
+        if let Some(k) = line.strip_prefix("authority_public_key: ") {
+            key = Some(AuthorityKey::parse(k).unwrap_or_else(|e| panic!("{k}: {e}")));
+        }
+        if let Some(u) = line.strip_prefix("url: ") {
+            url = Some(fastproxy::config::PoolUrl::parse(u).unwrap());
+        }
+    }
+    let url = url.unwrap();
+    assert_ne!(url.port, 0, "the bound port is printed");
+    let setup = SetupParams {
+        flags: fastproxy::protocol::sv2::messages::REQUIRES_VERSION_ROLLING,
+        endpoint_host: url.host.clone(),
+        endpoint_port: url.port,
+        vendor: "fastproxy-test".into(),
+        hardware_version: String::new(),
+        firmware: String::new(),
+        device_id: String::new(),
+    };
+    let mut client = Sv2Client::new(&key.unwrap(), setup).unwrap();
+    let mut stream = TcpStream::connect((url.host.as_str(), url.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32
+    };
+    let mut events = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 16 * 1024];
+    // Handshake (the certificate checked against the printed key), SetupConnection, a channel, its first job.
+    while !events.iter().any(|e| matches!(e, Event::PrevHash(_))) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "got only {events:?}"
+        );
+        stream.write_all(&client.take_output()).unwrap();
+        match client.next_event(now()) {
+            Ok(Some(ev)) => {
+                if matches!(ev, Event::SetupSuccess { .. }) {
+                    assert_eq!(client.phase(), Phase::Ready);
+                    client
+                        .open_extended_channel(&OpenChannel {
+                            request_id: 1,
+                            user_identity: "acct.cli".into(),
+                            nominal_hash_rate: 1e9,
+                            max_target: [0xff; 32],
+                            min_extranonce_size: 8,
+                        })
+                        .unwrap();
+                }
+                events.push(ev);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => panic!("SV2 client error: {e}"),
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the pool closed the connection after {events:?}"),
+            Ok(n) => client.feed(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    assert!(
+        matches!(
+            events[0],
+            Event::SetupSuccess {
+                used_version: 2,
+                ..
+            }
+        ),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ChannelOpened {
+                request_id: 1,
+                extranonce_size: 8,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::NewJob(_))),
+        "{events:?}"
+    );
 }

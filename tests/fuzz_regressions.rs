@@ -14,13 +14,14 @@ use std::path::Path;
 #[test]
 fn seed_corpus_passes_every_invariant() {
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 6] = [
+    let targets: [(&str, Check); 7] = [
         ("framing", invariants::framing),
         ("miner_msg_stratum", invariants::miner_msg_stratum),
         ("miner_msg_equihash", invariants::miner_msg_equihash),
         ("pool_msg", invariants::pool_msg),
         ("proxy_protocol", invariants::proxy_protocol),
         ("config", invariants::config),
+        ("sv2_client", invariants::sv2_client),
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
@@ -170,4 +171,35 @@ fn a_repeated_id_may_be_refused_for_its_first_value() {
     let long = "6".repeat(56) + "." + &"6".repeat(60) + "8";
     let line = format!("\x03{{\"id\":{long},\"id\":8,\"method\":\"mining.ping\",\"params\":[]}}");
     invariants::pool_msg(line.as_bytes());
+}
+
+/// sv2_client found a NewExtendedMiningJob whose BOOL `version_rolling_allowed` was the byte 0x02: only its low
+/// bit counts (SV2 §3.1: senders may set the padding bits), so it is `false` and encodes back as 0x00.
+#[test]
+fn sv2_a_bool_with_padding_bits_reads_its_low_bit() {
+    use fastproxy::protocol::sv2::{messages::decode, Event};
+    // channel 2, job 1, no min_ntime, version 0x20000000, the BOOL, no merkle path, empty coinbase parts.
+    let job = |flag: u8| {
+        let mut p = vec![2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x20, flag, 0];
+        p.extend_from_slice(&[0, 0, 0, 0]);
+        p
+    };
+    for (flag, allowed) in [
+        (0x00, false),
+        (0x01, true),
+        (0x02, false),
+        (0x03, true),
+        (0xfe, false),
+    ] {
+        match decode(0, 0x1f, &mut job(flag)) {
+            Ok(Event::NewJob(j)) => assert_eq!(j.version_rolling_allowed, allowed, "0x{flag:02x}"),
+            other => panic!("0x{flag:02x}: {other:?}"),
+        }
+        // Through an encrypted session, as the fuzzer sent it: mode 2, whole; SetupConnection.Success first.
+        let mut input = vec![2, 0, 0, 0, 0x01, 6, 0, 2, 0, 0, 0, 0, 0];
+        let payload = job(flag);
+        input.extend_from_slice(&[0x00, 0x80, 0x1f, payload.len() as u8, 0]);
+        input.extend_from_slice(&payload);
+        invariants::sv2_client(&input);
+    }
 }

@@ -8,7 +8,8 @@
 //! 2. hash: share math, the `fastproxy-work` crate (crates/work), which lib.rs re-exports under the old paths
 //!    (`crate::work` names crates/work/src/work.rs): work (jobs, targets, the reference share hash), the
 //!    SHA-256 kernels, share_hash, equihash;
-//! 3. config: auth settings and checks, then the config file (above hash: it builds `equihash::Params`);
+//! 3. config: auth settings and checks, then the config file (above hash: it builds `equihash::Params`), and
+//!    the SV2 pool's authority key it checks (protocol/sv2/common.rs: SV2 errors and the key, no crate imports);
 //! 4. wire: the dialects' message formats (protocol/json, stratum, equihash, sv2, and miner_msg: miners'
 //!    requests and the proxy's replies to them);
 //! 5. shares: share validation and counters, the dialect enum (protocol/mod.rs parses jobs into validate's job
@@ -78,6 +79,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config/check.rs",
             "config/tests.rs",
             "config/mod.rs",
+            "config/sv2.rs",
+            "protocol/sv2/common.rs",
             "limits.rs",
         ],
     ),
@@ -87,7 +90,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "protocol/json.rs",
             "protocol/stratum.rs",
             "protocol/equihash.rs",
-            "protocol/sv2/common.rs",
             "protocol/sv2/mod.rs",
             "protocol/sv2/client.rs",
             "protocol/sv2/messages.rs",
@@ -121,6 +123,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "session/mod.rs",
             "session/failover.rs",
             "session/pool.rs",
+            "session/sv2_pool.rs",
             "session/pool_tests.rs",
             "session/miner.rs",
             "session/miner_vardiff.rs",
@@ -150,6 +153,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "upstream.rs",
             "passthrough.rs",
             "pool_driver.rs",
+            "sv2_driver.rs",
             "upstream_miners.rs",
             "share_flow.rs",
             "route_driver.rs",
@@ -162,10 +166,12 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "service.rs",
             "proxy.rs",
+            "metrics/handle.rs",
             "metrics/mod.rs",
             "metrics/history.rs",
             "metrics/page.rs",
             "metrics/prometheus.rs",
+            "metrics/routes.rs",
             "metrics/server.rs",
             "metrics/status.rs",
             "api/handler.rs",
@@ -202,6 +208,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crates/sim/src/equihash_miner/mod.rs",
             "crates/sim/src/equihash_miner/tests.rs",
             "crates/sim/src/sv2_pool.rs",
+            "crates/sim/src/sv2_pool/conn.rs",
+            "crates/sim/src/sv2_pool/judge.rs",
+            "crates/sim/src/sv2_pool/state.rs",
             "crates/loadgen/src/args.rs",
             "crates/loadgen/src/clock.rs",
             "crates/loadgen/src/conn.rs",
@@ -211,9 +220,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crates/loadgen/src/miners.rs",
             "crates/loadgen/src/phases.rs",
             "crates/loadgen/src/pool.rs",
+            "crates/loadgen/src/plot.rs",
             "crates/loadgen/src/procstat.rs",
             "crates/loadgen/src/reactor.rs",
             "crates/loadgen/src/report.rs",
+            "crates/loadgen/src/routing_bench.rs",
             "crates/loadgen/src/target.rs",
             "crates/loadgen/src/tests.rs",
             "crates/loadgen/src/wire.rs",
@@ -226,10 +237,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "main.rs",
             "cli_docs.rs",
             "demo.rs",
+            "demo_sv2.rs",
             "crates/work/src/lib.rs",
             "crates/sim/src/lib.rs",
             "crates/loadgen/src/lib.rs",
             "crates/loadgen/src/main.rs",
+            "crates/loadgen/src/bin/routing_bench.rs",
         ],
     ),
 ];

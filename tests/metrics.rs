@@ -604,3 +604,106 @@ fn the_grafana_dashboard_queries_only_exposed_metrics() {
     }
     m.stop();
 }
+
+/// The control state of an entry `farm` with routes main (70, two pools) and fee (30, one pool).
+fn two_routes() -> Arc<fastproxy::control::Control> {
+    let y = "proxies:\n  - name: farm\n    protocol: stratum\n    listen: [{address: 127.0.0.1:1}]\n    routes:\n      - { name: main, weight: 70, pools: [{url: stratum+tcp://127.0.0.1:7, user: u}, {url: stratum+tcp://127.0.0.1:8, user: u}] }\n      - { name: fee, weight: 30, pools: [{url: stratum+tcp://127.0.0.1:9, user: f}] }\n";
+    let c = fastproxy::config::Config::from_yaml(y).unwrap();
+    Arc::new(fastproxy::control::Control::from_config(&c))
+}
+
+#[test]
+fn metrics_and_status_show_the_routes_control_holds() {
+    let control = two_routes();
+    let m = metrics::start_with_control(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![("farm".into(), filled())],
+        Some(control.clone()),
+        MetricsOptions::default(),
+    )
+    .unwrap();
+    let addr = m.local_addr();
+    let route = |r: &'static str| [("proxy", "farm"), ("route", r)];
+    // No pool up yet: both routes unavailable, nothing accepted.
+    let exp = scrape(addr);
+    assert_eq!(exp.get("fastproxy_route_weight", &route("main")), 70.0);
+    assert_eq!(exp.get("fastproxy_route_weight", &route("fee")), 30.0);
+    assert_eq!(exp.get("fastproxy_route_available", &route("fee")), 0.0);
+    assert_eq!(
+        exp.get("fastproxy_route_accepted_difficulty_total", &route("main")),
+        0.0
+    );
+
+    // The reactors' side: pools up, accepted difficulty; the API's side: a weight change.
+    control.route((0, 0)).pools()[1].up.store(true, Relaxed);
+    control.route((0, 1)).pools()[0].up.store(true, Relaxed);
+    control.route((0, 0)).accepted.add(750.0);
+    control.route((0, 1)).accepted.add(250.0);
+    control.set_weight((0, 1), 10.0).unwrap();
+    let exp = scrape(addr);
+    assert_eq!(exp.get("fastproxy_route_weight", &route("fee")), 10.0);
+    assert_eq!(exp.get("fastproxy_route_available", &route("main")), 1.0);
+    assert_eq!(
+        exp.get("fastproxy_route_target_split", &route("fee")),
+        0.125
+    );
+    assert_eq!(
+        exp.get("fastproxy_route_measured_split", &route("main")),
+        0.75
+    );
+    assert_eq!(
+        exp.get("fastproxy_route_accepted_difficulty_total", &route("fee")),
+        250.0
+    );
+    let pool = |i: &'static str, url: &'static str| {
+        [
+            ("proxy", "farm"),
+            ("route", "main"),
+            ("index", i),
+            ("url", url),
+        ]
+    };
+    assert_eq!(
+        exp.get(
+            "fastproxy_route_pool_up",
+            &pool("1", "stratum+tcp://127.0.0.1:8")
+        ),
+        1.0
+    );
+    assert_eq!(
+        exp.get(
+            "fastproxy_route_pool_up",
+            &pool("0", "stratum+tcp://127.0.0.1:7")
+        ),
+        0.0
+    );
+    control.set_route_enabled((0, 1), false).unwrap();
+    let exp = scrape(addr);
+    assert_eq!(exp.get("fastproxy_route_enabled", &route("fee")), 0.0);
+    assert_eq!(exp.get("fastproxy_route_target_split", &route("main")), 1.0);
+
+    let st = status(addr);
+    let routes = st["proxies"][0]["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 2, "{st}");
+    let fee = &routes[1];
+    assert_eq!(fee["name"], "fee");
+    assert_eq!(fee["weight"], 10.0);
+    assert_eq!(fee["enabled"], false);
+    assert_eq!(fee["available"], false);
+    assert_eq!(fee["target_split"], 0.0);
+    assert_eq!(fee["measured_split"], 0.25);
+    assert_eq!(fee["accepted_difficulty"], 250.0);
+    assert_eq!(routes[0]["pools"][1]["up"], true);
+    assert_eq!(routes[0]["pools"][0]["url"], "stratum+tcp://127.0.0.1:7");
+    m.stop();
+
+    // Without the control state, /status has an empty routes list and /metrics no route series.
+    let m = start(vec![("farm".into(), filled())]);
+    assert_eq!(
+        status(m.local_addr())["proxies"][0]["routes"],
+        Value::Array(vec![])
+    );
+    assert!(scrape(m.local_addr())
+        .label_values("fastproxy_route_weight", "route")
+        .is_empty());
+}

@@ -3,6 +3,8 @@
 //! must be a real picture. Needs Chromium (Debian: `apt-get install -y chromium`); without it the test FAILS
 //! with that instruction, it never passes silently.
 
+use fastproxy::config::Config;
+use fastproxy::control::Control;
 use fastproxy::metrics::{self, MetricsOptions};
 use fastproxy::stats::{ProxyStats, Reject};
 use serde_json::Value;
@@ -214,6 +216,42 @@ fn stats() -> (Arc<ProxyStats>, Arc<ProxyStats>) {
     (btc, ltc)
 }
 
+/// The control state of a `btc-farm` entry with routes main (70) and fee (30), two pools each: main's first
+/// pool up with 600 of accepted difficulty, fee's pools down with 400.
+fn control() -> Arc<Control> {
+    let y = "proxies:\n  - name: btc-farm\n    protocol: stratum\n    listen: [{address: 127.0.0.1:1}]\n    routes:\n      - { name: main, weight: 70, pools: [{url: stratum+tcp://pool-a.example:3333, user: u}, {url: stratum+tcp://pool-b.example:3333, user: u}] }\n      - { name: fee, weight: 30, pools: [{url: stratum+tcp://fee.example:3333, user: f}] }\n";
+    let c = Arc::new(Control::from_config(&Config::from_yaml(y).unwrap()));
+    c.route((0, 0)).pools()[0].up.store(true, Relaxed);
+    c.route((0, 0)).accepted.add(600.0);
+    c.route((0, 1)).accepted.add(400.0);
+    c
+}
+
+/// Checks the route rows of the page against the `routes` of `/status`'s first proxy.
+fn check_routes(dom: &str, status: &Value) {
+    let routes = status["proxies"][0]["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 2, "{status}");
+    let pct = |v: &Value| format!("{:.1} %", 100.0 * v.as_f64().unwrap());
+    for r in routes {
+        let name = r["name"].as_str().unwrap();
+        assert_eq!(
+            row_field(dom, "route", name, "weight"),
+            r["weight"].to_string().trim_end_matches(".0"),
+            "{name} weight"
+        );
+        assert_eq!(
+            row_field(dom, "route", name, "target"),
+            pct(&r["target_split"]),
+            "{name} target"
+        );
+        assert_eq!(
+            row_field(dom, "route", name, "measured"),
+            pct(&r["measured_split"]),
+            "{name} measured"
+        );
+    }
+}
+
 /// Pixels of a PNG as RGBA rows.
 fn decode_png(path: &Path) -> (u32, u32, Vec<[u8; 4]>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
@@ -238,9 +276,11 @@ fn decode_png(path: &Path) -> (u32, u32, Vec<[u8; 4]>) {
 #[test]
 fn the_status_page_shows_what_status_holds() {
     let (btc, ltc) = stats();
-    let m = metrics::start(
+    let control = control();
+    let m = metrics::start_with_control(
         "127.0.0.1:0".parse().unwrap(),
         vec![("btc-farm".into(), btc), ("ltc-farm".into(), ltc)],
+        Some(control.clone()),
         MetricsOptions {
             history_interval: Duration::from_millis(100),
             history_len: 360,
@@ -331,6 +371,23 @@ fn the_status_page_shows_what_status_holds() {
         text_after(&dom, btc_at, "data-field=\"state\""),
         Some("subscribed")
     );
+
+    // Routes: weight, target and measured split as /status has them (fee is down: target 0).
+    check_routes(&dom, &status);
+    assert_eq!(row_field(&dom, "route", "main", "target"), "100.0 %");
+    assert_eq!(row_field(&dom, "route", "fee", "measured"), "40.0 %");
+    assert_eq!(row_field(&dom, "route", "fee", "state"), "down");
+    // A weight changed at runtime and fee's pool back up: the next load of the page shows it.
+    control.set_weight((0, 1), 10.0).unwrap();
+    control.route((0, 1)).pools()[0].up.store(true, Relaxed);
+    control.route((0, 1)).accepted.add(1000.0);
+    let status = get_json(addr, "/status");
+    let dom = String::from_utf8(run_chromium(&url, &["--dump-dom".to_string()])).unwrap();
+    check_routes(&dom, &status);
+    assert_eq!(row_field(&dom, "route", "fee", "weight"), "10");
+    assert_eq!(row_field(&dom, "route", "fee", "target"), "12.5 %");
+    assert_eq!(row_field(&dom, "route", "fee", "measured"), "70.0 %");
+    assert_eq!(row_field(&dom, "route", "fee", "state"), "available");
 
     // The screenshot: a real picture of the page, chart included.
     let dir = TempDir::new("shot");

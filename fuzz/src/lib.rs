@@ -2,8 +2,11 @@
 //! panicking when an invariant breaks (never merely "it did not panic").
 //!
 //! This file is also compiled into the main crate's `tests/fuzz_regressions.rs` (with `#[path]`), so that
-//! every crash found here is replayed by `cargo test`: it may only use std, `fastproxy`, `serde` and
-//! `serde_json`, and must not have crate-level attributes.
+//! every crash found here is replayed by `cargo test`: it may only use std, `fastproxy`, `serde`,
+//! `serde_json` and the SV2 crates the main crate depends on (`sv2`), and must not have crate-level attributes.
+
+mod sv2;
+pub use sv2::sv2_client;
 
 use fastproxy::auth::{AuthConfig, Authenticator};
 use fastproxy::config::{Config, PoolUrl, ProxyConfig};

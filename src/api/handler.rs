@@ -153,7 +153,7 @@ pub fn handle(req: &Request, control: &Control, token_hash: &[u8; 32]) -> Respon
             };
             match control.set_pool_enabled(at, index, a == "enable") {
                 Ok(old) => {
-                    let url = &control.route(at).pools[index].url;
+                    let url = control.route(at).pools()[index].url_now();
                     log::info!(
                         "api: {who} {a}d pool {index} ({url}) of route {} (was enabled: {old})",
                         label(control, at)
@@ -195,34 +195,24 @@ pub fn handle(req: &Request, control: &Control, token_hash: &[u8; 32]) -> Respon
 fn routes(control: &Control) -> Value {
     let mut out = Vec::new();
     for p in &control.proxies {
-        let eff: Vec<f64> = p
-            .routes
-            .iter()
-            .map(|r| if r.available() { r.weight.get() } else { 0.0 })
-            .collect();
-        let eff_sum: f64 = eff.iter().sum();
-        let accepted: f64 = p.routes.iter().map(|r| r.accepted.get()).sum();
-        for (r, e) in p.routes.iter().zip(&eff) {
+        for r in p.views() {
             let pools: Vec<Value> = r
                 .pools
                 .iter()
                 .enumerate()
                 .map(|(i, pool)| {
-                    json!({ "index": i, "url": pool.url,
-                            "enabled": pool.enabled.load(std::sync::atomic::Ordering::Relaxed),
-                            "up": pool.up.load(std::sync::atomic::Ordering::Relaxed) })
+                    json!({ "index": i, "url": pool.url, "enabled": pool.enabled, "up": pool.up })
                 })
                 .collect();
-            let a = r.accepted.get();
             out.push(json!({
                 "proxy": p.name,
                 "name": r.name,
-                "weight": r.weight.get(),
-                "enabled": r.enabled.load(std::sync::atomic::Ordering::Relaxed),
-                "available": r.available(),
-                "target_split": if eff_sum > 0.0 { e / eff_sum } else { 0.0 },
-                "accepted_difficulty": a,
-                "measured_split": if accepted > 0.0 { a / accepted } else { 0.0 },
+                "weight": r.weight,
+                "enabled": r.enabled,
+                "available": r.available,
+                "target_split": r.target_split,
+                "accepted_difficulty": r.accepted_difficulty,
+                "measured_split": r.measured_split,
                 "pools": pools,
             }));
         }

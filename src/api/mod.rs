@@ -11,7 +11,6 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tiny_http::{Header, Server};
 
@@ -19,36 +18,7 @@ use tiny_http::{Header, Server};
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// The running API; dropping it stops the thread and waits for it.
-pub struct ApiHandle {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ApiHandle {
-    /// The address it listens on (port 0 resolved).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops the server and waits for its thread.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ApiHandle {
-    fn drop(&mut self) {
-        self.shut();
-    }
-}
+pub type ApiHandle = crate::metrics::ServerHandle;
 
 fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
@@ -71,11 +41,7 @@ pub fn start(
         .name("api".into())
         .spawn(move || serve(server, &token_hash, &control, &flag))?;
     log::info!("control API on http://{addr}/api/v1/");
-    Ok(ApiHandle {
-        addr,
-        stop,
-        thread: Some(thread),
-    })
+    Ok(ApiHandle::new(addr, stop, thread))
 }
 
 fn serve(server: Server, token_hash: &[u8; 32], control: &Control, stop: &AtomicBool) {

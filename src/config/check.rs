@@ -92,6 +92,9 @@ impl Config {
             }
             let routes = proxy.route_list();
             for pool in routes.iter().flat_map(|r| r.pools) {
+                for sv2 in super::sv2::check_pool(proxy, pool) {
+                    p(sv2.line, sv2.message);
+                }
                 let line = Some(pool.url.referenced.line());
                 match PoolUrl::parse(&pool.url.value) {
                     Err(e) => p(line, format!("proxy '{n}': pool url: {e}")),

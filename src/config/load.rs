@@ -91,6 +91,10 @@ proxies:
       # - url: stratum+tcp://backup.example.com:3333
       #   user: account.farm1
       #   password: x
+      # A Stratum V2 pool (Noise-encrypted, one extended channel shared by the miners); its key as it publishes it:
+      # - url: stratum2+tcp://sv2.example.com:34254
+      #   user: account.farm1
+      #   authority_public_key: 9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72
     # Or split the hashrate by weight (share of accepted difficulty) between routes, each with its own pools
     # in failover order, instead of `pools:` (which is one route `default` of weight 100):
     # routes:

@@ -7,13 +7,14 @@
 mod check;
 mod load;
 mod routes;
+mod sv2;
 mod types;
 
 pub use load::{template, Problem};
 pub use routes::{Route, DEFAULT_ROUTE, DEFAULT_WEIGHT};
 pub use types::{
     ApiConfig, Config, ListenConfig, MetricsConfig, PoolConfig, PoolUrl, ProtocolKind, ProxyConfig,
-    RouteConfig, ShareReply, TlsListenConfig, VardiffConfig,
+    RouteConfig, ShareReply, TlsListenConfig, VardiffConfig, SV2_SCHEME,
 };
 
 #[cfg(test)]

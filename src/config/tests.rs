@@ -254,3 +254,105 @@ fn template_routes_and_api_examples_parse_when_uncommented() {
     let c = Config::from_yaml(&t.replace(api, &line)).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(c.api.is_some());
 }
+
+/// The SRI example authority key (base58-check of `[0x01, 0x00] ‖ x-only key`).
+const SRI_KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+
+/// base58-check of `raw` (a version and a key as the config would spell them).
+fn base58check(raw: &[u8]) -> String {
+    bs58::encode(raw).with_check().into_string()
+}
+
+#[test]
+fn an_sv2_pool_with_its_authority_key_parses() {
+    // Lines: 5 pools, 6 url, 7 user, 8 authority_public_key, 9 the V1 backup.
+    let y = entry(&format!(
+        "    pools:\n      - url: stratum2+tcp://127.0.0.1:34254\n        user: acct.w\n        authority_public_key: {SRI_KEY}\n      - {{url: stratum+tcp://127.0.0.1:3333, user: u}}\n"
+    ));
+    let c = Config::from_yaml(&y).unwrap_or_else(|e| panic!("{e:?}"));
+    let pools = &c.proxies[0].pools;
+    assert!(pools[0].is_sv2() && !pools[1].is_sv2());
+    let key = pools[0].authority_key().unwrap().unwrap();
+    assert_eq!(key.to_base58(), SRI_KEY);
+    assert!(pools[1].authority_key().is_none());
+    let url = PoolUrl::parse(&pools[0].url.value).unwrap();
+    assert_eq!(
+        (url.host.as_str(), url.port, url.tls),
+        ("127.0.0.1", 34254, false)
+    );
+    // In a route too.
+    let routes = TWO_ROUTES.replace(
+        "{url: stratum+tcp://127.0.0.1:3, user: f}",
+        &format!("{{url: stratum2+tcp://127.0.0.1:3, user: f, authority_public_key: {SRI_KEY}}}"),
+    );
+    let c = Config::from_yaml(&entry(&routes)).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(c.check().is_empty(), "{:?}", c.check());
+}
+
+#[test]
+fn sv2_pool_problems_are_listed_with_their_lines() {
+    let sv2 = |key: Option<&str>| {
+        let key = key.map_or(String::new(), |k| {
+            format!("        authority_public_key: {k}\n")
+        });
+        entry(&format!(
+            "    pools:\n      - url: stratum2+tcp://127.0.0.1:34254\n        user: acct.w\n{key}"
+        ))
+    };
+    let problems = |y: &str| {
+        Config::from_yaml(y)
+            .unwrap_err()
+            .into_iter()
+            .map(|p| (p.line, p.message))
+            .collect::<Vec<_>>()
+    };
+    // No key: at the URL's line.
+    let e = problems(&sv2(None));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, Some(6), "{e:?}");
+    assert!(e[0].1.contains("needs authority_public_key"), "{e:?}");
+    // A bad checksum (one character changed), a wrong version, not a point on the curve: at the key's line.
+    let bad_checksum = SRI_KEY.replace("PH72", "PH73");
+    let mut raw = [0u8; 34];
+    raw[0] = 2;
+    raw[2..].copy_from_slice(
+        &crate::protocol::sv2::AuthorityKey::parse(SRI_KEY)
+            .unwrap()
+            .x_only(),
+    );
+    let wrong_version = base58check(&raw);
+    raw[0] = 1;
+    raw[2..].fill(0xff); // x ≥ p: no point has it
+    let off_curve = base58check(&raw);
+    for (key, says) in [
+        (bad_checksum.as_str(), "checksum"),
+        (wrong_version.as_str(), "version 2"),
+        (off_curve.as_str(), "not a valid x-only public key"),
+        ("not-base58-0OIl", "bad authority public key"),
+    ] {
+        let e = problems(&sv2(Some(key)));
+        assert_eq!(e.len(), 1, "{key}: {e:?}");
+        assert_eq!(e[0].0, Some(8), "{key}: {e:?}");
+        assert!(e[0].1.contains(says), "{key}: {e:?}");
+    }
+    // A key on a V1 pool: at the key's line.
+    let v1 = sv2(Some(SRI_KEY)).replace("stratum2+tcp", "stratum+tcp");
+    let e = problems(&v1);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, Some(8), "{e:?}");
+    assert!(e[0].1.contains("for Stratum V2 pools"), "{e:?}");
+    // An SV2 pool on an Equihash entry: at the URL's line.
+    let eq = sv2(Some(SRI_KEY)).replace("protocol: stratum", "protocol: equihash");
+    let e = problems(&eq);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, Some(6), "{e:?}");
+    assert!(e[0].1.contains("needs protocol: stratum"), "{e:?}");
+    // TLS options do not apply to an SV2 URL (its encryption is Noise).
+    let tls = sv2(Some(SRI_KEY)) + "        insecure_skip_verify: true\n";
+    let e = problems(&tls);
+    assert!(
+        e.iter()
+            .any(|(l, m)| *l == Some(6) && m.contains("stratum+ssl")),
+        "{e:?}"
+    );
+}

@@ -237,6 +237,10 @@ pub struct PoolConfig {
     /// For stratum+ssl:// pools with self-signed certificates: accept any certificate. Logged loudly.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// For stratum2+tcp:// (Stratum V2) pools, required: the pool's authority public key, base58-check as
+    /// SRI and pools publish it; the pool's Noise certificate must be signed by it.
+    #[serde(default)]
+    pub authority_public_key: Option<Spanned<String>>,
 }
 
 fn default_max_queued_output() -> u64 {
@@ -323,7 +327,8 @@ pub struct RouteConfig {
     pub pools: Vec<PoolConfig>,
 }
 
-/// A pool address from a `stratum+tcp://host:port` or `stratum+ssl://host:port` URL.
+/// A pool address from a `stratum+tcp://host:port`, `stratum+ssl://host:port` or `stratum2+tcp://host:port`
+/// (Stratum V2: see [`PoolConfig::is_sv2`]) URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolUrl {
     pub host: String,
@@ -332,17 +337,20 @@ pub struct PoolUrl {
     pub tls: bool,
 }
 
+/// The URL scheme of a Stratum V2 pool.
+pub const SV2_SCHEME: &str = "stratum2+tcp";
+
 impl PoolUrl {
-    /// Parses `stratum+tcp://host:port`, `stratum+ssl://` or `stratum+tls://` (TLS), `tcp://`, or a bare
-    /// `host:port`.
+    /// Parses `stratum+tcp://host:port`, `stratum+ssl://` or `stratum+tls://` (TLS), `tcp://`,
+    /// `stratum2+tcp://` (Stratum V2, encrypted by its own Noise layer: not TLS), or a bare `host:port`.
     pub fn parse(url: &str) -> Result<PoolUrl, String> {
         let (rest, tls) = if let Some((scheme, rest)) = url.split_once("://") {
             match scheme {
-                "stratum+tcp" | "tcp" => (rest, false),
+                "stratum+tcp" | "tcp" | SV2_SCHEME => (rest, false),
                 "stratum+ssl" | "stratum+tls" | "ssl" | "tls" => (rest, true),
                 _ => {
                     return Err(format!(
-                        "unknown URL scheme '{scheme}' (use stratum+tcp:// or stratum+ssl://)"
+                        "unknown URL scheme '{scheme}' (use stratum+tcp://, stratum+ssl:// or stratum2+tcp://)"
                     ))
                 }
             }

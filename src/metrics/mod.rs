@@ -1,26 +1,30 @@
 //! The metrics and status endpoint: a small HTTP server on its own thread serving
 //!
-//! - `GET /metrics`: Prometheus text format, read from the proxies' stats at scrape time (`prometheus`);
+//! - `GET /metrics`: Prometheus text format, read from the proxies' stats at scrape time (`prometheus`), and
+//!   the weighted routes' weights, splits and accepted difficulty from the shared `Control` (`routes`);
 //! - `GET /status`: the same as JSON, with the hashrate history (`status`);
 //! - `GET /`: a self-contained status page polling `/status` (`page`).
 //!
 //! The reactors only bump atomics (see `stats`); everything here reads them. The server stops when its
 //! [`MetricsHandle`] is stopped or dropped.
 
+mod handle;
 mod history;
 mod page;
 mod prometheus;
+mod routes;
 mod server;
 mod status;
 
+use crate::control::Control;
 use crate::stats::ProxyStats;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use handle::ServerHandle;
 pub use history::History;
 
 /// Settings of the endpoint beyond its address.
@@ -42,41 +46,22 @@ impl Default for MetricsOptions {
 }
 
 /// The running endpoint; dropping it stops the server thread and waits for it.
-pub struct MetricsHandle {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub type MetricsHandle = ServerHandle;
 
-impl MetricsHandle {
-    /// The address the server listens on (port 0 resolved).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops the server and waits for its thread.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for MetricsHandle {
-    fn drop(&mut self) {
-        self.shut();
-    }
-}
-
-/// Starts the endpoint on `listen` for `proxies` (name and stats, e.g. from `RunningProxy`).
+/// Starts the endpoint on `listen` for `proxies` (name and stats, e.g. from `RunningProxy`), without routes.
 pub fn start(
     listen: SocketAddr,
     proxies: Vec<(String, Arc<ProxyStats>)>,
+    options: MetricsOptions,
+) -> io::Result<MetricsHandle> {
+    start_with_control(listen, proxies, None, options)
+}
+
+/// [`start`], with the routes of `control` (`RunningProxy::control`) in `/metrics`, `/status` and the page.
+pub fn start_with_control(
+    listen: SocketAddr,
+    proxies: Vec<(String, Arc<ProxyStats>)>,
+    control: Option<Arc<Control>>,
     options: MetricsOptions,
 ) -> io::Result<MetricsHandle> {
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
@@ -92,14 +77,11 @@ pub fn start(
         history: History::new(options.history_interval, options.history_len),
         stop: stop.clone(),
         started: Instant::now(),
+        control,
     };
     let thread = std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || serving.run())?;
     log::info!("metrics on http://{addr}/ (/metrics, /status)");
-    Ok(MetricsHandle {
-        addr,
-        stop,
-        thread: Some(thread),
-    })
+    Ok(ServerHandle::new(addr, stop, thread))
 }

@@ -26,7 +26,7 @@ struct StatsCollector {
     proxies: Proxies,
 }
 
-/// A registry whose one collector reads `proxies`.
+/// A registry whose one collector reads `proxies` (the server adds the routes' collector to it).
 pub fn registry(proxies: Proxies) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(StatsCollector { proxies }));
@@ -41,10 +41,10 @@ pub fn encode(registry: &Registry) -> String {
     out
 }
 
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+pub(super) type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 /// One metric family: a descriptor and its samples.
-fn family<'a, M: EncodeMetric>(
+pub(super) fn family<'a, M: EncodeMetric>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

@@ -2,7 +2,8 @@
 //! hashrate history between requests. It stops when its flag is set (checked at least every 200 ms).
 
 use super::history::History;
-use super::{page, prometheus, status};
+use super::{page, prometheus, routes, status};
+use crate::control::Control;
 use crate::stats::ProxyStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub(super) struct Serving {
     pub history: History,
     pub stop: Arc<AtomicBool>,
     pub started: Instant,
+    /// The routes (weights, splits, pool states), when the proxy's control state was given.
+    pub control: Option<Arc<Control>>,
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -28,7 +31,12 @@ fn header(name: &str, value: &str) -> Header {
 impl Serving {
     /// Serves until the stop flag is set.
     pub(super) fn run(mut self) {
-        let registry = prometheus::registry(self.proxies.clone());
+        let mut registry = prometheus::registry(self.proxies.clone());
+        if let Some(control) = &self.control {
+            registry.register_collector(Box::new(routes::RouteCollector {
+                control: control.clone(),
+            }));
+        }
         let total = |p: &[(String, Arc<ProxyStats>)]| -> f64 {
             let now = Instant::now();
             p.iter().map(|(_, s)| s.hashrate(now)).sum()
@@ -62,7 +70,12 @@ impl Serving {
                 prometheus::encode(registry).into_bytes(),
             ),
             (Method::Get | Method::Head, "/status") => {
-                let doc = status::status(&self.proxies, &self.history, self.started);
+                let doc = status::status(
+                    &self.proxies,
+                    self.control.as_deref(),
+                    &self.history,
+                    self.started,
+                );
                 (200, "application/json", doc.to_string().into_bytes())
             }
             (Method::Get | Method::Head, "/" | "/index.html") => {

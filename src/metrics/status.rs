@@ -1,9 +1,11 @@
 //! `GET /status`: the stats of every proxy as one JSON document (what the status page shows).
 //!
-//! Pools are numbered from 1 in list order (`"pool": 1` is the first pool), as in the logs. Times are Unix
+//! Each proxy has a `routes` array (weights, target and measured split, pools' states; `routes`), empty when
+//! the server was started without the control state. Pools are numbered from 1 in list order (`"pool": 1` is the first pool), as in the logs. Times are Unix
 //! seconds; hashrates H/s; latencies ms.
 
 use super::history::History;
+use crate::control::Control;
 use crate::stats::{PoolStats, ProxyStats, Reject, UpstreamState, WorkerStats};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -117,11 +119,20 @@ fn descriptors() -> Value {
 }
 
 /// The status document.
-pub fn status(proxies: &[(String, Arc<ProxyStats>)], history: &History, started: Instant) -> Value {
+pub fn status(
+    proxies: &[(String, Arc<ProxyStats>)],
+    control: Option<&Control>,
+    history: &History,
+    started: Instant,
+) -> Value {
     let now = Instant::now();
     let list: Vec<Value> = proxies
         .iter()
-        .map(|(name, s)| proxy(name, s, now))
+        .map(|(name, s)| {
+            let mut p = proxy(name, s, now);
+            p["routes"] = control.map_or(json!([]), |c| super::routes::status(c, name));
+            p
+        })
         .collect();
     let sum = |key: &str| -> f64 { list.iter().filter_map(|p| p[key].as_f64()).sum() };
     let sum_u = |key: &str| -> u64 { list.iter().filter_map(|p| p[key].as_u64()).sum() };

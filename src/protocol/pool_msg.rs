@@ -294,6 +294,41 @@ pub fn write_set_extranonce(
     }
 }
 
+/// Appends the proxy's own `mining.notify` for a job it built (a Stratum V2 job as V1 work).
+pub fn write_job_notify(out: &mut Vec<u8>, job: &crate::work::Job) {
+    let params = job.to_notify_params().to_string();
+    json::write_notification(out, "mining.notify", params.as_bytes());
+}
+
+/// Appends the proxy's own `mining.set_difficulty [d]` (a Stratum V2 channel target as a V1 difficulty).
+pub fn write_difficulty(out: &mut Vec<u8>, d: f64) {
+    let params = format!("[{}]", serde_json::Value::from(d));
+    json::write_notification(out, "mining.set_difficulty", params.as_bytes());
+}
+
+/// Appends a share accepted by a Stratum V2 pool (a SubmitShares.Success covering it) as the reply to the
+/// miner's request `id`.
+pub fn write_share_accepted(out: &mut Vec<u8>, id: &[u8]) {
+    json::write_result(out, id, b"true");
+}
+
+/// Appends a share refused by a Stratum V2 pool (its SubmitShares.Error) as the reply to the miner's request
+/// `id`: the pool's error code is the JSON-RPC error text, under the V1 code that means the same.
+pub fn write_share_refused(out: &mut Vec<u8>, id: &[u8], sv2_code: &str) {
+    json::write_error(out, id, sv2_error_number(sv2_code), sv2_code);
+}
+
+/// The V1 error number for an SV2 SubmitShares.Error code: 21 stale / unknown job, 22 duplicate, 23 low
+/// difficulty, 20 anything else.
+pub fn sv2_error_number(sv2_code: &str) -> i32 {
+    match sv2_code {
+        "stale-share" | "invalid-job-id" => 21,
+        "duplicate-share" => 22,
+        "difficulty-too-low" => 23,
+        _ => 20,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

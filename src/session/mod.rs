@@ -5,6 +5,7 @@ pub(crate) mod failover;
 pub(crate) mod miner;
 mod miner_vardiff;
 pub(crate) mod pool;
+pub(crate) mod sv2_pool;
 
 #[cfg(test)]
 mod miner_tests;

@@ -137,4 +137,6 @@ pub(crate) struct PoolConn {
     pub addr: std::net::SocketAddr,
     /// The addresses of the pool's name not tried yet (the next one gets a turn if this connect fails).
     pub next_addrs: std::collections::VecDeque<std::net::SocketAddr>,
+    /// A Stratum V2 pool's protocol state (its `session` then keeps the phase and the work for miners).
+    pub sv2: Option<Box<crate::session::sv2_pool::Sv2Pool>>,
 }

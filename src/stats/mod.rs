@@ -14,7 +14,7 @@
 //! | event (where) | call |
 //! | --- | --- |
 //! | `proxy::start` builds the stats | `ProxyStats::new(pool urls, max_workers)` instead of `default()` |
-//! | upstream opened (`open_upstream`, starts on pool 0) | `stats.upstream_moved(None, Some(0))` |
+//! | upstream opened (`open_upstream`, starts on its route's first pool) | `stats.upstream_moved(None, Some(first))` |
 //! | upstream changes pool: `up.pool_idx = ...` in `attempt_failed` (failover) and `upstream_ready` (failback) | `stats.upstream_moved(Some(old), Some(new))` (no-op when equal) |
 //! | upstream closed (`close_upstream`) | `stats.upstream_moved(Some(up.pool_idx), None)` |
 //! | pool connection created (`connect`, after the conn is in the slab) | `pool.on_connecting(retry)`; `retry` = the upstream had a connection before (`up.ever_ready` or `up.failover.attempts > 0`) |

@@ -98,6 +98,11 @@ pub struct Options {
     /// forwarded. Compare with the same run without it for the cost of validation.
     #[arg(long)]
     pub validate: bool,
+    /// The started fastproxy splits its miners over this many routes of equal weight, all to the load
+    /// generator's pool (`routes:` instead of `pools:`): compare `--routes 3` with `--routes 1` for what
+    /// routing costs on the share path.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub routes: u32,
     /// Merkle branches per job (12 is typical of Bitcoin mainnet; sets the notify's size).
     #[arg(long, default_value_t = 12)]
     pub merkle_branches: usize,
@@ -175,6 +180,11 @@ impl Options {
             return Err(
                 "--validate needs --start-proxy and --protocol stratum (its Equihash solutions are not real)"
                     .into(),
+            );
+        }
+        if self.routes > 1 && !self.start_proxy {
+            return Err(
+                "--routes needs --start-proxy (it shapes the started fastproxy's config)".into(),
             );
         }
         if self.threads == 0 {

@@ -16,10 +16,12 @@ pub mod limits;
 pub mod line;
 pub mod miners;
 pub mod phases;
+pub mod plot;
 pub mod pool;
 pub mod procstat;
 pub mod reactor;
 pub mod report;
+pub mod routing_bench;
 pub mod target;
 pub mod wire;
 

@@ -32,21 +32,39 @@ pub struct Target {
     pub description: String,
 }
 
-/// The YAML config of the started fastproxy.
+/// The YAML config of the started fastproxy: one `pools:` list, or `routes` (more than 1) routes of equal
+/// weight, each with the one pool.
 pub fn config_yaml(
     listen: SocketAddr,
     pool: SocketAddr,
     threads: usize,
     dialect: Dialect,
     validate: bool,
+    routes: u32,
 ) -> String {
     let protocol = match dialect {
         Dialect::Stratum => "stratum",
         Dialect::Equihash => "equihash",
     };
+    let upstream = if routes <= 1 {
+        format!("    pools:\n      - url: stratum+tcp://{pool}\n        user: lg.proxy\n        password: x\n")
+    } else {
+        (1..=routes)
+            .map(|i| format!("      - {{ name: r{i}, weight: 1, pools: [{{ url: stratum+tcp://{pool}, user: lg.proxy, password: x }}] }}\n"))
+            .fold("    routes:\n".to_string(), |y, r| y + &r)
+    };
     format!(
-        "threads: {threads}\nproxies:\n  - name: loadgen\n    protocol: {protocol}\n    listen:\n      - address: {listen}\n    pools:\n      - url: stratum+tcp://{pool}\n        user: lg.proxy\n        password: x\n    validate_shares: {validate}\n"
+        "threads: {threads}\nproxies:\n  - name: loadgen\n    protocol: {protocol}\n    listen:\n      - address: {listen}\n{upstream}    validate_shares: {validate}\n"
     )
+}
+
+/// What the description of a started fastproxy adds with `--routes`.
+fn routed(o: &Options) -> String {
+    if o.routes > 1 {
+        format!(", {} routes of equal weight", o.routes)
+    } else {
+        String::new()
+    }
 }
 
 /// What the description of a started fastproxy adds with `--validate`.
@@ -100,7 +118,7 @@ impl Target {
         if o.start_proxy && o.in_process {
             let listen = SocketAddr::from(([127, 0, 0, 1], 0));
             let cfg = fastproxy::config::Config::from_yaml(&config_yaml(
-                listen, pool, o.threads, o.protocol, o.validate,
+                listen, pool, o.threads, o.protocol, o.validate, o.routes,
             ))
             .map_err(|p| format!("generated config: {p:?}"))?;
             let running = fastproxy::proxy::start(&cfg)
@@ -113,9 +131,10 @@ impl Target {
                 scope: Some(Scope::OwnThreads("reactor-")),
                 expected_pool_conns: o.threads as u64,
                 description: format!(
-                    "fastproxy in this process, {} thread(s){}, at {addr}",
+                    "fastproxy in this process, {} thread(s){}{}, at {addr}",
                     o.threads,
-                    validating(o)
+                    validating(o),
+                    routed(o)
                 ),
             });
         }
@@ -131,7 +150,7 @@ impl Target {
                 std::env::temp_dir().join(format!("fastproxy-loadgen-{}.yaml", std::process::id()));
             std::fs::write(
                 &path,
-                config_yaml(listen, pool, o.threads, o.protocol, o.validate),
+                config_yaml(listen, pool, o.threads, o.protocol, o.validate, o.routes),
             )
             .map_err(|e| format!("cannot write the proxy config: {e}"))?;
             let mut child = Command::new(&bin)
@@ -159,9 +178,10 @@ impl Target {
                 scope: Some(Scope::Pid(pid)),
                 expected_pool_conns: o.threads as u64,
                 description: format!(
-                    "fastproxy child process {pid}, {} thread(s){}, at {listen}",
+                    "fastproxy child process {pid}, {} thread(s){}{}, at {listen}",
                     o.threads,
-                    validating(o)
+                    validating(o),
+                    routed(o)
                 ),
             };
             return ready.map(|_| t);

@@ -5,7 +5,7 @@ use super::{run, Dialect, Mode, Options};
 
 /// One run at a time: an in-process proxy's CPU is read from this process's `reactor-*` threads, so another
 /// test's proxy starting or stopping meanwhile would skew (or zero) the figure.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -85,4 +85,35 @@ fn equihash_fanout_and_a_paced_direct_run() {
     let s = r.shares.as_ref().unwrap();
     assert!(s.shares_per_s > 1000.0 && s.shares_per_s < 2500.0, "{s:?}");
     assert!(r.complete, "{:?}", r.notes);
+}
+
+#[test]
+fn routes_option_gives_the_started_proxy_equal_routes_to_the_one_pool() {
+    use fastproxy::config::Config;
+    let (listen, pool) = (
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:9".parse().unwrap(),
+    );
+    let yaml =
+        |routes| crate::target::config_yaml(listen, pool, 1, Dialect::Stratum, false, routes);
+    let one = Config::from_yaml(&yaml(1)).unwrap();
+    assert!(
+        one.proxies[0].routes.is_empty(),
+        "one route: the plain pools: list"
+    );
+    let three = Config::from_yaml(&yaml(3)).unwrap();
+    let routes = three.proxies[0].route_list();
+    assert_eq!(routes.len(), 3);
+    for r in &routes {
+        assert_eq!(r.weight, 1.0);
+        assert_eq!(r.pools.len(), 1);
+        assert_eq!(r.pools[0].url.value, "stratum+tcp://127.0.0.1:9");
+    }
+    let mut o = opts(Mode::Shares, 10);
+    o.routes = 3;
+    o.start_proxy = false;
+    o.in_process = false;
+    o.target = Some("127.0.0.1:9".parse().unwrap());
+    let err = o.check().unwrap_err();
+    assert!(err.contains("--routes needs --start-proxy"), "{err}");
 }

@@ -32,6 +32,26 @@ pub fn target_to_be(le: &[u8; 32]) -> [u8; 32] {
     be
 }
 
+/// The V1 difficulty for a big-endian share target: DIFF1 / target, raised where needed so that the target
+/// miners derive from it is never easier than `target_be` (their shares then always meet the channel's).
+pub fn difficulty_for_target(target_be: &[u8; 32]) -> f64 {
+    let value = target_be
+        .iter()
+        .fold(0.0f64, |acc, &b| acc * 256.0 + f64::from(b));
+    if value <= 0.0 {
+        return f64::MAX;
+    }
+    let diff1 = 65535.0 * 2f64.powi(208);
+    let mut d = diff1 / value;
+    for _ in 0..64 {
+        if crate::work::target_from_difficulty(d) <= *target_be {
+            break;
+        }
+        d *= 1.0 + 1e-12;
+    }
+    d
+}
+
 /// SubmitSharesExtended.extranonce for a V1 share: everything after the channel's prefix, i.e. the V1
 /// extranonce1's part after the channel prefix (the proxy's per-miner bytes) then the miner's extranonce2.
 /// None when the result is not exactly the channel's `extranonce_size`.

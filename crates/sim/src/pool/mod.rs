@@ -56,6 +56,12 @@ impl SimPool {
         lock(&self.shared().state).stats.clone()
     }
 
+    /// (accepted, rejected, submits) without copying the share lists, for frequent sampling.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let st = lock(&self.shared().state);
+        (st.stats.accepted, st.stats.rejected, st.stats.submits)
+    }
+
     /// Broadcasts a new job to every subscribed connection.
     pub fn new_job(&self, clean: bool) {
         self.shared().broadcast_job(clean);

@@ -1,0 +1,426 @@
+//! A Stratum V2 pool connection's protocol state, sans IO, beside the V1 [`super::pool::PoolSession`]: the SV2
+//! client (Noise, frames), the one extended channel, its jobs as V1 work, and the shares' sequence numbers.
+//!
+//! The channel's extranonce space is used exactly as a V1 pool's: its `extranonce_prefix` is the miners'
+//! extranonce1 and its `extranonce_size` the size the proxy splits into per-miner prefixes and extranonce2.
+//! Each share sent gets the next sequence number, remembered with its id in the upstream's pending table: a
+//! SubmitShares.Error answers its one share, a SubmitShares.Success every share up to its
+//! `last_sequence_number` not answered yet, when their count is the pool's `new_submits_accepted_count`.
+
+use super::pool::MAX_POOL_BAD_LINES;
+use crate::protocol::pool_msg;
+use crate::protocol::stratum::Submit;
+use crate::protocol::sv2::messages::REQUIRES_VERSION_ROLLING;
+use crate::protocol::sv2::{
+    self, Event, ExtendedJob, OpenChannel, PrevHash, SetupParams, Sv2Error,
+};
+use crate::protocol::sv2::{AuthorityKey, Sv2Client};
+use crate::validate::BookJob;
+use std::collections::{BTreeMap, VecDeque};
+
+/// The version bits V1 miners may roll under an SV2 pool (BIP 320; the pool may allow more).
+pub(crate) const SV2_VERSION_MASK: u32 = 0x1fff_e000;
+
+/// Prefix bytes the proxy asks room for beyond its miners' extranonce2 (65,536 miners per channel).
+pub(crate) const PROXY_PREFIX_BYTES: u16 = 2;
+
+/// Jobs kept for shares (the activated one and those after it).
+const MAX_JOBS: usize = 64;
+
+/// The one extended channel of a connection.
+#[derive(Debug, Clone)]
+struct Channel {
+    id: u32,
+    group_id: u32,
+    extranonce_size: usize,
+    prefix: Vec<u8>,
+}
+
+/// What an SV2 message means for the upstream (the runtime applies it like a V1 pool's event).
+#[derive(Debug)]
+pub(crate) enum Sv2Step {
+    /// Nothing beyond the session's own state.
+    Nothing,
+    /// The channel is open: the pool's extranonce prefix, the extranonce size, the target (big-endian) and
+    /// the difficulty line for miners.
+    Ready {
+        e1: Vec<u8>,
+        n: usize,
+        target: [u8; 32],
+        difficulty: f64,
+        line: Vec<u8>,
+    },
+    /// A job activated (or a new one on the current prev hash): its notify line for miners and the job.
+    Job { line: Vec<u8>, job: BookJob },
+    /// A new channel target: the difficulty line for miners.
+    Target {
+        line: Vec<u8>,
+        difficulty: f64,
+        target: [u8; 32],
+    },
+    /// SetExtranoncePrefix: the new extranonce1 and the size.
+    Extranonce { e1: Vec<u8>, n: usize },
+    /// Reconnect (None: the same host / port).
+    Reconnect {
+        host: Option<String>,
+        port: Option<u16>,
+    },
+    /// The pool's verdicts: (pending id, None for accepted or the pool's error code).
+    Verdicts(Vec<(u64, Option<String>)>),
+    /// A message ignored, with why (logged).
+    Ignored(String),
+    /// The connection must close; `skip_pool`: retrying this pool cannot help (wrong authority key).
+    Fatal { why: String, skip_pool: bool },
+}
+
+/// One SV2 pool connection's protocol state.
+#[derive(Debug)]
+pub(crate) struct Sv2Pool {
+    pub client: Sv2Client,
+    user: String,
+    min_extranonce_size: u16,
+    channel: Option<Channel>,
+    jobs: BTreeMap<u32, ExtendedJob>,
+    prev: Option<PrevHash>,
+    /// Shares sent and not answered by the pool, in sequence order: (sequence number, pending id).
+    sent: VecDeque<(u32, u64)>,
+    next_seq: u32,
+    /// Messages ignored in a row (as V1's unparsable lines: a pool sending only those is dropped).
+    ignored: u32,
+}
+
+impl Sv2Pool {
+    /// A connection to a pool whose certificates `authority` signs, opening one channel for `user` with room
+    /// for `min_extranonce2_size` bytes of miners' extranonce2 after the proxy's prefixes.
+    pub fn new(
+        authority: &AuthorityKey,
+        user: &str,
+        host: &str,
+        port: u16,
+        min_extranonce2_size: usize,
+    ) -> Result<Sv2Pool, Sv2Error> {
+        let setup = SetupParams {
+            flags: REQUIRES_VERSION_ROLLING,
+            endpoint_host: host.to_string(),
+            endpoint_port: port,
+            vendor: "fastproxy".into(),
+            hardware_version: String::new(),
+            firmware: env!("CARGO_PKG_VERSION").into(),
+            device_id: String::new(),
+        };
+        let min = u16::try_from(min_extranonce2_size).unwrap_or(u16::MAX);
+        Ok(Sv2Pool {
+            client: Sv2Client::new(authority, setup)?,
+            user: user.to_string(),
+            min_extranonce_size: min.saturating_add(PROXY_PREFIX_BYTES),
+            channel: None,
+            jobs: BTreeMap::new(),
+            prev: None,
+            sent: VecDeque::new(),
+            next_seq: 0,
+            ignored: 0,
+        })
+    }
+
+    /// The next step from the bytes fed so far, None until more come. `now_unix` checks the certificate.
+    /// More than [`MAX_POOL_BAD_LINES`] ignored messages in a row are fatal; past the first three they are
+    /// [`Sv2Step::Nothing`] (not logged).
+    pub fn next_step(&mut self, now_unix: u32) -> Option<Sv2Step> {
+        let step = self.step(now_unix)?;
+        if !matches!(step, Sv2Step::Ignored(_)) {
+            self.ignored = 0;
+            return Some(step);
+        }
+        self.ignored += 1;
+        Some(match self.ignored {
+            n if n > MAX_POOL_BAD_LINES => Sv2Step::Fatal {
+                why: format!("{n} unusable messages in a row"),
+                skip_pool: false,
+            },
+            1..=3 => step,
+            _ => Sv2Step::Nothing,
+        })
+    }
+
+    fn step(&mut self, now_unix: u32) -> Option<Sv2Step> {
+        match self.client.next_event(now_unix) {
+            Ok(None) => None,
+            Ok(Some(event)) => Some(self.on_event(event)),
+            Err(e) if e.is_fatal() => Some(Sv2Step::Fatal {
+                skip_pool: matches!(e, Sv2Error::WrongAuthority | Sv2Error::BadAuthorityKey(_)),
+                why: e.to_string(),
+            }),
+            Err(e) => Some(Sv2Step::Ignored(e.to_string())),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Sv2Step {
+        match event {
+            Event::SetupSuccess { .. } => {
+                let open = OpenChannel {
+                    request_id: 1,
+                    user_identity: self.user.clone(),
+                    nominal_hash_rate: 0.0,
+                    max_target: [0xff; 32],
+                    min_extranonce_size: self.min_extranonce_size,
+                };
+                match self.client.open_extended_channel(&open) {
+                    Ok(()) => Sv2Step::Nothing,
+                    Err(e) => Sv2Step::Fatal {
+                        why: format!("cannot open a channel: {e}"),
+                        skip_pool: false,
+                    },
+                }
+            }
+            Event::ChannelOpened {
+                channel_id,
+                target,
+                extranonce_size,
+                extranonce_prefix,
+                group_channel_id,
+                ..
+            } => {
+                if self.channel.is_some() {
+                    return Sv2Step::Ignored("a second OpenExtendedMiningChannel.Success".into());
+                }
+                let n = usize::from(extranonce_size);
+                if n < usize::from(self.min_extranonce_size) || extranonce_prefix.len() + n > 32 {
+                    return Sv2Step::Fatal {
+                        why: format!(
+                            "the pool's channel has {n} extranonce bytes after a {}-byte prefix (asked for {})",
+                            extranonce_prefix.len(),
+                            self.min_extranonce_size
+                        ),
+                        skip_pool: true,
+                    };
+                }
+                self.channel = Some(Channel {
+                    id: channel_id,
+                    group_id: group_channel_id,
+                    extranonce_size: n,
+                    prefix: extranonce_prefix.clone(),
+                });
+                let (line, difficulty, target) = difficulty_line(&target);
+                Sv2Step::Ready {
+                    e1: extranonce_prefix,
+                    n,
+                    target,
+                    difficulty,
+                    line,
+                }
+            }
+            Event::ChannelRefused { code, .. } => Sv2Step::Fatal {
+                why: format!("the pool refused the mining channel: {code}"),
+                skip_pool: false,
+            },
+            Event::NewJob(job) => {
+                if !self.is_ours(job.channel_id, true) {
+                    return unknown_channel("NewExtendedMiningJob", job.channel_id);
+                }
+                let id = job.job_id;
+                let active = job.min_ntime.is_some();
+                self.jobs.insert(id, job);
+                while self.jobs.len() > MAX_JOBS {
+                    self.jobs.pop_first();
+                }
+                match (&self.prev, active) {
+                    (Some(prev), true) => self.job_step(id, prev.clone(), false),
+                    _ => Sv2Step::Nothing,
+                }
+            }
+            Event::PrevHash(prev) => {
+                if !self.is_ours(prev.channel_id, true) {
+                    return unknown_channel("SetNewPrevHash", prev.channel_id);
+                }
+                let id = prev.job_id;
+                self.prev = Some(prev.clone());
+                self.jobs.retain(|&j, _| j >= id);
+                if !self.jobs.contains_key(&id) {
+                    return Sv2Step::Ignored(format!("SetNewPrevHash names unknown job {id}"));
+                }
+                self.job_step(id, prev, true)
+            }
+            Event::SetTarget {
+                channel_id,
+                maximum_target,
+            } => {
+                if !self.is_ours(channel_id, false) {
+                    return unknown_channel("SetTarget", channel_id);
+                }
+                let (line, difficulty, target) = difficulty_line(&maximum_target);
+                Sv2Step::Target {
+                    line,
+                    difficulty,
+                    target,
+                }
+            }
+            Event::SetExtranoncePrefix { channel_id, prefix } => {
+                if !self.is_ours(channel_id, false) {
+                    return unknown_channel("SetExtranoncePrefix", channel_id);
+                }
+                let Some(ch) = self.channel.as_mut() else {
+                    return Sv2Step::Nothing;
+                };
+                if prefix.len() + ch.extranonce_size > 32 {
+                    return Sv2Step::Ignored(format!(
+                        "SetExtranoncePrefix of {} bytes leaves no room for {} extranonce bytes",
+                        prefix.len(),
+                        ch.extranonce_size
+                    ));
+                }
+                ch.prefix.clone_from(&prefix);
+                Sv2Step::Extranonce {
+                    e1: prefix,
+                    n: ch.extranonce_size,
+                }
+            }
+            Event::SharesAccepted {
+                channel_id,
+                last_sequence_number,
+                new_submits_accepted_count,
+                ..
+            } => {
+                if !self.is_ours(channel_id, false) {
+                    return unknown_channel("SubmitShares.Success", channel_id);
+                }
+                self.accepted(last_sequence_number, new_submits_accepted_count)
+            }
+            Event::ShareRejected {
+                channel_id,
+                sequence_number,
+                code,
+            } => {
+                if !self.is_ours(channel_id, false) {
+                    return unknown_channel("SubmitShares.Error", channel_id);
+                }
+                match self.sent.binary_search_by_key(&sequence_number, |&(s, _)| s) {
+                    Ok(i) => {
+                        let (_, pid) = self.sent.remove(i).expect("found");
+                        Sv2Step::Verdicts(vec![(pid, Some(code))])
+                    }
+                    Err(_) => Sv2Step::Ignored(format!(
+                        "SubmitShares.Error ({code}) for sequence number {sequence_number}, which waits for no verdict"
+                    )),
+                }
+            }
+            Event::Reconnect { host, port } => Sv2Step::Reconnect {
+                host: (!host.is_empty()).then_some(host),
+                port: (port != 0).then_some(port),
+            },
+            Event::ChannelClosed { channel_id, reason } => {
+                if !self.is_ours(channel_id, true) {
+                    return unknown_channel("CloseChannel", channel_id);
+                }
+                Sv2Step::Fatal {
+                    why: format!("the pool closed the mining channel: {reason}"),
+                    skip_pool: false,
+                }
+            }
+        }
+    }
+
+    /// A Success: the shares up to `last` still waiting are accepted when they are exactly the `count` the
+    /// pool says it accepted; otherwise some of them may be refused later, so none is answered `true` (they
+    /// get the pool's Errors, or an error at the share timeout).
+    fn accepted(&mut self, last: u32, count: u32) -> Sv2Step {
+        if self.next_seq == 0 || last >= self.next_seq {
+            return Sv2Step::Ignored(format!(
+                "SubmitShares.Success up to sequence number {last}, which was never sent"
+            ));
+        }
+        let covered = self.sent.partition_point(|&(s, _)| s <= last);
+        if covered == 0 {
+            return Sv2Step::Ignored(format!(
+                "SubmitShares.Success up to {last} ({count} shares) for shares already answered"
+            ));
+        }
+        if covered as u64 > u64::from(count) {
+            return Sv2Step::Ignored(format!(
+                "SubmitShares.Success up to {last} accepts {count} of the {covered} shares waiting: which ones is unknown, none answered yet"
+            ));
+        }
+        let verdicts = self
+            .sent
+            .drain(..covered)
+            .map(|(_, pid)| (pid, None))
+            .collect();
+        Sv2Step::Verdicts(verdicts)
+    }
+
+    /// Whether `channel_id` is this connection's channel (or, for jobs and prev hashes, its group).
+    fn is_ours(&self, channel_id: u32, group_too: bool) -> bool {
+        self.channel
+            .as_ref()
+            .is_some_and(|c| c.id == channel_id || (group_too && c.group_id == channel_id))
+    }
+
+    fn job_step(&self, id: u32, prev: PrevHash, clean: bool) -> Sv2Step {
+        let Some(job) = self.jobs.get(&id) else {
+            return Sv2Step::Nothing;
+        };
+        let v1 = sv2::v1_job(job, &prev, clean);
+        let mut line = Vec::with_capacity(512);
+        pool_msg::write_job_notify(&mut line, &v1);
+        Sv2Step::Job {
+            line,
+            job: BookJob::Stratum(v1),
+        }
+    }
+
+    /// Sends a V1 miner's share (its `prefix` bytes in front of its extranonce2) as SubmitSharesExtended with
+    /// the next sequence number, remembered with `pid`. `mask`: the version bits miners may roll. Err: why
+    /// it cannot be sent (nothing was sent).
+    pub fn submit(
+        &mut self,
+        pid: u64,
+        share: &Submit<'_>,
+        prefix: &[u8],
+        mask: u32,
+    ) -> Result<(), String> {
+        let ch = self.channel.as_ref().ok_or("no channel open")?;
+        let job_id: u32 = share.job_id.parse().map_err(|_| "job not found")?;
+        let job = self.jobs.get(&job_id).ok_or("job not found")?;
+        let e2 = crate::hex::decode(share.extranonce2).ok_or("bad extranonce2")?;
+        let extranonce = sv2::share_extranonce(prefix, &e2, ch.extranonce_size)
+            .ok_or("extranonce2 of the wrong size")?;
+        let nonce = crate::work::u32_from_hex(share.nonce).ok_or("bad nonce")?;
+        let ntime = crate::work::u32_from_hex(share.ntime).ok_or("bad ntime")?;
+        let bits = match share.version_bits {
+            Some(b) => crate::work::u32_from_hex(b).ok_or("bad version bits")?,
+            None => 0,
+        };
+        let seq = self.next_seq;
+        let submit = sv2::ShareSubmit {
+            channel_id: ch.id,
+            sequence_number: seq,
+            job_id,
+            nonce,
+            ntime,
+            version: sv2::submit_version(job, mask, bits),
+            extranonce,
+        };
+        self.client
+            .submit_shares_extended(&submit)
+            .map_err(|e| e.to_string())?;
+        self.next_seq = seq.wrapping_add(1);
+        // Shares answered otherwise (timeout) leave their entry until a Success passes them; keep it bounded.
+        if self.sent.len() >= 1 << 20 {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((seq, pid));
+        Ok(())
+    }
+}
+
+fn unknown_channel(what: &str, channel_id: u32) -> Sv2Step {
+    Sv2Step::Ignored(format!("{what} for unknown channel {channel_id}"))
+}
+
+/// The `mining.set_difficulty` line, difficulty and big-endian target for a little-endian SV2 target.
+fn difficulty_line(target_le: &[u8; 32]) -> (Vec<u8>, f64, [u8; 32]) {
+    let target = sv2::target_to_be(target_le);
+    let difficulty = sv2::difficulty_for_target(&target);
+    let mut line = Vec::with_capacity(64);
+    pool_msg::write_difficulty(&mut line, difficulty);
+    (line, difficulty, target)
+}

@@ -1,0 +1,367 @@
+//! Driving a Stratum V2 pool connection (an `impl Reactor` block): its bytes read into its [`Sv2Pool`], the
+//! steps that come out applied to the upstream and its miners as a V1 pool's events are, and shares sent.
+//!
+//! A pool connection is SV2 when its pool's URL is `stratum2+tcp://`; it then has `PoolConn::sv2`, and the few
+//! places that differ (`pool_driver`: connected, readable, `forward_share`) hand it here. Everything else
+//! (phases, the handshake timeout, draining, failover, the extranonce split, pending shares and their
+//! timeouts) is the V1 path's, fed from [`Sv2Step`]s.
+
+use crate::config::PoolUrl;
+use crate::protocol::pool_msg;
+use crate::protocol::stratum::Submit;
+use crate::reactor::Reactor;
+use crate::session::pool::{Granted, Handshake, PoolPhase};
+use crate::session::sv2_pool::{Sv2Pool, Sv2Step, SV2_VERSION_MASK};
+use crate::state::{Conn, Req};
+use crate::stats::{ProxyStats, Reject};
+use std::time::{Duration, Instant};
+
+impl Reactor {
+    /// Whether pool connection `t` speaks Stratum V2.
+    pub(crate) fn is_sv2_conn(&self, t: usize) -> bool {
+        matches!(self.conns.get(t), Some(Conn::Pool(pc)) if pc.sv2.is_some())
+    }
+
+    /// The SV2 session for a connection of proxy `p` to its pool `pool_idx` at `url`: None for a V1 pool.
+    pub(crate) fn sv2_session(
+        &self,
+        p: usize,
+        pool_idx: usize,
+        url: &PoolUrl,
+    ) -> Option<Result<Box<Sv2Pool>, String>> {
+        let cfg = &self.proxies[p].cfg;
+        // Every route's pools, one after the other (`pool_idx` indexes that list).
+        let pool = self.proxies[p]
+            .accounts
+            .get(pool_idx)
+            .filter(|pool| pool.is_sv2())?;
+        let key = match pool.authority_key() {
+            Some(Ok(key)) => key,
+            Some(Err(e)) => return Some(Err(e)),
+            None => return Some(Err("no authority_public_key".into())),
+        };
+        let session = Sv2Pool::new(
+            &key,
+            &pool.user,
+            &url.host,
+            url.port,
+            cfg.min_extranonce2_size,
+        );
+        Some(session.map(Box::new).map_err(|e| e.to_string()))
+    }
+
+    /// Connected: an SV2 connection starts its Noise handshake (false for a V1 one).
+    pub(crate) fn sv2_start(&mut self, t: usize) -> bool {
+        let Some(pc) = self.pool_conn(t) else {
+            return false;
+        };
+        if pc.sv2.is_none() {
+            return false;
+        }
+        pc.session.phase = PoolPhase::Handshake(Handshake::default());
+        let u = pc.upstream;
+        log::debug!("[{}] connected, Noise handshake", self.name(u));
+        self.sv2_pump(t);
+        true
+    }
+
+    /// Pool connection `t` (SV2) is readable: read until the socket would block, handling every step.
+    pub(crate) fn on_sv2_readable(&mut self, t: usize) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let Some(pc) = self.pool_conn(t) else { return };
+            let failed = match pc.io.read(&mut buf) {
+                Ok(0) => Some(match pc.sv2.as_ref().map(|s| s.client.at_eof()) {
+                    Some(Err(e)) => format!("pool closed the connection: {e}"),
+                    _ => "pool closed the connection".to_string(),
+                }),
+                Ok(n) => {
+                    if let Some(s) = pc.sv2.as_mut() {
+                        s.client.feed(&buf[..n]);
+                    }
+                    self.count_pool_bytes(t, n, true);
+                    self.sv2_steps(t)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => Some(format!("read error: {e}")),
+            };
+            if let Some(why) = failed {
+                self.pool_conn_failed(t, why);
+                return;
+            }
+        }
+    }
+
+    /// Handles the steps of the bytes fed so far; Some(why) when the connection must close.
+    fn sv2_steps(&mut self, t: usize) -> Option<String> {
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let mut result = None;
+        while let Some(step) = self
+            .pool_conn(t)
+            .and_then(|pc| pc.sv2.as_mut())
+            .and_then(|s| s.next_step(now_unix))
+        {
+            if let Err(why) = self.sv2_apply(t, step) {
+                result = Some(why);
+                break;
+            }
+        }
+        self.sv2_pump(t);
+        result
+    }
+
+    /// Moves what the SV2 client has to send into the connection's output queue (no copy in between).
+    fn sv2_pump(&mut self, t: usize) {
+        let Some(pc) = self.pool_conn(t) else { return };
+        let Some(s) = pc.sv2.as_mut() else { return };
+        let n = s.client.output().len();
+        if n == 0 {
+            return;
+        }
+        let sent = pc
+            .io
+            .queue_with(|out| out.extend_from_slice(s.client.output()));
+        s.client.advance_output(n);
+        if sent == crate::io::Sent::Ok {
+            self.count_pool_bytes(t, n, false);
+            self.mark_dirty(t);
+        } else {
+            self.close_conn(t, crate::close::Close::OutputFull);
+        }
+    }
+
+    /// Applies one step of pool connection `t`; Err(why) when the connection must close.
+    fn sv2_apply(&mut self, t: usize, step: Sv2Step) -> Result<(), String> {
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+            return Ok(());
+        };
+        let (u, pool_idx) = (pc.upstream, pc.session.pool_idx);
+        let Some(up) = self.upstreams.get(u) else {
+            return Ok(());
+        };
+        let live = up.active == Some(t) && up.ready;
+        let validates = self.proxies[up.proxy].cfg.validates();
+        let stats = self.proxies[up.proxy].stats.clone();
+        match step {
+            Sv2Step::Nothing => {}
+            Sv2Step::Ready {
+                e1,
+                n,
+                target,
+                difficulty,
+                line,
+            } => {
+                let ss = &mut pc.session;
+                ss.difficulty_line = line;
+                ss.pool_target = target;
+                ss.pool_difficulty = difficulty;
+                ss.phase = PoolPhase::Ready(Granted {
+                    e1,
+                    n,
+                    mask: Some(SV2_VERSION_MASK),
+                });
+                stats.pool(pool_idx).set_difficulty(difficulty);
+                self.pool_ready(t);
+            }
+            Sv2Step::Job { line, job } => {
+                let ss = &mut pc.session;
+                ss.notify_line.clone_from(&line);
+                if validates {
+                    ss.last_job = Some(job.clone());
+                }
+                let target = ss.pool_target;
+                stats.pool(pool_idx).on_job();
+                if live {
+                    let up = &mut self.upstreams[u];
+                    up.notify_line.clone_from(&line);
+                    if validates {
+                        up.book.add(job, target);
+                    }
+                    self.broadcast(u, &line, |m| m.gets_jobs());
+                }
+            }
+            Sv2Step::Target {
+                line,
+                difficulty,
+                target,
+            } => {
+                let ss = &mut pc.session;
+                ss.difficulty_line.clone_from(&line);
+                ss.pool_target = target;
+                ss.pool_difficulty = difficulty;
+                stats.pool(pool_idx).set_difficulty(difficulty);
+                if live {
+                    self.on_pool_target(u, line, Some(difficulty));
+                }
+            }
+            Sv2Step::Extranonce { e1, n } => {
+                if let PoolPhase::Ready(g) | PoolPhase::Draining(g) = &mut pc.session.phase {
+                    (g.e1, g.n) = (e1.clone(), n);
+                }
+                if live {
+                    self.change_extranonce(u, e1, n);
+                }
+            }
+            Sv2Step::Reconnect { host, port } => {
+                self.pool_reconnect_request(u, host.as_deref(), port, Duration::ZERO);
+            }
+            Sv2Step::Verdicts(verdicts) => {
+                for (pid, code) in verdicts {
+                    self.sv2_verdict(u, t, pid, code.as_deref());
+                }
+            }
+            Sv2Step::Ignored(why) => log::warn!("[{}] pool: {why}; ignored", self.name(u)),
+            Sv2Step::Fatal { why, skip_pool } => {
+                if skip_pool {
+                    self.upstreams[u].failover.skip_pool = true;
+                }
+                return Err(why);
+            }
+        }
+        Ok(())
+    }
+
+    /// The pool's verdict on the share sent with id `pid` on connection `t`: `None` accepted, else its error
+    /// code. A share answered already (timed out) is only counted.
+    fn sv2_verdict(&mut self, u: usize, t: usize, pid: u64, code: Option<&str>) {
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        let Some(entry) = up.pending.take(pid) else {
+            return;
+        };
+        let Req::Submit {
+            miner,
+            gen,
+            id,
+            prefix,
+            epoch,
+            replied,
+            difficulty,
+        } = entry.value
+        else {
+            return;
+        };
+        let stats = self.proxies[up.proxy].stats.clone();
+        let accepted = code.is_none();
+        ProxyStats::inc(if accepted {
+            &stats.shares_accepted
+        } else {
+            &stats.shares_rejected
+        });
+        let now = Instant::now();
+        let pool_idx = self
+            .pool_conn(t)
+            .map_or(usize::MAX, |pc| pc.session.pool_idx);
+        let pool = stats.pool(pool_idx);
+        pool.on_reply(now.saturating_duration_since(entry.sent));
+        match code {
+            None => pool.on_accepted(difficulty),
+            Some(c) => {
+                pool.on_rejected(Reject::from_code(i64::from(pool_msg::sv2_error_number(c))))
+            }
+        }
+        if let Some(w) = self.worker_of(miner, gen) {
+            if accepted {
+                w.on_accepted(difficulty, now);
+            } else {
+                w.on_rejected(now);
+            }
+        }
+        if replied {
+            if let Some(c) = code {
+                log::info!(
+                    "[{}] pool rejected a share already answered true: {c}",
+                    self.name(u)
+                );
+            }
+            if !self.note_share_answered(miner, gen) {
+                self.orphan_answered(u, prefix, epoch);
+            }
+        } else {
+            let delivered = self.deliver_share_reply_with(miner, gen, |out| match code {
+                None => pool_msg::write_share_accepted(out, id.as_bytes()),
+                Some(c) => pool_msg::write_share_refused(out, id.as_bytes(), c),
+            });
+            if !delivered {
+                self.orphan_answered(u, prefix, epoch);
+            }
+        }
+        self.close_if_drained(t);
+    }
+
+    /// Sends a miner's share to SV2 pool connection `conn` as SubmitSharesExtended; false when it cannot go.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_sv2_share(
+        &mut self,
+        u: usize,
+        conn: usize,
+        miner: usize,
+        gen: u64,
+        id: &crate::protocol::json::IdBuf,
+        share: &Submit<'_>,
+        prefix: u64,
+        replied: bool,
+    ) -> bool {
+        let difficulty = match self.conns.get(miner) {
+            Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
+            _ => None,
+        };
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return false;
+        };
+        let difficulty = difficulty.unwrap_or(up.pool_difficulty);
+        let mut bytes = [0u8; 8];
+        let mut len = 0;
+        for (slot, b) in bytes.iter_mut().zip(up.prefixes.bytes(prefix)) {
+            *slot = b;
+            len += 1;
+        }
+        let mask = up.pool_mask.unwrap_or(SV2_VERSION_MASK);
+        let now = Instant::now();
+        let deadline = now + self.proxies[up.proxy].timing.share;
+        let pid = up.pending.insert(
+            Req::Submit {
+                miner,
+                gen,
+                id: id.clone(),
+                prefix,
+                epoch: up.epoch,
+                replied,
+                difficulty,
+            },
+            conn,
+            now,
+            Some(deadline),
+        );
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
+            up.pending.take(pid);
+            return false;
+        };
+        let Some(s) = pc.sv2.as_mut() else {
+            up.pending.take(pid);
+            return false;
+        };
+        if let Err(why) = s.submit(pid, share, &bytes[..len], mask) {
+            up.pending.take(pid);
+            log::debug!("[{}] share not sent to the SV2 pool: {why}", self.name(u));
+            return false;
+        }
+        // Queued here rather than by `sv2_pump`: a full queue must leave this share unsent (one reply).
+        let n = s.client.output().len();
+        let queued = pc
+            .io
+            .queue_with(|out| out.extend_from_slice(s.client.output()));
+        s.client.advance_output(n);
+        if queued != crate::io::Sent::Ok {
+            up.pending.take(pid);
+            self.close_conn(conn, crate::close::Close::OutputFull);
+            return false;
+        }
+        self.count_pool_bytes(conn, n, false);
+        self.mark_dirty(conn);
+        true
+    }
+}

@@ -24,8 +24,16 @@ const PREFIX: [u8; 2] = [0xab, 0xcd];
 /// A pool message the session was fed, as far as verdicts go.
 #[derive(Debug, Clone, PartialEq)]
 enum Sent {
-    Success { channel: u32, last: u32, count: u32 },
-    Error { channel: u32, seq: u32, code: String },
+    Success {
+        channel: u32,
+        last: u32,
+        count: u32,
+    },
+    Error {
+        channel: u32,
+        seq: u32,
+        code: String,
+    },
     Other,
 }
 
@@ -221,13 +229,21 @@ fn check(step: &Sv2Step, sent: &Sent, m: &mut Model) -> bool {
                 );
                 match (verdict, sent) {
                     (None, Sent::Success { last, .. }) => {
-                        assert!(seq <= *last, "share {seq} accepted by a Success up to {last}");
+                        assert!(
+                            seq <= *last,
+                            "share {seq} accepted by a Success up to {last}"
+                        );
                         assert!(
                             !m.refused.contains(&seq),
                             "share {seq} told true after the pool's Error for it"
                         );
                     }
-                    (Some(code), Sent::Error { seq: s, code: c, .. }) => {
+                    (
+                        Some(code),
+                        Sent::Error {
+                            seq: s, code: c, ..
+                        },
+                    ) => {
                         assert_eq!((seq, code), (*s, c), "an Error answered another share");
                     }
                     _ => panic!("verdict {verdict:?} for share {seq} from {sent:?}"),
@@ -297,17 +313,15 @@ fn submit(pool: &mut Sv2Pool, b: &mut Bytes, m: &mut Model) {
     let pid = m.next_pid;
     m.next_pid += 1;
     let seq = m.next_seq();
-    if pool
-        .submit(pid, &share, &PREFIX, 0x1fff_e000)
-        .is_ok()
-    {
+    if pool.submit(pid, &share, &PREFIX, 0x1fff_e000).is_ok() {
         m.sent.insert(seq, pid);
     }
 }
 
 pub fn sv2_session(data: &[u8]) {
     let key = AuthorityKey::from_x_only(AUTHORITY_PUBLIC).expect("the generator's x is a key");
-    let mut pool = Sv2Pool::new(&key, "fuzz.worker", "127.0.0.1", 34254, E2_SIZE).expect("a session");
+    let mut pool =
+        Sv2Pool::new(&key, "fuzz.worker", "127.0.0.1", 34254, E2_SIZE).expect("a session");
     let mut enc = handshake(&mut pool.client);
     let mut m = Model::default();
     let mut b = Bytes(data);

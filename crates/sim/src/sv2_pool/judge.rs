@@ -18,7 +18,7 @@ impl Conn<'_> {
         st.stats.submits += 1;
         let every = self.shared.cfg.reject_every;
         let verdict = match verdict {
-            Ok(_) if every > 0 && st.stats.submits % every == 0 => {
+            Ok(_) if every > 0 && st.stats.submits.is_multiple_of(every) => {
                 Err(super::state::SIM_REJECT.into())
             }
             v => v,

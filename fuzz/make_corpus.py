@@ -209,3 +209,18 @@ put("sv2_client", "setup_error", bytes([2, 0]) + sv2_frame(0x02, U32(4) + sv2_st
 put("sv2_client", "extension", bytes([2, 0]) + SV2_SETUP_OK + struct.pack("<HBH", 0x0001, 0x01, 0))
 put("sv2_client", "raw_after_handshake", bytes([1, 0]) + bytes(range(64)))
 put("sv2_client", "handshake_garbage", bytes([0, 16]) + bytes(234))
+
+# sv2_session (fuzz/src/sv2_session.rs): opcodes then their argument bytes. 0 SetupConnection.Success, 1 channel
+# opened, 2 job (flags bit 0: active), 3 prev hash, 4 SetTarget, 5 SetExtranoncePrefix, 6 Success (seq choice,
+# count choice), 7 Error, 8 raw frame, 9-11 a share (job id, extranonce2 choice, version bits).
+SESS_OPEN = bytes([0, 0, 1, 0, 1, 0, 4, 2, 1, 0, 1, 3, 0, 1, 0x33])
+SHARE = bytes([9, 1, 1, 1])
+put("sv2_session", "open_and_mine", SESS_OPEN + SHARE * 3 + bytes([6, 0, 0, 0]) + SHARE * 2 + bytes([7, 0, 0, 5])
+    + bytes([6, 0, 0, 0]))
+put("sv2_session", "short_success", SESS_OPEN + SHARE * 3 + bytes([6, 0, 0, 2]) + bytes([7, 0, 2, 1, 9])
+    + bytes([6, 0, 0, 0]))
+put("sv2_session", "unknown_seq", SESS_OPEN + SHARE + bytes([6, 0, 3, 2, 0]) + bytes([7, 0, 4, 9, 9, 9, 9, 1])
+    + bytes([6, 7, 9, 9, 9, 9, 0, 0, 0]))
+put("sv2_session", "target_prefix_raw", SESS_OPEN + SHARE + bytes([4, 0, 0x0f, 5, 0, 6, 8, 0, 0x20, 4, 1, 2, 3, 4])
+    + SHARE + bytes([6, 0, 0, 0]) + bytes([2, 0, 0, 2, 3, 0, 2, 0x44]))
+put("sv2_session", "before_channel", SHARE + bytes([6, 0, 0, 0, 7, 0, 0, 1, 0, 1, 0, 0, 30, 0]))

@@ -40,7 +40,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-targets=(framing miner_msg_stratum miner_msg_equihash pool_msg proxy_protocol config sv2_client)
+targets=(framing miner_msg_stratum miner_msg_equihash pool_msg proxy_protocol config sv2_client sv2_session)
 # The total stays SECONDS × 6 whatever the number of targets.
 per_target=$((secs * 6 / ${#targets[@]}))
 [ "$per_target" -ge 1 ] || per_target=1

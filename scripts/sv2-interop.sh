@@ -6,8 +6,9 @@
 #   bash scripts/sv2-interop.sh
 #
 # Uses TRANSLATOR_SV2 (a translator_sv2 binary) when set, else translator_sv2 on PATH, else installs version
-# TRANSLATOR_VERSION (default 0.6.0) with `cargo install --locked` into SV2_TOOLS (default
-# ~/.cache/fastproxy/sv2-tools; about 11 minutes on two cores the first time, nothing afterwards).
+# TRANSLATOR_VERSION (default 0.6.0) with `cargo install --locked` into SV2_TOOLS/<version> (SV2_TOOLS default
+# ~/.cache/fastproxy/sv2-tools, outside the clone, so it survives fresh clones on the same machine; about
+# 11 minutes on two cores the first time, nothing afterwards). A failed install fails the script, loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -18,11 +19,15 @@ if [ -z "${TRANSLATOR_SV2:-}" ]; then
   if command -v translator_sv2 >/dev/null 2>&1; then
     TRANSLATOR_SV2="$(command -v translator_sv2)"
   else
-    TRANSLATOR_SV2="$tools/bin/translator_sv2"
+    root="$tools/$version"
+    TRANSLATOR_SV2="$root/bin/translator_sv2"
     if [ ! -x "$TRANSLATOR_SV2" ]; then
-      echo "== installing translator_sv2 $version into $tools (once; about 11 minutes on two cores)"
+      echo "== installing translator_sv2 $version into $root (once; about 11 minutes on two cores)"
       start=$(date +%s)
-      cargo install translator_sv2 --version "$version" --locked --root "$tools"
+      if ! cargo install translator_sv2 --version "$version" --locked --root "$root" || [ ! -x "$TRANSLATOR_SV2" ]; then
+        echo "error: cannot install translator_sv2 $version into $root: the SV2 interop test cannot run" >&2
+        exit 1
+      fi
       echo "== translator_sv2 installed in $(($(date +%s) - start)) s"
     fi
   fi

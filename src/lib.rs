@@ -64,3 +64,9 @@ mod sv2_driver;
 mod upstream;
 mod upstream_miners;
 mod vardiff;
+
+/// The SV2 pool session for the `sv2_session` fuzz target (fuzz/) and its replays: not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::session::sv2_pool::{Sv2Pool, Sv2Step};
+}

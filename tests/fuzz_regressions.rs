@@ -14,7 +14,7 @@ use std::path::Path;
 #[test]
 fn seed_corpus_passes_every_invariant() {
     type Check = fn(&[u8]);
-    let targets: [(&str, Check); 7] = [
+    let targets: [(&str, Check); 8] = [
         ("framing", invariants::framing),
         ("miner_msg_stratum", invariants::miner_msg_stratum),
         ("miner_msg_equihash", invariants::miner_msg_equihash),
@@ -22,6 +22,7 @@ fn seed_corpus_passes_every_invariant() {
         ("proxy_protocol", invariants::proxy_protocol),
         ("config", invariants::config),
         ("sv2_client", invariants::sv2_client),
+        ("sv2_session", invariants::sv2_session),
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")

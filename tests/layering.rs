@@ -225,6 +225,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crates/loadgen/src/reactor.rs",
             "crates/loadgen/src/report.rs",
             "crates/loadgen/src/routing_bench.rs",
+            "crates/loadgen/src/sv2_upstream.rs",
             "crates/loadgen/src/target.rs",
             "crates/loadgen/src/tests.rs",
             "crates/loadgen/src/wire.rs",

@@ -6,7 +6,9 @@
 //! `serde_json` and the SV2 crates the main crate depends on (`sv2`), and must not have crate-level attributes.
 
 mod sv2;
+mod sv2_session;
 pub use sv2::sv2_client;
+pub use sv2_session::sv2_session;
 
 use fastproxy::auth::{AuthConfig, Authenticator};
 use fastproxy::config::{Config, PoolUrl, ProxyConfig};

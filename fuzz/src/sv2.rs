@@ -18,7 +18,7 @@ const AUTHORITY_SECRET: [u8; 32] = {
     s[31] = 1;
     s
 };
-const AUTHORITY_PUBLIC: [u8; 32] = [
+pub(crate) const AUTHORITY_PUBLIC: [u8; 32] = [
     0x79, 0xbe, 0x66, 0x7e, 0xf9, 0xdc, 0xbb, 0xac, 0x55, 0xa0, 0x62, 0x95, 0xce, 0x87, 0x0b, 0x07,
     0x02, 0x9b, 0xfc, 0xdb, 0x2d, 0xce, 0x28, 0xd9, 0x59, 0xf2, 0x81, 0x5b, 0x16, 0xf8, 0x17, 0x98,
 ];
@@ -26,7 +26,7 @@ const AUTHORITY_PUBLIC: [u8; 32] = [
 /// The most bytes the client may want to send in reply to a pool: the handshake's 64 and SetupConnection.
 const MAX_OUTPUT: usize = 64 + 2048;
 
-fn now() -> u32 {
+pub(crate) fn now() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32)
@@ -49,6 +49,12 @@ fn client() -> Sv2Client {
 /// A client past the handshake with a reference responder, and the responder's encrypting half.
 fn handshaken() -> (Sv2Client, TransportEncryptState) {
     let mut c = client();
+    let encrypt = handshake(&mut c);
+    (c, encrypt)
+}
+
+/// Completes `c`'s handshake (nothing sent yet) with a reference responder: the responder's encrypting half.
+pub(crate) fn handshake(c: &mut Sv2Client) -> TransportEncryptState {
     let first = c.take_output();
     let mut e = [0u8; 64];
     e.copy_from_slice(&first[..64]);
@@ -68,15 +74,14 @@ fn handshaken() -> (Sv2Client, TransportEncryptState) {
         "nothing but the handshake was fed"
     );
     assert_eq!(c.phase(), Phase::Setup);
-    let (encrypt, _) = transport.split();
-    (c, encrypt)
+    transport.split().0
 }
 
 /// One frame as the fuzzer asked for it.
-struct Frame {
-    ext: u16,
-    ty: u8,
-    payload: Vec<u8>,
+pub(crate) struct Frame {
+    pub ext: u16,
+    pub ty: u8,
+    pub payload: Vec<u8>,
 }
 
 fn frames(mut d: &[u8]) -> Vec<Frame> {
@@ -95,7 +100,7 @@ fn frames(mut d: &[u8]) -> Vec<Frame> {
     out
 }
 
-fn encrypt(f: &Frame, enc: &mut TransportEncryptState) -> Vec<u8> {
+pub(crate) fn encrypt(f: &Frame, enc: &mut TransportEncryptState) -> Vec<u8> {
     let mut bytes = vec![f.ext as u8, (f.ext >> 8) as u8, f.ty];
     bytes.extend_from_slice(&(f.payload.len() as u32).to_le_bytes()[..3]);
     bytes.extend_from_slice(&f.payload);

@@ -38,7 +38,7 @@ struct Channel {
 
 /// What an SV2 message means for the upstream (the runtime applies it like a V1 pool's event).
 #[derive(Debug)]
-pub(crate) enum Sv2Step {
+pub enum Sv2Step {
     /// Nothing beyond the session's own state.
     Nothing,
     /// The channel is open: the pool's extranonce prefix, the extranonce size, the target (big-endian) and
@@ -75,7 +75,7 @@ pub(crate) enum Sv2Step {
 
 /// One SV2 pool connection's protocol state.
 #[derive(Debug)]
-pub(crate) struct Sv2Pool {
+pub struct Sv2Pool {
     pub client: Sv2Client,
     user: String,
     min_extranonce_size: u16,

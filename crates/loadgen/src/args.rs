@@ -29,6 +29,17 @@ pub enum Dialect {
     Equihash,
 }
 
+/// The upstream of a started fastproxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upstream {
+    /// The load generator's own Stratum V1 pool.
+    V1,
+    /// A Stratum V2 pool (`fastproxy_sim::sv2_pool::Sv2SimPool`, in this process, checking every share
+    /// against a target every hash meets): V1 miners, SV2 upstream.
+    Sv2,
+}
+
 /// Load generator for Stratum proxies: a fast in-process pool and many simulated miners on one mio reactor
 /// thread, pointed at fastproxy (started here) or any other Stratum V1 / Equihash proxy. Loopback only;
 /// every run is bounded by --timeout.
@@ -50,6 +61,30 @@ pub struct Options {
     /// Start fastproxy (as a child process running `fastproxy -c`, with a generated config) and test it.
     #[arg(long, conflicts_with = "target")]
     pub start_proxy: bool,
+    /// The upstream: the load generator's V1 pool, or an SV2 pool for the started fastproxy (a child) or for
+    /// the --target proxy (e.g. translator_sv2 with --spawn, configured from the pool line printed at start).
+    #[arg(long, value_enum, default_value = "v1")]
+    pub upstream: Upstream,
+    /// With --upstream sv2: where the SV2 pool listens (loopback; port 0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "HOST:PORT")]
+    pub sv2_listen: SocketAddr,
+    /// With --upstream sv2: the channel's difficulty (the default saturates the target: every hash meets it;
+    /// the load generator's miners do not mine, so a real difficulty has the proxy refuse most shares).
+    #[arg(long, default_value_t = 1e-12)]
+    pub sv2_difficulty: f64,
+    /// With --upstream sv2: the channel's extranonce size the SV2 pool grants (after its 4-byte prefix).
+    #[arg(long, default_value_t = 8)]
+    pub sv2_extranonce_size: u16,
+    /// With --upstream sv2: every Nth submit the pool would accept is refused instead (0: none), so the
+    /// miners told `true` for a refused share can be counted.
+    #[arg(long, default_value_t = 0)]
+    pub sv2_reject_every: u64,
+    /// With --upstream sv2: valid shares the SV2 pool acknowledges per SubmitShares.Success.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sv2_batch: u32,
+    /// The SV2 pool's address and authority key, set by the run when --upstream sv2.
+    #[arg(skip)]
+    pub sv2_pool: Option<(SocketAddr, String)>,
     /// Reactor threads of the started fastproxy.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -152,6 +187,12 @@ impl Options {
                 "--mode direct connects miners straight to the pool: no proxy options".into(),
             );
         }
+        if self.upstream == Upstream::Sv2
+            && (self.in_process || self.protocol != Dialect::Stratum || self.mode == Mode::Direct)
+        {
+            return Err("--upstream sv2 needs a proxy in its own process and stratum".into());
+        }
+        loopback(&self.sv2_listen, "--sv2-listen")?;
         if self.miners == 0 || self.miners_per_source == 0 || self.connect_concurrency == 0 {
             return Err(
                 "--miners, --miners-per-source and --connect-concurrency must be at least 1".into(),

@@ -22,6 +22,7 @@ pub mod procstat;
 pub mod reactor;
 pub mod report;
 pub mod routing_bench;
+pub mod sv2_upstream;
 pub mod target;
 pub mod wire;
 
@@ -99,9 +100,26 @@ pub fn run(o: &Options) -> Result<Report, String> {
         "fastproxy-loadgen: pool listening on {pool_addr} ({:?})",
         o.protocol
     );
+    let sv2 = sv2_upstream::start(o)?;
+    let mut o_sv2;
+    let o = match &sv2 {
+        Some(p) => {
+            o_sv2 = o.clone();
+            o_sv2.sv2_pool = Some((p.addr(), p.authority_public_key()));
+            &o_sv2
+        }
+        None => o,
+    };
     let mut t = Target::start(o, pool_addr)?;
     r.target = t.addr;
-    if o.mode != Mode::Direct
+    if let Some(p) = &sv2 {
+        if !sv2_upstream::wait_channels(p, t.expected_pool_conns.max(1), o.pool_wait) {
+            notes.push("the proxy did not open its SV2 channels in time".into());
+        }
+        notes.push(
+            "SV2 upstream: the load generator's V1 pool sees no share, so \"answered by the proxy itself\" counts them all; the SV2 pool's own counts are in \"SV2 pool\"".into(),
+        );
+    } else if o.mode != Mode::Direct
         && !phases::wait_pool(&mut r, t.expected_pool_conns.max(1), o.pool_wait, deadline)
         && t.expected_pool_conns > 0
     {
@@ -210,7 +228,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
             admitted,
         ),
     };
-    let report = Report {
+    let mut report = Report {
         mode: o.mode,
         protocol: o.protocol,
         target: t.description.clone(),
@@ -225,9 +243,12 @@ pub fn run(o: &Options) -> Result<Report, String> {
         loadgen,
         pool_counters: r.pool.counters().clone(),
         proxy_shares_validated: t.shares_validated(),
+        sv2_pool: None,
         notes,
         complete,
     };
     t.stop();
+    // After the proxy stopped: every share it passed on has reached the pool.
+    report.sv2_pool = sv2.map(|p| sv2_upstream::counters(p, r.t.told_true_all, r.t.told_false_all));
     Ok(report)
 }

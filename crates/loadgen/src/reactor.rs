@@ -34,6 +34,9 @@ pub struct Tallies {
     /// Replies to shares the pool never saw (the proxy answered them itself).
     pub answered_by_proxy: u64,
     pub unreadable: u64,
+    /// Replies over the whole run (warm-up and after the window too): told accepted, told rejected.
+    pub told_true_all: u64,
+    pub told_false_all: u64,
     /// Submit to reply, as the miner sees it.
     pub rtt: Histogram,
     /// The same less the time the share spent inside the pool (read to answer written).
@@ -308,6 +311,11 @@ impl Reactor {
 
     fn on_reply(&mut self, i: u32, ok: bool, now: u64) {
         let m = &self.miners[i as usize];
+        if ok {
+            self.t.told_true_all += 1;
+        } else {
+            self.t.told_false_all += 1;
+        }
         if self.measuring {
             let rtt = now.saturating_sub(m.sent_ns);
             self.t.replies += 1;

@@ -124,6 +124,8 @@ pub struct Report {
     pub pool_counters: PoolCounters,
     /// Shares the proxy validated and forwarded (known for fastproxy in this process only).
     pub proxy_shares_validated: Option<u64>,
+    /// With --upstream sv2: the SV2 pool's counters.
+    pub sv2_pool: Option<crate::sv2_upstream::Sv2Counters>,
     /// Everything that did not go as asked, in words.
     pub notes: Vec<String>,
     /// Every phase ran to its end with every miner.
@@ -229,6 +231,24 @@ impl Report {
             row(w, "shares per second", format!("{:.0}", s.shares_per_s))?;
             if let Some(v) = self.proxy_shares_validated {
                 row(w, "validated by the proxy", format!("{v} (forwarded)"))?;
+            }
+            if let Some(p) = &self.sv2_pool {
+                row(
+                    w,
+                    "SV2 pool",
+                    format!(
+                        "{} submits, {} accepted, {} rejected, {} successes, {} connection(s)",
+                        p.submits, p.accepted, p.rejected, p.successes_sent, p.connections
+                    ),
+                )?;
+                row(
+                    w,
+                    "miners told (whole run)",
+                    format!(
+                        "{} true, {} false; true beyond the pool's accepted: {}",
+                        p.miners_told_true, p.miners_told_false, p.told_true_not_accepted
+                    ),
+                )?;
             }
             row(
                 w,

@@ -148,11 +148,16 @@ impl Target {
             let listen = free_port()?;
             let path =
                 std::env::temp_dir().join(format!("fastproxy-loadgen-{}.yaml", std::process::id()));
-            std::fs::write(
-                &path,
-                config_yaml(listen, pool, o.threads, o.protocol, o.validate, o.routes),
-            )
-            .map_err(|e| format!("cannot write the proxy config: {e}"))?;
+            let mut yaml = config_yaml(listen, pool, o.threads, o.protocol, o.validate, o.routes);
+            if let Some((addr, key)) = &o.sv2_pool {
+                let v1 = format!("url: stratum+tcp://{pool}\n");
+                yaml = yaml.replace(
+                    &v1,
+                    &format!("url: stratum2+tcp://{addr}\n        authority_public_key: {key}\n"),
+                );
+            }
+            std::fs::write(&path, yaml)
+                .map_err(|e| format!("cannot write the proxy config: {e}"))?;
             let mut child = Command::new(&bin)
                 .arg("-q")
                 .arg("-c")

@@ -23,7 +23,7 @@ mod judge;
 mod state;
 
 use state::{lock, make_job, new_tip, Cmd, Shared, State};
-pub use state::{Sv2AcceptedShare, Sv2PoolConfig, Sv2PoolStats};
+pub use state::{Sv2AcceptedShare, Sv2PoolConfig, Sv2PoolStats, SIM_REJECT};
 
 const ACCEPT_POLL: Duration = Duration::from_millis(5);
 

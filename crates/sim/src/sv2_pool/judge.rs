@@ -16,6 +16,13 @@ impl Conn<'_> {
         let seq = m.sequence_number;
         let mut st = lock(&self.shared.state);
         st.stats.submits += 1;
+        let every = self.shared.cfg.reject_every;
+        let verdict = match verdict {
+            Ok(_) if every > 0 && st.stats.submits.is_multiple_of(every) => {
+                Err(super::state::SIM_REJECT.into())
+            }
+            v => v,
+        };
         let answer = self.shared.answer.load(Ordering::SeqCst);
         let ch_id = m.channel_id;
         match verdict {

@@ -32,7 +32,13 @@ pub struct Sv2PoolConfig {
     /// The authority keypair (x-only public key, secret key) to sign with; None: a fresh one (a pool
     /// restarted with the same keypair is the same pool to its clients).
     pub authority: Option<([u8; 32], [u8; 32])>,
+    /// Every Nth submit (counting all), when valid, is refused with [`SIM_REJECT`] instead (0: never): a
+    /// known fraction of refusals for measurements.
+    pub reject_every: u64,
 }
+
+/// The error code of the shares [`Sv2PoolConfig::reject_every`] refuses.
+pub const SIM_REJECT: &str = "sim-reject";
 
 impl Default for Sv2PoolConfig {
     fn default() -> Self {
@@ -46,6 +52,7 @@ impl Default for Sv2PoolConfig {
             batch_size: 1,
             cert_validity: Duration::from_secs(3600),
             authority: None,
+            reject_every: 0,
         }
     }
 }

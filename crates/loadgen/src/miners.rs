@@ -57,7 +57,9 @@ pub struct Miner {
     /// Extranonce2 (V1) or NONCE_2 (Equihash) bytes the miner fills.
     pub space: u8,
     /// The latest job, if any.
-    pub job: Option<u32>,
+    /// Its low 32 bits are the job number; the high ones, when not 0, are 1 + the hex tag a routing proxy puts
+    /// before a `.` in the job id (fastproxy with several routes), sent back as it came.
+    pub job: Option<u64>,
     /// Counted among the admitted miners that have a job.
     pub job_counted: bool,
     /// A share is waiting for its answer.
@@ -192,7 +194,8 @@ impl Miner {
             dialect,
             u64::from(id),
             i,
-            job,
+            (job >> 32) as u32,
+            job as u32,
             usize::from(self.space),
             id,
         );
@@ -216,7 +219,7 @@ fn on_line(
     subscribe_ok: &mut bool,
     authorize_ok: &mut bool,
     space: &mut u8,
-    job: &mut Option<u32>,
+    job: &mut Option<u64>,
     in_flight: &mut bool,
     state: &mut State,
     events: &mut Vec<Event>,
@@ -226,10 +229,17 @@ fn on_line(
             let n = line::field(l, "params")
                 .and_then(|p| line::nth_scalar(p, 0))
                 .and_then(line::string)
-                .and_then(line::hex_u64);
+                .and_then(|id| match id.iter().rposition(|&b| b == b'.') {
+                    // A routing proxy's tag: "<hex tag>.<job>".
+                    Some(dot) => {
+                        let tag = line::hex_u64(&id[..dot]).filter(|&t| t < u64::from(u32::MAX))?;
+                        Some(((tag + 1) << 32) | (line::hex_u64(&id[dot + 1..])? & 0xffff_ffff))
+                    }
+                    None => line::hex_u64(id).map(|n| n & 0xffff_ffff),
+                });
             match n {
                 Some(n) => {
-                    *job = Some(n as u32);
+                    *job = Some(n);
                     events.push(Event::Job(n as u32));
                 }
                 None => events.push(Event::Unreadable),
@@ -330,6 +340,19 @@ mod tests {
             &mut ev,
         );
         assert_eq!(ev, vec![Event::Admitted, Event::Job(0x1a)]);
+        assert_eq!(job, Some(0x1a));
+        feed(
+            br#"{"id":null,"method":"mining.notify","params":["c.1b","00"]}"#,
+            &mut ev,
+        );
+        assert_eq!(
+            job,
+            Some((0xd << 32) | 0x1b),
+            "a routing proxy's tag is kept"
+        );
+        let mut out = Vec::new();
+        wire::submit(&mut out, Dialect::Stratum, 7, 1, 0xd, 0x1b, 4, 7);
+        assert!(String::from_utf8_lossy(&out).contains(r#""c.1b""#));
         assert_eq!(
             subscribe_space(br#"["1","0000000100"],"error":null}"#, Dialect::Equihash),
             Some(27)

@@ -36,6 +36,22 @@ fn solution() -> &'static str {
     S.get_or_init(|| format!("fd4005{}", "00".repeat(1344)))
 }
 
+/// A job id as the miner got it: `<hex job>`, or a routing proxy's `<hex tag>.<hex job>` (`tag` is 1 + the tag;
+/// 0: none). Written in place, without an allocation.
+struct JobId {
+    tag: u32,
+    job: u32,
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tag.checked_sub(1) {
+            Some(t) => write!(f, "{t:x}.{:x}", self.job),
+            None => write!(f, "{:x}", self.job),
+        }
+    }
+}
+
 /// A miner's share. `space` is its extranonce2 size (V1) or NONCE_2 size (Equihash) in bytes. The miner's
 /// number travels where a proxy passes it on untouched (V1: the nonce; Equihash: NONCE_2's last 4 bytes),
 /// so the pool can tell whose share it got; `seq` makes every share distinct.
@@ -45,23 +61,25 @@ pub fn submit(
     dialect: Dialect,
     id: u64,
     miner: u32,
+    tag: u32,
     job: u32,
     space: usize,
     seq: u32,
 ) {
+    let job = JobId { tag, job };
     match dialect {
         Dialect::Stratum => {
             let en2 = fixed_hex(u64::from(seq), space);
             let _ = writeln!(
                 out,
-                r#"{{"id":{id},"method":"mining.submit","params":["lg.w{miner}","{job:x}","{en2}","{NTIME}","{miner:08x}"]}}"#
+                r#"{{"id":{id},"method":"mining.submit","params":["lg.w{miner}","{job}","{en2}","{NTIME}","{miner:08x}"]}}"#
             );
         }
         Dialect::Equihash => {
             let head = fixed_hex(u64::from(seq), space.saturating_sub(4));
             let _ = writeln!(
                 out,
-                r#"{{"id":{id},"method":"mining.submit","params":["lg.w{miner}","{job:x}","{NTIME}","{head}{miner:08x}","{}"]}}"#,
+                r#"{{"id":{id},"method":"mining.submit","params":["lg.w{miner}","{job}","{NTIME}","{head}{miner:08x}","{}"]}}"#,
                 solution()
             );
         }

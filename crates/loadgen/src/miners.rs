@@ -340,22 +340,46 @@ mod tests {
             &mut ev,
         );
         assert_eq!(ev, vec![Event::Admitted, Event::Job(0x1a)]);
-        assert_eq!(job, Some(0x1a));
-        feed(
-            br#"{"id":null,"method":"mining.notify","params":["c.1b","00"]}"#,
-            &mut ev,
-        );
-        assert_eq!(
-            job,
-            Some((0xd << 32) | 0x1b),
-            "a routing proxy's tag is kept"
-        );
-        let mut out = Vec::new();
-        wire::submit(&mut out, Dialect::Stratum, 7, 1, 0xd, 0x1b, 4, 7);
-        assert!(String::from_utf8_lossy(&out).contains(r#""c.1b""#));
         assert_eq!(
             subscribe_space(br#"["1","0000000100"],"error":null}"#, Dialect::Equihash),
             Some(27)
+        );
+    }
+
+    #[test]
+    fn a_routing_proxys_tagged_job_id_goes_back_as_it_came() {
+        let (mut s, mut a, mut sp, mut job, mut fl, mut st) =
+            (true, true, 4, None, false, State::Admitted);
+        let mut ev = Vec::new();
+        on_line(
+            br#"{"id":null,"method":"mining.notify","params":["c.1b","00"]}"#,
+            Dialect::Stratum,
+            &mut s,
+            &mut a,
+            &mut sp,
+            &mut job,
+            &mut fl,
+            &mut st,
+            &mut ev,
+        );
+        assert_eq!(job, Some((0xd << 32) | 0x1b), "the tag is kept");
+        assert_eq!(ev, vec![Event::Job(0x1b)]);
+        let mut out = Vec::new();
+        let j = job.unwrap();
+        wire::submit(
+            &mut out,
+            Dialect::Stratum,
+            7,
+            1,
+            (j >> 32) as u32,
+            j as u32,
+            4,
+            7,
+        );
+        assert!(
+            String::from_utf8_lossy(&out).contains(r#""c.1b""#),
+            "{}",
+            String::from_utf8_lossy(&out)
         );
     }
 }

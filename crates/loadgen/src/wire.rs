@@ -179,7 +179,7 @@ mod tests {
         let mut out = Vec::new();
         for d in [Dialect::Stratum, Dialect::Equihash] {
             handshake(&mut out, d, 7, 3333);
-            submit(&mut out, d, 3, 7, 0x1f, 6, 9);
+            submit(&mut out, d, 3, 7, 0, 0x1f, 6, 9);
             subscribe_result(&mut out, d, b"1", 0xabcd);
             result(&mut out, b"\"x\"", b"true");
             error(&mut out, b"5", "unknown method");

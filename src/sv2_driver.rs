@@ -270,25 +270,26 @@ impl Reactor {
                 w.on_rejected(now);
             }
         }
-        if replied {
+        if accepted {
+            // The weighted split counts what the pools accepted, whatever their protocol.
+            self.route_accepted(u, miner, gen, difficulty);
+        }
+        let delivered = if replied {
             if let Some(c) = code {
                 log::info!(
                     "[{}] pool rejected a share already answered true: {c}",
                     self.name(u)
                 );
             }
-            if !self.note_share_answered(miner, gen) {
-                self.orphan_answered(u, prefix, epoch);
-            }
+            self.note_share_answered(miner, gen)
         } else {
-            let delivered = self.deliver_share_reply_with(miner, gen, |out| match code {
+            self.deliver_share_reply_with(miner, gen, |out| match code {
                 None => pool_msg::write_share_accepted(out, id.as_bytes()),
                 Some(c) => pool_msg::write_share_refused(out, id.as_bytes(), c),
-            });
-            if !delivered {
-                self.orphan_answered(u, prefix, epoch);
-            }
-        }
+            })
+        };
+        // As for V1 (`pool_reply`): a prefix a moved miner left behind is freed once its shares are settled.
+        self.share_settled(u, prefix, epoch, delivered);
         self.close_if_drained(t);
     }
 

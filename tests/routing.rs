@@ -344,10 +344,11 @@ fn miners_without_extranonce_subscription_are_placed_and_reconnect_when_their_ro
     wait_until(Duration::from_secs(20), "b's miners closed", || {
         handles.iter().filter(|h| h.is_finished()).count() >= 1
     });
-    let late = miners(addr, 1, false, HASHRATE, &stop);
+    let (late, late_live) = live_miners(addr, 1, false, HASHRATE, &stop);
     let before = a.stats().accepted;
+    // The newcomer's own accepted shares, not only a's total (the others hash for a too).
     wait_until(Duration::from_secs(30), "a newcomer hashes for a", || {
-        a.stats().accepted >= before + 10
+        accepted_now(&late_live)[0] >= 1 && a.stats().accepted >= before + 10
     });
     stop.store(true, Ordering::Relaxed);
     let reports = join(handles);

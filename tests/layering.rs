@@ -244,6 +244,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crates/loadgen/src/lib.rs",
             "crates/loadgen/src/main.rs",
             "crates/loadgen/src/bin/routing_bench.rs",
+            "crates/loadgen/src/bin/sv2_compare.rs",
         ],
     ),
 ];

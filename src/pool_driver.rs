@@ -3,6 +3,7 @@
 
 use crate::close::Close;
 use crate::config::PoolUrl;
+use crate::pending::Entry;
 use crate::protocol::json::{IdBuf, Msg};
 use crate::protocol::pool_msg;
 use crate::protocol::Share;
@@ -141,62 +142,16 @@ impl Reactor {
                     );
                 }
             }
-            Req::Submit {
-                miner,
-                gen,
-                id,
-                prefix,
-                epoch,
-                replied,
-                difficulty,
-            } => {
-                let accepted = pool_msg::accepted(msg);
-                ProxyStats::inc(if accepted {
-                    &stats.shares_accepted
-                } else {
-                    &stats.shares_rejected
+            Req::Submit { .. } => {
+                let rejected = (!pool_msg::accepted(msg)).then(|| {
+                    (
+                        Reject::from_error_json(msg.error_json),
+                        msg.error_json.unwrap_or("false"),
+                    )
                 });
-                let now = Instant::now();
-                let pool_idx = self
-                    .pool_conn(t)
-                    .map_or(usize::MAX, |pc| pc.session.pool_idx);
-                let pool = stats.pool(pool_idx);
-                pool.on_reply(now.saturating_duration_since(entry.sent));
-                if accepted {
-                    pool.on_accepted(difficulty);
-                } else {
-                    pool.on_rejected(Reject::from_error_json(msg.error_json));
-                }
-                // Also with local validation: a forwarded share counts for its worker by the pool's verdict.
-                if let Some(w) = self.worker_of(miner, gen) {
-                    if accepted {
-                        w.on_accepted(difficulty, now);
-                    } else {
-                        w.on_rejected(now);
-                    }
-                }
-                if accepted {
-                    self.route_accepted(u, miner, gen, difficulty);
-                }
-                if replied {
-                    if !accepted {
-                        log::info!(
-                            "[{}] pool rejected a share already answered true: {}",
-                            self.name(u),
-                            msg.error_json.unwrap_or("false")
-                        );
-                    }
-                    let delivered = self.note_share_answered(miner, gen);
-                    self.share_settled(u, prefix, epoch, delivered);
-                    self.close_if_drained(t);
-                    return ControlFlow::Continue(());
-                }
-                let delivered = self.deliver_share_reply_with(miner, gen, |out| {
-                    pool_msg::write_share_reply(out, id.as_bytes(), msg)
+                self.share_verdict(u, t, entry, rejected, |out, id| {
+                    pool_msg::write_share_reply(out, id, msg)
                 });
-                self.share_settled(u, prefix, epoch, delivered);
-                self.close_if_drained(t);
-                return ControlFlow::Continue(());
             }
             Req::Handshake(req) => {
                 let Some(pc) = self.pool_conn(t) else {
@@ -215,6 +170,76 @@ impl Reactor {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// A forwarded share's verdict from pool connection `t` of upstream `u`, whatever the pool's protocol: it
+    /// is counted (proxy, pool, worker, route), answered to its miner with `write_reply(out, id)` unless it was
+    /// answered already (`share_reply: immediate`, or a timeout), and its prefix settled. `rejected` is `None`
+    /// for an accepted share, else the reason (for the counters) and the pool's text (for the log).
+    pub(crate) fn share_verdict(
+        &mut self,
+        u: usize,
+        t: usize,
+        entry: Entry<Req>,
+        rejected: Option<(Reject, &str)>,
+        write_reply: impl FnOnce(&mut Vec<u8>, &[u8]),
+    ) {
+        let Req::Submit {
+            miner,
+            gen,
+            id,
+            prefix,
+            epoch,
+            replied,
+            difficulty,
+        } = entry.value
+        else {
+            return;
+        };
+        let Some(up) = self.upstreams.get(u) else {
+            return;
+        };
+        let stats = self.proxies[up.proxy].stats.clone();
+        ProxyStats::inc(if rejected.is_none() {
+            &stats.shares_accepted
+        } else {
+            &stats.shares_rejected
+        });
+        let now = Instant::now();
+        let pool_idx = self
+            .pool_conn(t)
+            .map_or(usize::MAX, |pc| pc.session.pool_idx);
+        let pool = stats.pool(pool_idx);
+        pool.on_reply(now.saturating_duration_since(entry.sent));
+        match rejected {
+            None => pool.on_accepted(difficulty),
+            Some((reason, _)) => pool.on_rejected(reason),
+        }
+        // Also with local validation: a forwarded share counts for its worker by the pool's verdict.
+        if let Some(w) = self.worker_of(miner, gen) {
+            match rejected {
+                None => w.on_accepted(difficulty, now),
+                Some(_) => w.on_rejected(now),
+            }
+        }
+        if rejected.is_none() {
+            // The weighted split counts what the pools accepted.
+            self.route_accepted(u, miner, gen, difficulty);
+        }
+        let delivered = if replied {
+            if let Some((_, text)) = rejected {
+                log::info!(
+                    "[{}] pool rejected a share already answered true: {text}",
+                    self.name(u)
+                );
+            }
+            self.note_share_answered(miner, gen)
+        } else {
+            self.deliver_share_reply_with(miner, gen, |out| write_reply(out, id.as_bytes()))
+        };
+        // A prefix its miner left behind (a move, a departure) is freed once its shares are settled.
+        self.share_settled(u, prefix, epoch, delivered);
+        self.close_if_drained(t);
     }
 
     /// Pool connection `t` completed its handshake: it serves as the active connection or takes over as the probe.

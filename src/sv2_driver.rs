@@ -13,7 +13,7 @@ use crate::reactor::Reactor;
 use crate::session::pool::{Granted, Handshake, PoolPhase};
 use crate::session::sv2_pool::{Sv2Pool, Sv2Step, SV2_VERSION_MASK};
 use crate::state::{Conn, Req};
-use crate::stats::{ProxyStats, Reject};
+use crate::stats::Reject;
 use std::time::{Duration, Instant};
 
 impl Reactor {
@@ -226,71 +226,23 @@ impl Reactor {
     /// The pool's verdict on the share sent with id `pid` on connection `t`: `None` accepted, else its error
     /// code. A share answered already (timed out) is only counted.
     fn sv2_verdict(&mut self, u: usize, t: usize, pid: u64, code: Option<&str>) {
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return;
-        };
-        let Some(entry) = up.pending.take(pid) else {
-            return;
-        };
-        let Req::Submit {
-            miner,
-            gen,
-            id,
-            prefix,
-            epoch,
-            replied,
-            difficulty,
-        } = entry.value
+        let Some(entry) = self
+            .upstreams
+            .get_mut(u)
+            .and_then(|up| up.pending.take(pid))
         else {
             return;
         };
-        let stats = self.proxies[up.proxy].stats.clone();
-        let accepted = code.is_none();
-        ProxyStats::inc(if accepted {
-            &stats.shares_accepted
-        } else {
-            &stats.shares_rejected
+        let rejected = code.map(|c| {
+            (
+                Reject::from_code(i64::from(pool_msg::sv2_error_number(c))),
+                c,
+            )
         });
-        let now = Instant::now();
-        let pool_idx = self
-            .pool_conn(t)
-            .map_or(usize::MAX, |pc| pc.session.pool_idx);
-        let pool = stats.pool(pool_idx);
-        pool.on_reply(now.saturating_duration_since(entry.sent));
-        match code {
-            None => pool.on_accepted(difficulty),
-            Some(c) => {
-                pool.on_rejected(Reject::from_code(i64::from(pool_msg::sv2_error_number(c))))
-            }
-        }
-        if let Some(w) = self.worker_of(miner, gen) {
-            if accepted {
-                w.on_accepted(difficulty, now);
-            } else {
-                w.on_rejected(now);
-            }
-        }
-        if accepted {
-            // The weighted split counts what the pools accepted, whatever their protocol.
-            self.route_accepted(u, miner, gen, difficulty);
-        }
-        let delivered = if replied {
-            if let Some(c) = code {
-                log::info!(
-                    "[{}] pool rejected a share already answered true: {c}",
-                    self.name(u)
-                );
-            }
-            self.note_share_answered(miner, gen)
-        } else {
-            self.deliver_share_reply_with(miner, gen, |out| match code {
-                None => pool_msg::write_share_accepted(out, id.as_bytes()),
-                Some(c) => pool_msg::write_share_refused(out, id.as_bytes(), c),
-            })
-        };
-        // As for V1 (`pool_reply`): a prefix a moved miner left behind is freed once its shares are settled.
-        self.share_settled(u, prefix, epoch, delivered);
-        self.close_if_drained(t);
+        self.share_verdict(u, t, entry, rejected, |out, id| match code {
+            None => pool_msg::write_share_accepted(out, id),
+            Some(c) => pool_msg::write_share_refused(out, id, c),
+        });
     }
 
     /// Sends a miner's share to SV2 pool connection `conn` as SubmitSharesExtended; false when it cannot go.

@@ -1,14 +1,14 @@
 //! The control API over real HTTP on 127.0.0.1: bearer-token auth (401), each verb, 400s with messages,
 //! 404s, and concurrent changes from several threads against one shared control state.
 
+mod common;
+
+use common::api::{http, route};
 use fastproxy::config::Config;
 use fastproxy::control::{Command, Control, WorkerInfo};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 const TOKEN: &str = "test";
 /// sha256("test")
@@ -35,42 +35,6 @@ fn start(routes: &[(&str, f64)]) -> (fastproxy::api::ApiHandle, Arc<Control>) {
     let listen = api.listen.value.parse().unwrap();
     let handle = fastproxy::api::start(listen, api.token_hash().unwrap(), control.clone()).unwrap();
     (handle, control)
-}
-
-/// One HTTP/1.1 request; (status, JSON body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let json = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (
-        status,
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {resp}")),
-    )
-}
-
-fn route<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("no route {name} in {doc}"))
 }
 
 #[test]

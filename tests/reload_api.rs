@@ -4,11 +4,11 @@
 
 mod common;
 
+use common::api::route;
 use common::*;
 use fastproxy::config::Config;
 use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
@@ -36,31 +36,7 @@ fn yaml(listen: u16, api: Option<u16>, routes: &[(&str, f64, SocketAddr)]) -> St
 
 /// One HTTP/1.1 request with the token; (status, JSON body).
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let json = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (
-        status,
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {resp}")),
-    )
-}
-
-fn route<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("no route {name} in {doc}"))
+    common::api::http(addr, method, path, Some(TOKEN), body)
 }
 
 #[test]

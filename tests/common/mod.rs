@@ -1,6 +1,7 @@
 //! Shared test helpers: a proxy in front of simulated pools, raw JSON-line clients, bounded waits.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod fake_pool;
 pub mod tls;
 

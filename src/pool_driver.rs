@@ -426,6 +426,44 @@ impl Reactor {
             .reconnect_requested(Instant::now(), wait, target);
     }
 
+    /// Enters a share going to pool connection `conn` of upstream `u` in the reply table, whatever the pool's
+    /// protocol: its difficulty (the miner's under vardiff, else the pool's, for the hashrate figures) and its
+    /// `share_timeout` deadline. Its request id; `None` without that upstream.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pending_submit(
+        &mut self,
+        u: usize,
+        conn: usize,
+        miner: usize,
+        gen: u64,
+        id: &IdBuf,
+        prefix: u64,
+        replied: bool,
+    ) -> Option<u64> {
+        let difficulty = match self.conns.get(miner) {
+            Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
+            _ => None,
+        };
+        let up = self.upstreams.get_mut(u)?;
+        let difficulty = difficulty.unwrap_or(up.pool_difficulty);
+        let now = Instant::now();
+        let deadline = now + self.proxies[up.proxy].timing.share;
+        Some(up.pending.insert(
+            Req::Submit {
+                miner,
+                gen,
+                id: id.clone(),
+                prefix,
+                epoch: up.epoch,
+                replied,
+                difficulty,
+            },
+            conn,
+            now,
+            Some(deadline),
+        ))
+    }
+
     /// Sends a miner's share to the pool; false when the pool connection cannot take it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_share(
@@ -442,38 +480,19 @@ impl Reactor {
         if let (true, Share::Stratum(s)) = (self.is_sv2_conn(conn), share) {
             return self.forward_sv2_share(u, conn, miner, gen, id, s, prefix, replied);
         }
-        let difficulty = match self.conns.get(miner) {
-            Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
-            _ => None,
-        };
-        let Some(up) = self.upstreams.get_mut(u) else {
-            return false;
-        };
-        let difficulty = difficulty.unwrap_or(up.pool_difficulty);
-        let proxy = &self.proxies[up.proxy];
         if !matches!(self.conns.get(conn), Some(Conn::Pool(_))) {
             return false;
         }
-        let now = Instant::now();
-        let pid = up.pending.insert(
-            Req::Submit {
-                miner,
-                gen,
-                id: id.clone(),
-                prefix,
-                epoch: up.epoch,
-                replied,
-                difficulty,
-            },
-            conn,
-            now,
-            Some(now + proxy.timing.share),
-        );
+        let Some(pid) = self.pending_submit(u, conn, miner, gen, id, prefix, replied) else {
+            return false;
+        };
         // With passthrough the pool sees the miner's own worker name.
         let user = match self.conns.get(miner) {
             Some(Conn::Miner(m)) => m.session.pool_account.as_ref().map(|a| a.0.clone()),
             _ => None,
         };
+        let up = &mut self.upstreams[u];
+        let proxy = &self.proxies[up.proxy];
         let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
             return false;
         };

@@ -12,9 +12,9 @@ use crate::protocol::stratum::Submit;
 use crate::reactor::Reactor;
 use crate::session::pool::{Granted, Handshake, PoolPhase};
 use crate::session::sv2_pool::{Sv2Pool, Sv2Step, SV2_VERSION_MASK};
-use crate::state::{Conn, Req};
+use crate::state::Conn;
 use crate::stats::Reject;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 impl Reactor {
     /// Whether pool connection `t` speaks Stratum V2.
@@ -258,14 +258,10 @@ impl Reactor {
         prefix: u64,
         replied: bool,
     ) -> bool {
-        let difficulty = match self.conns.get(miner) {
-            Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
-            _ => None,
-        };
-        let Some(up) = self.upstreams.get_mut(u) else {
+        let Some(pid) = self.pending_submit(u, conn, miner, gen, id, prefix, replied) else {
             return false;
         };
-        let difficulty = difficulty.unwrap_or(up.pool_difficulty);
+        let up = &mut self.upstreams[u];
         let mut bytes = [0u8; 8];
         let mut len = 0;
         for (slot, b) in bytes.iter_mut().zip(up.prefixes.bytes(prefix)) {
@@ -273,22 +269,6 @@ impl Reactor {
             len += 1;
         }
         let mask = up.pool_mask.unwrap_or(SV2_VERSION_MASK);
-        let now = Instant::now();
-        let deadline = now + self.proxies[up.proxy].timing.share;
-        let pid = up.pending.insert(
-            Req::Submit {
-                miner,
-                gen,
-                id: id.clone(),
-                prefix,
-                epoch: up.epoch,
-                replied,
-                difficulty,
-            },
-            conn,
-            now,
-            Some(deadline),
-        );
         let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
             up.pending.take(pid);
             return false;

@@ -50,8 +50,13 @@ pub enum Sv2Step {
         difficulty: f64,
         line: Vec<u8>,
     },
-    /// A job activated (or a new one on the current prev hash): its notify line for miners and the job.
-    Job { line: Vec<u8>, job: BookJob },
+    /// A job activated (or a new one on the current prev hash): its notify line for miners and the job;
+    /// `rolling`: whether the pool lets miners roll its version bits (NewExtendedMiningJob.version_rolling_allowed).
+    Job {
+        line: Vec<u8>,
+        job: BookJob,
+        rolling: bool,
+    },
     /// A new channel target: the difficulty line for miners.
     Target {
         line: Vec<u8>,
@@ -69,6 +74,9 @@ pub enum Sv2Step {
     Verdicts(Vec<(u64, Option<String>)>),
     /// A message ignored, with why (logged).
     Ignored(String),
+    /// The pool refused SetupConnection because it does not support the version-rolling-required flag: the
+    /// connection must close and the same pool be asked again at once without it.
+    RollingRefused { why: String },
     /// The connection must close; `skip_pool`: retrying this pool cannot help (wrong authority key).
     Fatal { why: String, skip_pool: bool },
 }
@@ -87,6 +95,8 @@ pub struct Sv2Pool {
     next_seq: u32,
     /// Messages ignored in a row (as V1's unparsable lines: a pool sending only those is dropped).
     ignored: u32,
+    /// SetupConnection said REQUIRES_VERSION_ROLLING.
+    requires_rolling: bool,
 }
 
 impl Sv2Pool {
@@ -99,8 +109,25 @@ impl Sv2Pool {
         port: u16,
         min_extranonce2_size: usize,
     ) -> Result<Sv2Pool, Sv2Error> {
+        Sv2Pool::with_rolling(authority, user, host, port, min_extranonce2_size, true)
+    }
+
+    /// As [`Sv2Pool::new`]; `require_rolling`: SetupConnection says REQUIRES_VERSION_ROLLING (V1 ASICs roll
+    /// versions; off for a pool that refused the flag, which may then send jobs that fix the version).
+    pub fn with_rolling(
+        authority: &AuthorityKey,
+        user: &str,
+        host: &str,
+        port: u16,
+        min_extranonce2_size: usize,
+        require_rolling: bool,
+    ) -> Result<Sv2Pool, Sv2Error> {
         let setup = SetupParams {
-            flags: REQUIRES_VERSION_ROLLING,
+            flags: if require_rolling {
+                REQUIRES_VERSION_ROLLING
+            } else {
+                0
+            },
             endpoint_host: host.to_string(),
             endpoint_port: port,
             vendor: "fastproxy".into(),
@@ -119,6 +146,7 @@ impl Sv2Pool {
             sent: VecDeque::new(),
             next_seq: 0,
             ignored: 0,
+            requires_rolling: require_rolling,
         })
     }
 
@@ -146,6 +174,15 @@ impl Sv2Pool {
         match self.client.next_event(now_unix) {
             Ok(None) => None,
             Ok(Some(event)) => Some(self.on_event(event)),
+            Err(Sv2Error::SetupRefused { flags, code })
+                if self.requires_rolling && flags & REQUIRES_VERSION_ROLLING != 0 =>
+            {
+                Some(Sv2Step::RollingRefused {
+                    why: format!(
+                        "the pool refused SetupConnection ({code}, flags 0x{flags:08x}): it does not support requiring version rolling"
+                    ),
+                })
+            }
             Err(e) if e.is_fatal() => Some(Sv2Step::Fatal {
                 skip_pool: matches!(e, Sv2Error::WrongAuthority | Sv2Error::BadAuthorityKey(_)),
                 why: e.to_string(),
@@ -364,7 +401,19 @@ impl Sv2Pool {
         Sv2Step::Job {
             line,
             job: BookJob::Stratum(v1),
+            rolling: job.version_rolling_allowed,
         }
+    }
+
+    /// Whether SetupConnection required version rolling on this connection.
+    pub fn requires_rolling(&self) -> bool {
+        self.requires_rolling
+    }
+
+    /// Whether the job a V1 share names lets miners roll version bits (None: no such job).
+    pub fn job_allows_rolling(&self, job_id: &str) -> Option<bool> {
+        let id: u32 = job_id.parse().ok()?;
+        self.jobs.get(&id).map(|j| j.version_rolling_allowed)
     }
 
     /// Sends a V1 miner's share (its `prefix` bytes in front of its extranonce2) as SubmitSharesExtended with

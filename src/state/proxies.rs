@@ -50,6 +50,8 @@ pub(crate) struct ProxyState {
     /// Counters of local validation.
     pub validation: Arc<crate::validate::ValidationStats>,
     pub timing: Timing,
+    /// SV2 pools (host, port) that refused SetupConnection with REQUIRES_VERSION_ROLLING: asked without it.
+    pub sv2_rolling_refused: std::collections::HashSet<(String, u16)>,
 }
 
 impl ProxyState {

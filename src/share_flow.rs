@@ -165,6 +165,9 @@ impl Reactor {
                 if let Some(w) = &m.worker_stats {
                     w.on_accepted(credited, now);
                 }
+                if let Some(up) = self.upstreams.get_mut(u) {
+                    up.rate.credit(credited);
+                }
                 return self.accept_share(t, id);
             }
         }

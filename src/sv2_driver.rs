@@ -68,6 +68,14 @@ impl Reactor {
         }
         pc.session.phase = PoolPhase::Handshake(Handshake::default());
         let u = pc.upstream;
+        // The channel opens with the upstream's measured hashrate (miners kept across a failover or reconnect).
+        let rate = self
+            .upstreams
+            .get(u)
+            .map_or(0.0, |up| up.rate.hashes_per_second());
+        if let Some(s) = self.pool_conn(t).and_then(|pc| pc.sv2.as_mut()) {
+            s.set_nominal_hash_rate(rate);
+        }
         log::debug!("[{}] connected, Noise handshake", self.name(u));
         self.sv2_pump(t);
         true
@@ -171,6 +179,10 @@ impl Reactor {
                     mask: Some(SV2_VERSION_MASK),
                 });
                 stats.pool(pool_idx).set_difficulty(difficulty);
+                if let Some(s) = pc.sv2.as_ref() {
+                    let nominal = s.nominal_hash_rate();
+                    self.upstreams[u].rate.opened(nominal, std::time::Instant::now());
+                }
                 self.pool_ready(t);
             }
             Sv2Step::Job { line, job, rolling } => {
@@ -246,6 +258,36 @@ impl Reactor {
             }
         }
         Ok(())
+    }
+
+    /// Once a second: every upstream's hashrate sampled; an SV2 upstream's ready channel gets an UpdateChannel
+    /// when its estimate moved more than 20 % from the value last sent, at most once per `sv2_update_interval`.
+    pub(crate) fn tick_sv2_channels(&mut self, now: std::time::Instant) {
+        let keys: Vec<usize> = self.upstreams.iter().map(|(u, _)| u).collect();
+        for u in keys {
+            let up = &mut self.upstreams[u];
+            up.rate.sample(now);
+            let Some(t) = up.ready_conn() else { continue };
+            let interval = self.proxies[up.proxy].timing.sv2_update;
+            let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+                continue;
+            };
+            let Some(s) = pc.sv2.as_mut() else { continue };
+            let Some(rate) = up.rate.update_due(now, interval) else {
+                continue;
+            };
+            match s.update_channel(rate) {
+                Ok(()) => {
+                    log::info!(
+                        "[{}] UpdateChannel: measured hashrate {:.3e} h/s",
+                        self.name(u),
+                        rate
+                    );
+                    self.sv2_pump(t);
+                }
+                Err(why) => log::debug!("[{}] no UpdateChannel: {why}", self.name(u)),
+            }
+        }
     }
 
     /// A job of SV2 connection `t` allows version rolling or not (`rolling`): its mask becomes the granted one

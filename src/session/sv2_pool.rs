@@ -24,6 +24,9 @@ pub(crate) const SV2_VERSION_MASK: u32 = 0x1fff_e000;
 /// Prefix bytes the proxy asks room for beyond its miners' extranonce2 (65,536 miners per channel).
 pub(crate) const PROXY_PREFIX_BYTES: u16 = 2;
 
+/// The channel's maximum target as opened (and kept in UpdateChannel): any, the pool sets it.
+const MAX_TARGET: [u8; 32] = [0xff; 32];
+
 /// Jobs kept for shares (the activated one and those after it).
 const MAX_JOBS: usize = 64;
 
@@ -97,6 +100,8 @@ pub struct Sv2Pool {
     ignored: u32,
     /// SetupConnection said REQUIRES_VERSION_ROLLING.
     requires_rolling: bool,
+    /// The hashrate (h/s) OpenExtendedMiningChannel says (the upstream's estimate when the connection began).
+    nominal: f32,
 }
 
 impl Sv2Pool {
@@ -147,6 +152,7 @@ impl Sv2Pool {
             next_seq: 0,
             ignored: 0,
             requires_rolling: require_rolling,
+            nominal: 0.0,
         })
     }
 
@@ -197,8 +203,8 @@ impl Sv2Pool {
                 let open = OpenChannel {
                     request_id: 1,
                     user_identity: self.user.clone(),
-                    nominal_hash_rate: 0.0,
-                    max_target: [0xff; 32],
+                    nominal_hash_rate: self.nominal,
+                    max_target: MAX_TARGET,
                     min_extranonce_size: self.min_extranonce_size,
                 };
                 match self.client.open_extended_channel(&open) {
@@ -403,6 +409,34 @@ impl Sv2Pool {
             job: BookJob::Stratum(v1),
             rolling: job.version_rolling_allowed,
         }
+    }
+
+    /// The hashrate (h/s) the channel is to be opened with (before SetupConnection.Success; 0 by default).
+    pub fn set_nominal_hash_rate(&mut self, rate: f32) {
+        if rate.is_finite() && rate >= 0.0 {
+            self.nominal = rate;
+        }
+    }
+
+    /// The hashrate (h/s) the channel was (or will be) opened with.
+    pub fn nominal_hash_rate(&self) -> f32 {
+        self.nominal
+    }
+
+    /// Queues an UpdateChannel with `rate` (h/s) and the maximum target as opened. Err: no channel open, or
+    /// it cannot be encoded.
+    pub fn update_channel(&mut self, rate: f32) -> Result<(), String> {
+        let ch = self.channel.as_ref().ok_or("no channel open")?;
+        let update = sv2::ChannelUpdate {
+            channel_id: ch.id,
+            nominal_hash_rate: rate,
+            maximum_target: MAX_TARGET,
+        };
+        self.client
+            .update_channel(&update)
+            .map_err(|e| e.to_string())?;
+        self.nominal = rate;
+        Ok(())
     }
 
     /// Whether SetupConnection required version rolling on this connection.

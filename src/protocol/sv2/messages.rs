@@ -256,6 +256,15 @@ pub struct OpenChannel {
     pub min_extranonce_size: u16,
 }
 
+/// An UpdateChannel: the channel's nominal hashrate now (h/s) and the largest target it accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelUpdate {
+    pub channel_id: u32,
+    pub nominal_hash_rate: f32,
+    /// Little-endian.
+    pub maximum_target: [u8; 32],
+}
+
 /// A SubmitSharesExtended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareSubmit {
@@ -321,6 +330,22 @@ pub fn open_extended_channel(
         msg,
         mining::MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
         mining::CHANNEL_BIT_OPEN_EXTENDED_MINING_CHANNEL,
+    )
+}
+
+/// An UpdateChannel frame (a channel message).
+pub fn update_channel(
+    u: &ChannelUpdate,
+) -> Result<MessageFrame<mining::UpdateChannel<'_>>, Sv2Error> {
+    let msg = mining::UpdateChannel {
+        channel_id: u.channel_id,
+        nominal_hash_rate: u.nominal_hash_rate,
+        maximum_target: U256::from(&u.maximum_target),
+    };
+    frame(
+        msg,
+        mining::MESSAGE_TYPE_UPDATE_CHANNEL,
+        mining::CHANNEL_BIT_UPDATE_CHANNEL,
     )
 }
 

@@ -185,7 +185,13 @@ impl Conn<'_> {
                     binary_sv2::from_bytes(payload).map_err(other)?;
                 self.submit(m)
             }
-            _ => Ok(()), // UpdateChannel and the rest: ignored
+            mining::MESSAGE_TYPE_UPDATE_CHANNEL => {
+                let m: mining::UpdateChannel = binary_sv2::from_bytes(payload).map_err(other)?;
+                let update = (m.channel_id, m.nominal_hash_rate, m.maximum_target.to_array());
+                lock(&self.shared.state).stats.channel_updates.push(update);
+                Ok(())
+            }
+            _ => Ok(()), // the rest: ignored
         }
     }
 
@@ -199,10 +205,11 @@ impl Conn<'_> {
             };
             return self.send(msg, mining::MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR, false);
         }
-        lock(&self.shared.state)
-            .stats
-            .user_identities
-            .push(m.user_identity.as_utf8_or_hex());
+        {
+            let mut st = lock(&self.shared.state);
+            st.stats.user_identities.push(m.user_identity.as_utf8_or_hex());
+            st.stats.open_hash_rates.push(m.nominal_hash_rate);
+        }
         let prefix = next_prefix(self.shared);
         let target_be = work::target_from_difficulty(cfg.difficulty);
         let mut target_le = target_be;

@@ -92,6 +92,10 @@ pub struct Sv2PoolStats {
     pub rejected_by_code: BTreeMap<String, u64>,
     pub accepted_shares: Vec<Sv2AcceptedShare>,
     pub successes_sent: u64,
+    /// The nominal_hash_rate of each OpenExtendedMiningChannel, in order.
+    pub open_hash_rates: Vec<f32>,
+    /// Each UpdateChannel received: (channel_id, nominal_hash_rate, maximum_target little-endian), in order.
+    pub channel_updates: Vec<(u32, f32, [u8; 32])>,
 }
 
 /// One job as the pool made it, and the prev-hash epoch it belongs to.

@@ -181,7 +181,9 @@ impl Reactor {
                 stats.pool(pool_idx).set_difficulty(difficulty);
                 if let Some(s) = pc.sv2.as_ref() {
                     let nominal = s.nominal_hash_rate();
-                    self.upstreams[u].rate.opened(nominal, std::time::Instant::now());
+                    self.upstreams[u]
+                        .rate
+                        .opened(nominal, std::time::Instant::now());
                 }
                 self.pool_ready(t);
             }

@@ -13,15 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[test]
-fn update_channel_carries_the_measured_hashrate_none_while_steady_and_a_new_channel_opens_with_it() {
+fn update_channel_carries_the_measured_hashrate_none_while_steady_and_a_new_channel_opens_with_it()
+{
     let cfg = Sv2PoolConfig::default();
     let difficulty = cfg.difficulty;
     let sv2 = sv2_pool(cfg);
     let key = sv2.authority_public_key();
-    let proxy = start_proxy(&yaml(
-        &[P::Sv2(sv2.addr(), &key)],
-        "sv2_update_interval: 2",
-    ));
+    let proxy = start_proxy(&yaml(&[P::Sv2(sv2.addr(), &key)], "sv2_update_interval: 2"));
     let addr = proxy.first_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -39,7 +37,11 @@ fn update_channel_carries_the_measured_hashrate_none_while_steady_and_a_new_chan
     });
     let elapsed = start.elapsed().as_secs_f64();
     let st = sv2.stats();
-    assert_eq!(st.open_hash_rates, vec![0.0], "no estimate before miners came");
+    assert_eq!(
+        st.open_hash_rates,
+        vec![0.0],
+        "no estimate before miners came"
+    );
     let (channel, rate, max_target) = st.channel_updates[0];
     assert_eq!((channel, max_target), (2, [0xff; 32]), "{st:?}");
     // What the pool saw: its accepted difficulty per second, in hashes.

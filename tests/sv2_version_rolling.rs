@@ -162,7 +162,11 @@ fn a_rolled_share_for_a_job_that_fixes_the_version_is_refused_locally_and_the_ma
         json!([["version-rolling"], {"version-rolling.mask": "1fffe000", "version-rolling.min-bit-count": 2}]),
     );
     let (r, _) = c.reply(cfg, Duration::from_secs(10));
-    assert_eq!(r["result"]["version-rolling.mask"], json!("1fffe000"), "{r}");
+    assert_eq!(
+        r["result"]["version-rolling.mask"],
+        json!("1fffe000"),
+        "{r}"
+    );
     let (e1, size, mut notes) = c.handshake();
     let (first, difficulty) = current_work(&mut c, &mut notes);
     let mut m = Roller {
@@ -197,7 +201,9 @@ fn a_rolled_share_for_a_job_that_fixes_the_version_is_refused_locally_and_the_ma
     let r = m.submit(&fixed, Some(0x0000_2000));
     assert_ne!(r["result"], json!(true), "{r}");
     assert!(
-        r["error"].to_string().contains("version rolling not allowed"),
+        r["error"]
+            .to_string()
+            .contains("version rolling not allowed"),
         "{r}"
     );
     assert_eq!(sv2.stats().submits, submits, "sent upstream");

@@ -711,7 +711,12 @@ fn a_failure_to_retry_at_once_counts_nothing_backs_off_nothing_and_stays_on_the_
     // A probe refused so is checked again at once rather than after the failback interval.
     f.retry_now = true;
     f.probe_failed(t0, &p);
-    assert_eq!(f.phase, Phase::Active { failback_at: Some(t0) });
+    assert_eq!(
+        f.phase,
+        Phase::Active {
+            failback_at: Some(t0)
+        }
+    );
 }
 
 #[test]

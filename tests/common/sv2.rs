@@ -62,4 +62,3 @@ pub fn run_all(cfgs: Vec<SimMinerConfig>) -> Vec<MinerReport> {
         .map(|h| h.join().expect("miner thread"))
         .collect()
 }
-

@@ -155,10 +155,12 @@ impl Conn<'_> {
                 let m: common::SetupConnection = binary_sv2::from_bytes(payload).map_err(other)?;
                 lock(&self.shared.state).stats.setup_flags.push(m.flags);
                 const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
-                if self.shared.cfg.refuse_version_rolling && m.flags & REQUIRES_VERSION_ROLLING != 0 {
+                if self.shared.cfg.refuse_version_rolling && m.flags & REQUIRES_VERSION_ROLLING != 0
+                {
                     let msg = common::SetupConnectionError {
                         flags: REQUIRES_VERSION_ROLLING,
-                        error_code: Str0255::try_from("unsupported-feature-flags").map_err(other)?,
+                        error_code: Str0255::try_from("unsupported-feature-flags")
+                            .map_err(other)?,
                     };
                     return self.send(msg, common::MESSAGE_TYPE_SETUP_CONNECTION_ERROR, false);
                 }
@@ -187,7 +189,11 @@ impl Conn<'_> {
             }
             mining::MESSAGE_TYPE_UPDATE_CHANNEL => {
                 let m: mining::UpdateChannel = binary_sv2::from_bytes(payload).map_err(other)?;
-                let update = (m.channel_id, m.nominal_hash_rate, m.maximum_target.to_array());
+                let update = (
+                    m.channel_id,
+                    m.nominal_hash_rate,
+                    m.maximum_target.to_array(),
+                );
                 lock(&self.shared.state).stats.channel_updates.push(update);
                 Ok(())
             }
@@ -207,7 +213,9 @@ impl Conn<'_> {
         }
         {
             let mut st = lock(&self.shared.state);
-            st.stats.user_identities.push(m.user_identity.as_utf8_or_hex());
+            st.stats
+                .user_identities
+                .push(m.user_identity.as_utf8_or_hex());
             st.stats.open_hash_rates.push(m.nominal_hash_rate);
         }
         let prefix = next_prefix(self.shared);

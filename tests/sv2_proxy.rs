@@ -10,7 +10,6 @@ use fastproxy_sim::miner::{spawn_miner, MinerReport};
 use fastproxy_sim::pool::SimPoolConfig;
 use fastproxy_sim::sv2_pool::Sv2PoolConfig;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -339,24 +338,8 @@ fn a_wrong_authority_key_is_refused_with_a_log_line_and_the_next_pool_serves() {
     let sv2 = sv2_pool(Sv2PoolConfig::default());
     let other_key = sv2_pool(Sv2PoolConfig::default()).authority_public_key();
     let v1 = pool(SimPoolConfig::default());
-    let port = free_port();
-    let config = yaml(&[P::Sv2(sv2.addr(), &other_key), P::V1(v1.addr())], "")
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-    let dir = std::env::temp_dir().join(format!("fastproxy-sv2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("wrong-key.yaml");
-    std::fs::write(&path, config).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fastproxy"))
-        .arg("-c")
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_until(Duration::from_secs(20), "the proxy listens", || {
-        std::net::TcpStream::connect(addr).is_ok()
-    });
+    let config = yaml(&[P::Sv2(sv2.addr(), &other_key), P::V1(v1.addr())], "");
+    let (mut child, addr) = spawn_proxy_binary(&config, "wrong-key");
     let reports = run_all(vec![miner(addr, 0, 3)]);
     let (status, log) = terminate(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{log}");

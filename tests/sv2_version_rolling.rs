@@ -30,11 +30,11 @@ fn a_pool_refusing_required_version_rolling_is_asked_again_at_once_without_it_an
     let key = sv2.authority_public_key();
     let v1 = pool(SimPoolConfig::default());
     // A back-off would take 30 s, a failover would move to the V1 pool after this one failure.
-    let proxy = start_proxy(&yaml(
+    let config = yaml(
         &[P::Sv2(sv2.addr(), &key), P::V1(v1.addr())],
         "retry_initial: 30\nretry_max: 30\nfailover_after: 1",
-    ));
-    let addr = proxy.first_addr().unwrap();
+    );
+    let (mut child, addr) = spawn_proxy_binary(&config, "refuses-version-rolling");
     let mut cfgs: Vec<_> = (0..4).map(|i| miner(addr, i, 5)).collect();
     cfgs[0].version_rolling = true;
     cfgs[0].duration = Duration::from_secs(20);
@@ -59,6 +59,14 @@ fn a_pool_refusing_required_version_rolling_is_asked_again_at_once_without_it_an
         vec![REQUIRES_VERSION_ROLLING, 0, 0]
     );
     assert_eq!(sv2.stats().connections_total, 3);
+    let (status, log) = terminate(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{log}");
+    let said = log.lines().find(|l| l.contains("refused SetupConnection"));
+    assert!(
+        said.is_some_and(|l| l.contains("does not support requiring version rolling")
+            && l.contains("reconnecting at once without requiring it")),
+        "{log}"
+    );
 }
 
 #[test]

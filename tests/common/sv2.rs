@@ -62,3 +62,26 @@ pub fn run_all(cfgs: Vec<SimMinerConfig>) -> Vec<MinerReport> {
         .map(|h| h.join().expect("miner thread"))
         .collect()
 }
+
+/// Runs the fastproxy binary on `config` (its `127.0.0.1:0` listener moved to a free port, written under the
+/// temp dir as `name`.yaml), stderr piped for its log; the child and its miners' address once it listens.
+pub fn spawn_proxy_binary(config: &str, name: &str) -> (std::process::Child, SocketAddr) {
+    let port = super::free_port();
+    let config = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let dir = std::env::temp_dir().join(format!("fastproxy-sv2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, config).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_fastproxy"))
+        .arg("-c")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    super::wait_until(Duration::from_secs(20), "the proxy listens", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    (child, addr)
+}

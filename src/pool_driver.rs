@@ -225,6 +225,7 @@ impl Reactor {
         if rejected.is_none() {
             // The weighted split counts what the pools accepted.
             self.route_accepted(u, miner, gen, difficulty);
+            self.upstreams[u].rate.credit(difficulty);
         }
         let delivered = if replied {
             if let Some((_, text)) = rejected {

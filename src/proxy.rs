@@ -312,6 +312,7 @@ pub fn start(config: &Config) -> io::Result<RunningProxy> {
                     control_version: u64::MAX,
                     stats: s.clone(),
                     timing: timing(p),
+                    sv2_rolling_refused: Default::default(),
                 }
             })
             .collect();

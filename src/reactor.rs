@@ -400,6 +400,7 @@ impl Reactor {
             self.tick_miners(now);
             self.retarget_miners(now);
             self.tick_routing(now);
+            self.tick_sv2_channels(now);
         }
     }
 

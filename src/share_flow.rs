@@ -165,6 +165,9 @@ impl Reactor {
                 if let Some(w) = &m.worker_stats {
                     w.on_accepted(credited, now);
                 }
+                if let Some(up) = self.upstreams.get_mut(u) {
+                    up.rate.credit(credited);
+                }
                 return self.accept_share(t, id);
             }
         }
@@ -181,6 +184,18 @@ impl Reactor {
         let Some(conn) = up.ready_conn() else {
             return self.refuse_share(t, id, Refusal::NotForwarded);
         };
+        if let Share::Stratum(s) = share {
+            if self.sv2_rolls_fixed_version(conn, s) {
+                return self.refuse_share(
+                    t,
+                    id,
+                    Refusal::Judged {
+                        code: 20,
+                        why: crate::sv2_driver::FIXED_VERSION_REFUSAL,
+                    },
+                );
+            }
+        }
         let immediate = self.proxies[proxy_idx].cfg.share_reply == ShareReply::Immediate;
         if self.forward_share(u, conn, t, gen, id, share, prefix, immediate) {
             if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {

@@ -16,6 +16,10 @@ use crate::state::Conn;
 use crate::stats::Reject;
 use std::time::Duration;
 
+/// What a miner hears for a share rolling version bits of an SV2 job that does not allow version rolling.
+pub(crate) const FIXED_VERSION_REFUSAL: &str =
+    "version rolling not allowed: the pool's job fixes the block version, version bits must be 00000000";
+
 impl Reactor {
     /// Whether pool connection `t` speaks Stratum V2.
     pub(crate) fn is_sv2_conn(&self, t: usize) -> bool {
@@ -40,12 +44,16 @@ impl Reactor {
             Some(Err(e)) => return Some(Err(e)),
             None => return Some(Err("no authority_public_key".into())),
         };
-        let session = Sv2Pool::new(
+        let refused = self.proxies[p]
+            .sv2_rolling_refused
+            .contains(&(url.host.clone(), url.port));
+        let session = Sv2Pool::with_rolling(
             &key,
             &pool.user,
             &url.host,
             url.port,
             cfg.min_extranonce2_size,
+            !refused,
         );
         Some(session.map(Box::new).map_err(|e| e.to_string()))
     }
@@ -60,6 +68,14 @@ impl Reactor {
         }
         pc.session.phase = PoolPhase::Handshake(Handshake::default());
         let u = pc.upstream;
+        // The channel opens with the upstream's measured hashrate (miners kept across a failover or reconnect).
+        let rate = self
+            .upstreams
+            .get(u)
+            .map_or(0.0, |up| up.rate.hashes_per_second());
+        if let Some(s) = self.pool_conn(t).and_then(|pc| pc.sv2.as_mut()) {
+            s.set_nominal_hash_rate(rate);
+        }
         log::debug!("[{}] connected, Noise handshake", self.name(u));
         self.sv2_pump(t);
         true
@@ -163,9 +179,19 @@ impl Reactor {
                     mask: Some(SV2_VERSION_MASK),
                 });
                 stats.pool(pool_idx).set_difficulty(difficulty);
+                if let Some(s) = pc.sv2.as_ref() {
+                    let nominal = s.nominal_hash_rate();
+                    self.upstreams[u]
+                        .rate
+                        .opened(nominal, std::time::Instant::now());
+                }
                 self.pool_ready(t);
             }
-            Sv2Step::Job { line, job } => {
+            Sv2Step::Job { line, job, rolling } => {
+                self.sv2_job_mask(t, rolling);
+                let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+                    return Ok(());
+                };
                 let ss = &mut pc.session;
                 ss.notify_line.clone_from(&line);
                 if validates {
@@ -213,6 +239,19 @@ impl Reactor {
                 }
             }
             Sv2Step::Ignored(why) => log::warn!("[{}] pool: {why}; ignored", self.name(u)),
+            Sv2Step::RollingRefused { why } => {
+                let key = (pc.session.url.host.clone(), pc.session.url.port);
+                log::warn!(
+                    "[{}] pool {}:{}: {why}; reconnecting at once without requiring it",
+                    self.name(u),
+                    key.0,
+                    key.1
+                );
+                let up = &mut self.upstreams[u];
+                up.failover.retry_now = true;
+                self.proxies[up.proxy].sv2_rolling_refused.insert(key);
+                return Err(why);
+            }
             Sv2Step::Fatal { why, skip_pool } => {
                 if skip_pool {
                     self.upstreams[u].failover.skip_pool = true;
@@ -221,6 +260,78 @@ impl Reactor {
             }
         }
         Ok(())
+    }
+
+    /// Once a second: every upstream's hashrate sampled; an SV2 upstream's ready channel gets an UpdateChannel
+    /// when its estimate moved more than 20 % from the value last sent, at most once per `sv2_update_interval`.
+    pub(crate) fn tick_sv2_channels(&mut self, now: std::time::Instant) {
+        let keys: Vec<usize> = self.upstreams.iter().map(|(u, _)| u).collect();
+        for u in keys {
+            let up = &mut self.upstreams[u];
+            up.rate.sample(now);
+            let Some(t) = up.ready_conn() else { continue };
+            let interval = self.proxies[up.proxy].timing.sv2_update;
+            let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+                continue;
+            };
+            let Some(s) = pc.sv2.as_mut() else { continue };
+            let Some(rate) = up.rate.update_due(now, interval) else {
+                continue;
+            };
+            match s.update_channel(rate) {
+                Ok(()) => {
+                    log::info!(
+                        "[{}] UpdateChannel: measured hashrate {:.3e} h/s",
+                        self.name(u),
+                        rate
+                    );
+                    self.sv2_pump(t);
+                }
+                Err(why) => log::debug!("[{}] no UpdateChannel: {why}", self.name(u)),
+            }
+        }
+    }
+
+    /// A job of SV2 connection `t` allows version rolling or not (`rolling`): its mask becomes the granted one
+    /// or 0, and when `t` is live and the mask changes, miners that negotiated version rolling get
+    /// `mining.set_version_mask` before the job's notify (see `set_version_masks`).
+    fn sv2_job_mask(&mut self, t: usize, rolling: bool) {
+        let Some(Conn::Pool(pc)) = self.conns.get_mut(t) else {
+            return;
+        };
+        let mask = if rolling { SV2_VERSION_MASK } else { 0 };
+        if let PoolPhase::Ready(g) | PoolPhase::Draining(g) = &mut pc.session.phase {
+            g.mask = Some(mask);
+        }
+        let u = pc.upstream;
+        let Some(up) = self.upstreams.get_mut(u) else {
+            return;
+        };
+        if up.active != Some(t) || !up.ready || up.pool_mask == Some(mask) {
+            return;
+        }
+        up.pool_mask = Some(mask);
+        log::info!(
+            "[{}] the pool's jobs {} version rolling: miners' mask {mask:08x}",
+            self.name(u),
+            if rolling { "allow" } else { "do not allow" }
+        );
+        self.set_version_masks(u, mask);
+    }
+
+    /// Whether a V1 share going to SV2 connection `conn` rolls version bits of a job that does not allow it
+    /// (it is refused here: the pool would hash another version than the miner did).
+    pub(crate) fn sv2_rolls_fixed_version(&self, conn: usize, share: &Submit<'_>) -> bool {
+        let Some(Conn::Pool(pc)) = self.conns.get(conn) else {
+            return false;
+        };
+        let Some(s) = pc.sv2.as_ref() else {
+            return false;
+        };
+        let bits = share
+            .version_bits
+            .map_or(0, |b| crate::work::u32_from_hex(b).unwrap_or(u32::MAX));
+        bits != 0 && s.job_allows_rolling(share.job_id) == Some(false)
     }
 
     /// The pool's verdict on the share sent with id `pid` on connection `t`: `None` accepted, else its error

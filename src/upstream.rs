@@ -84,6 +84,7 @@ impl Reactor {
             book: JobBook::default(),
             pool_difficulty: 1.0,
             lookup: None,
+            rate: Default::default(),
         });
         let proxy = &mut self.proxies[p];
         proxy.upstreams.push(u);

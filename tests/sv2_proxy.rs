@@ -3,71 +3,16 @@
 
 mod common;
 
+use common::sv2::*;
 use common::*;
 use fastproxy::stats::ProxyStats;
-use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy_sim::miner::{spawn_miner, MinerReport};
 use fastproxy_sim::pool::SimPoolConfig;
-use fastproxy_sim::sv2_pool::{Sv2PoolConfig, Sv2SimPool};
+use fastproxy_sim::sv2_pool::Sv2PoolConfig;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A pool entry of the test config: a V1 pool, or an SV2 pool with its authority key.
-enum P<'a> {
-    V1(SocketAddr),
-    Sv2(SocketAddr, &'a str),
-}
-
-fn yaml(pools: &[P<'_>], extra: &str) -> String {
-    let mut y = String::from(
-        "threads: 1\nproxies:\n  - name: test\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n",
-    );
-    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
-        y.push_str("    ");
-        y.push_str(line.trim());
-        y.push('\n');
-    }
-    y.push_str("    pools:\n");
-    for p in pools {
-        match p {
-            P::V1(a) => y.push_str(&format!(
-                "      - url: stratum+tcp://{a}\n        user: acct.proxy\n        password: x\n"
-            )),
-            P::Sv2(a, key) => y.push_str(&format!(
-                "      - url: stratum2+tcp://{a}\n        user: acct.sv2\n        authority_public_key: {key}\n"
-            )),
-        }
-    }
-    y
-}
-
-fn sv2_pool(cfg: Sv2PoolConfig) -> Sv2SimPool {
-    Sv2SimPool::start(cfg).expect("start the SV2 sim pool")
-}
-
-fn miner(addr: SocketAddr, i: usize, shares: u64) -> SimMinerConfig {
-    SimMinerConfig {
-        addr,
-        worker: format!("farm.rig{i}"),
-        max_shares: Some(shares),
-        duration: Duration::from_secs(60),
-        ..SimMinerConfig::default()
-    }
-}
-
-fn run_all(cfgs: Vec<SimMinerConfig>) -> Vec<MinerReport> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = cfgs
-        .into_iter()
-        .map(|c| spawn_miner(c, stop.clone()))
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("miner thread"))
-        .collect()
-}
 
 #[test]
 fn many_v1_miners_share_one_sv2_channel_with_distinct_prefixes_and_every_share_is_valid() {
@@ -393,24 +338,8 @@ fn a_wrong_authority_key_is_refused_with_a_log_line_and_the_next_pool_serves() {
     let sv2 = sv2_pool(Sv2PoolConfig::default());
     let other_key = sv2_pool(Sv2PoolConfig::default()).authority_public_key();
     let v1 = pool(SimPoolConfig::default());
-    let port = free_port();
-    let config = yaml(&[P::Sv2(sv2.addr(), &other_key), P::V1(v1.addr())], "")
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-    let dir = std::env::temp_dir().join(format!("fastproxy-sv2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("wrong-key.yaml");
-    std::fs::write(&path, config).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fastproxy"))
-        .arg("-c")
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_until(Duration::from_secs(20), "the proxy listens", || {
-        std::net::TcpStream::connect(addr).is_ok()
-    });
+    let config = yaml(&[P::Sv2(sv2.addr(), &other_key), P::V1(v1.addr())], "");
+    let (mut child, addr) = spawn_proxy_binary(&config, "wrong-key");
     let reports = run_all(vec![miner(addr, 0, 3)]);
     let (status, log) = terminate(&mut child, Duration::from_secs(10));
     assert!(status.success(), "{log}");

@@ -209,7 +209,7 @@ fn pool_message(op: u8, b: &mut Bytes, m: &Model) -> (Frame, Sent) {
 /// Checks one step of the session against the message that caused it; false when the connection must close.
 fn check(step: &Sv2Step, sent: &Sent, m: &mut Model) -> bool {
     match step {
-        Sv2Step::Fatal { .. } => return false,
+        Sv2Step::Fatal { .. } | Sv2Step::RollingRefused { .. } => return false,
         Sv2Step::Ready { .. } => {
             assert!(m.channel.is_none(), "a second channel became ready");
         }

@@ -176,6 +176,7 @@ impl Config {
                 ("failback_interval", proxy.failback_interval),
                 ("handshake_timeout", proxy.handshake_timeout),
                 ("route_switch_interval", proxy.route_switch_interval),
+                ("sv2_update_interval", proxy.sv2_update_interval),
             ] {
                 if !(v.is_finite() && v > 0.0 && v < 1e7) {
                     p(

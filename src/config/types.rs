@@ -104,6 +104,10 @@ pub struct ProxyConfig {
     /// to complete the pool's handshake (each step).
     #[serde(default = "default_handshake_timeout")]
     pub handshake_timeout: f64,
+    /// Stratum V2 pools: seconds at least between two UpdateChannel messages (sent when the upstream's measured
+    /// hashrate moved more than 20 % from the value the channel last got).
+    #[serde(default = "default_sv2_update_interval")]
+    pub sv2_update_interval: f64,
     /// Follow a pool's `client.reconnect` to another host/port (otherwise reconnect to the same pool).
     #[serde(default)]
     pub allow_reconnect_redirect: bool,
@@ -284,6 +288,9 @@ fn default_failover_after() -> u32 {
 }
 fn default_failback_interval() -> f64 {
     30.0
+}
+fn default_sv2_update_interval() -> f64 {
+    60.0
 }
 fn default_route_switch_interval() -> f64 {
     10.0

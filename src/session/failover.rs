@@ -56,6 +56,9 @@ pub(crate) struct Failover {
     pub skip_pool: bool,
     /// A `client.reconnect` (or a reload) to follow at the given time.
     pub reconnect: Option<(Instant, PoolUrl)>,
+    /// The failure just coming is the pool's answer to an option the next attempt changes (an SV2 pool that
+    /// refused to require version rolling): no failure counted, no back-off, the same pool again at once.
+    pub retry_now: bool,
 }
 
 impl Default for Failover {
@@ -66,6 +69,7 @@ impl Default for Failover {
             failures_here: 0,
             skip_pool: false,
             reconnect: None,
+            retry_now: false,
         }
     }
 }
@@ -90,8 +94,13 @@ impl Failover {
 
     /// A probe failed (or its attempt did): the active connection keeps serving, pool 1 is checked again later.
     pub fn probe_failed(&mut self, now: Instant, policy: &Policy) {
+        let wait = if std::mem::take(&mut self.retry_now) {
+            Duration::ZERO
+        } else {
+            policy.failback_interval
+        };
         self.phase = Phase::Active {
-            failback_at: Some(now + policy.failback_interval),
+            failback_at: Some(now + wait),
         };
     }
 
@@ -105,6 +114,14 @@ impl Failover {
         pool_idx: &mut usize,
         successor: bool,
     ) -> bool {
+        if std::mem::take(&mut self.retry_now) {
+            self.phase = if successor {
+                Phase::Connecting
+            } else {
+                Phase::BackingOff { until: now }
+            };
+            return false;
+        }
         self.attempts += 1;
         self.failures_here += 1;
         let skip = std::mem::take(&mut self.skip_pool);

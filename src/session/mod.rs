@@ -6,6 +6,7 @@ pub(crate) mod miner;
 mod miner_vardiff;
 pub(crate) mod pool;
 pub(crate) mod sv2_pool;
+pub(crate) mod sv2_rate;
 
 #[cfg(test)]
 mod miner_tests;

@@ -696,6 +696,30 @@ fn repeated_failures_fail_over_down_the_list_and_wrap_and_an_unusable_pool_at_on
 }
 
 #[test]
+fn a_failure_to_retry_at_once_counts_nothing_backs_off_nothing_and_stays_on_the_pool() {
+    // An SV2 pool refused to require version rolling: the same pool again, without the flag, now.
+    let (p, t0) = (policy(2, true), Instant::now());
+    let mut f = Failover::default();
+    let mut idx = 0;
+    assert!(!f.active_failed(t0, &p, &mut idx, false));
+    f.retry_now = true;
+    assert!(!f.active_failed(t0, &p, &mut idx, false), "no failover");
+    assert_eq!((idx, f.attempts, f.failures_here), (0, 1, 1));
+    assert_eq!(f.phase, Phase::BackingOff { until: t0 });
+    assert_eq!(f.due(t0, DOWN, idx, &p), Due::Retry);
+    assert!(!f.retry_now, "once");
+    // A probe refused so is checked again at once rather than after the failback interval.
+    f.retry_now = true;
+    f.probe_failed(t0, &p);
+    assert_eq!(
+        f.phase,
+        Phase::Active {
+            failback_at: Some(t0)
+        }
+    );
+}
+
+#[test]
 fn failback_checks_pool_one_on_its_interval_and_a_failed_probe_waits_again() {
     let (p, t0) = (policy(2, true), Instant::now());
     let mut f = Failover::default();

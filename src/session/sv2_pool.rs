@@ -24,6 +24,9 @@ pub(crate) const SV2_VERSION_MASK: u32 = 0x1fff_e000;
 /// Prefix bytes the proxy asks room for beyond its miners' extranonce2 (65,536 miners per channel).
 pub(crate) const PROXY_PREFIX_BYTES: u16 = 2;
 
+/// The channel's maximum target as opened (and kept in UpdateChannel): any, the pool sets it.
+const MAX_TARGET: [u8; 32] = [0xff; 32];
+
 /// Jobs kept for shares (the activated one and those after it).
 const MAX_JOBS: usize = 64;
 
@@ -50,8 +53,13 @@ pub enum Sv2Step {
         difficulty: f64,
         line: Vec<u8>,
     },
-    /// A job activated (or a new one on the current prev hash): its notify line for miners and the job.
-    Job { line: Vec<u8>, job: BookJob },
+    /// A job activated (or a new one on the current prev hash): its notify line for miners and the job;
+    /// `rolling`: whether the pool lets miners roll its version bits (NewExtendedMiningJob.version_rolling_allowed).
+    Job {
+        line: Vec<u8>,
+        job: BookJob,
+        rolling: bool,
+    },
     /// A new channel target: the difficulty line for miners.
     Target {
         line: Vec<u8>,
@@ -69,6 +77,9 @@ pub enum Sv2Step {
     Verdicts(Vec<(u64, Option<String>)>),
     /// A message ignored, with why (logged).
     Ignored(String),
+    /// The pool refused SetupConnection because it does not support the version-rolling-required flag: the
+    /// connection must close and the same pool be asked again at once without it.
+    RollingRefused { why: String },
     /// The connection must close; `skip_pool`: retrying this pool cannot help (wrong authority key).
     Fatal { why: String, skip_pool: bool },
 }
@@ -87,6 +98,10 @@ pub struct Sv2Pool {
     next_seq: u32,
     /// Messages ignored in a row (as V1's unparsable lines: a pool sending only those is dropped).
     ignored: u32,
+    /// SetupConnection said REQUIRES_VERSION_ROLLING.
+    requires_rolling: bool,
+    /// The hashrate (h/s) OpenExtendedMiningChannel says (the upstream's estimate when the connection began).
+    nominal: f32,
 }
 
 impl Sv2Pool {
@@ -99,8 +114,25 @@ impl Sv2Pool {
         port: u16,
         min_extranonce2_size: usize,
     ) -> Result<Sv2Pool, Sv2Error> {
+        Sv2Pool::with_rolling(authority, user, host, port, min_extranonce2_size, true)
+    }
+
+    /// As [`Sv2Pool::new`]; `require_rolling`: SetupConnection says REQUIRES_VERSION_ROLLING (V1 ASICs roll
+    /// versions; off for a pool that refused the flag, which may then send jobs that fix the version).
+    pub fn with_rolling(
+        authority: &AuthorityKey,
+        user: &str,
+        host: &str,
+        port: u16,
+        min_extranonce2_size: usize,
+        require_rolling: bool,
+    ) -> Result<Sv2Pool, Sv2Error> {
         let setup = SetupParams {
-            flags: REQUIRES_VERSION_ROLLING,
+            flags: if require_rolling {
+                REQUIRES_VERSION_ROLLING
+            } else {
+                0
+            },
             endpoint_host: host.to_string(),
             endpoint_port: port,
             vendor: "fastproxy".into(),
@@ -119,6 +151,8 @@ impl Sv2Pool {
             sent: VecDeque::new(),
             next_seq: 0,
             ignored: 0,
+            requires_rolling: require_rolling,
+            nominal: 0.0,
         })
     }
 
@@ -146,6 +180,15 @@ impl Sv2Pool {
         match self.client.next_event(now_unix) {
             Ok(None) => None,
             Ok(Some(event)) => Some(self.on_event(event)),
+            Err(Sv2Error::SetupRefused { flags, code })
+                if self.requires_rolling && flags & REQUIRES_VERSION_ROLLING != 0 =>
+            {
+                Some(Sv2Step::RollingRefused {
+                    why: format!(
+                        "the pool refused SetupConnection ({code}, flags 0x{flags:08x}): it does not support requiring version rolling"
+                    ),
+                })
+            }
             Err(e) if e.is_fatal() => Some(Sv2Step::Fatal {
                 skip_pool: matches!(e, Sv2Error::WrongAuthority | Sv2Error::BadAuthorityKey(_)),
                 why: e.to_string(),
@@ -160,8 +203,8 @@ impl Sv2Pool {
                 let open = OpenChannel {
                     request_id: 1,
                     user_identity: self.user.clone(),
-                    nominal_hash_rate: 0.0,
-                    max_target: [0xff; 32],
+                    nominal_hash_rate: self.nominal,
+                    max_target: MAX_TARGET,
                     min_extranonce_size: self.min_extranonce_size,
                 };
                 match self.client.open_extended_channel(&open) {
@@ -364,7 +407,47 @@ impl Sv2Pool {
         Sv2Step::Job {
             line,
             job: BookJob::Stratum(v1),
+            rolling: job.version_rolling_allowed,
         }
+    }
+
+    /// The hashrate (h/s) the channel is to be opened with (before SetupConnection.Success; 0 by default).
+    pub fn set_nominal_hash_rate(&mut self, rate: f32) {
+        if rate.is_finite() && rate >= 0.0 {
+            self.nominal = rate;
+        }
+    }
+
+    /// The hashrate (h/s) the channel was (or will be) opened with.
+    pub fn nominal_hash_rate(&self) -> f32 {
+        self.nominal
+    }
+
+    /// Queues an UpdateChannel with `rate` (h/s) and the maximum target as opened. Err: no channel open, or
+    /// it cannot be encoded.
+    pub fn update_channel(&mut self, rate: f32) -> Result<(), String> {
+        let ch = self.channel.as_ref().ok_or("no channel open")?;
+        let update = sv2::ChannelUpdate {
+            channel_id: ch.id,
+            nominal_hash_rate: rate,
+            maximum_target: MAX_TARGET,
+        };
+        self.client
+            .update_channel(&update)
+            .map_err(|e| e.to_string())?;
+        self.nominal = rate;
+        Ok(())
+    }
+
+    /// Whether SetupConnection required version rolling on this connection.
+    pub fn requires_rolling(&self) -> bool {
+        self.requires_rolling
+    }
+
+    /// Whether the job a V1 share names lets miners roll version bits (None: no such job).
+    pub fn job_allows_rolling(&self, job_id: &str) -> Option<bool> {
+        let id: u32 = job_id.parse().ok()?;
+        self.jobs.get(&id).map(|j| j.version_rolling_allowed)
     }
 
     /// Sends a V1 miner's share (its `prefix` bytes in front of its extranonce2) as SubmitSharesExtended with

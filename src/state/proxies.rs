@@ -19,6 +19,7 @@ pub(crate) struct Timing {
     pub retry_max: Duration,
     pub failback: Duration,
     pub handshake: Duration,
+    pub sv2_update: Duration,
 }
 
 /// One configured proxy entry as this reactor runs it.
@@ -50,6 +51,8 @@ pub(crate) struct ProxyState {
     /// Counters of local validation.
     pub validation: Arc<crate::validate::ValidationStats>,
     pub timing: Timing,
+    /// SV2 pools (host, port) that refused SetupConnection with REQUIRES_VERSION_ROLLING: asked without it.
+    pub sv2_rolling_refused: std::collections::HashSet<(String, u16)>,
 }
 
 impl ProxyState {
@@ -79,6 +82,7 @@ pub(crate) fn timing(cfg: &ProxyConfig) -> Timing {
         retry_max: ProxyConfig::secs(cfg.retry_max),
         failback: ProxyConfig::secs(cfg.failback_interval),
         handshake: ProxyConfig::secs(cfg.handshake_timeout),
+        sv2_update: ProxyConfig::secs(cfg.sv2_update_interval),
     }
 }
 

@@ -72,6 +72,9 @@ pub(crate) struct Upstream {
     pub pool_difficulty: f64,
     /// The host name lookup a connection attempt (active or probe) waits for; at most one at a time.
     pub lookup: Option<Lookup>,
+    /// Accepted difficulty per second, and what an SV2 channel was told of it (OpenExtendedMiningChannel,
+    /// UpdateChannel).
+    pub rate: crate::session::sv2_rate::ChannelRate,
 }
 
 impl Upstream {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod fake_pool;
+pub mod sv2;
 pub mod tls;
 
 use fastproxy::config::Config;

@@ -60,6 +60,7 @@ impl Sv2SimPool {
             prefix_counter: 0,
         };
         make_job(&cfg, instance, &mut state);
+        let rolling_allowed = AtomicBool::new(!cfg.fixed_version_jobs);
         let shared = Arc::new(Shared {
             cfg,
             instance,
@@ -67,6 +68,7 @@ impl Sv2SimPool {
             authority_secret,
             stop: AtomicBool::new(false),
             answer: AtomicBool::new(true),
+            rolling_allowed,
             state: Mutex::new(state),
             forced: Mutex::new(VecDeque::new()),
             conns: Mutex::new(Vec::new()),
@@ -142,6 +144,11 @@ impl Sv2SimPool {
     /// False: shares are still checked and counted, but never answered (a pool that drops them).
     pub fn set_answer_submits(&self, answer: bool) {
         self.shared.answer.store(answer, Ordering::SeqCst);
+    }
+
+    /// Whether jobs sent from now on allow version rolling (the start value is `!cfg.fixed_version_jobs`).
+    pub fn set_version_rolling_allowed(&self, allowed: bool) {
+        self.shared.rolling_allowed.store(allowed, Ordering::SeqCst);
     }
 
     fn broadcast(&self, cmd: impl Fn() -> Cmd) {

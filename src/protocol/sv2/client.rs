@@ -13,7 +13,7 @@ use framing_sv2::framing::EncodableFrame;
 use noise_sv2::{Initiator, INITIATOR_EXPECTED_HANDSHAKE_MESSAGE_SIZE};
 
 use super::common::{AuthorityKey, Phase, Sv2Error, MAX_PAYLOAD};
-use super::messages::{self, Event, OpenChannel, SetupParams, ShareSubmit};
+use super::messages::{self, ChannelUpdate, Event, OpenChannel, SetupParams, ShareSubmit};
 
 /// The noise certificate window's leeway in the reference verifier (seconds).
 const CERT_LEEWAY: u32 = 10;
@@ -159,6 +159,13 @@ impl Sv2Client {
     pub fn submit_shares_extended(&mut self, share: &ShareSubmit) -> Result<(), Sv2Error> {
         self.ready()?;
         let frame = messages::submit_shares_extended(share)?;
+        self.send(frame)
+    }
+
+    /// Queues an UpdateChannel.
+    pub fn update_channel(&mut self, update: &ChannelUpdate) -> Result<(), Sv2Error> {
+        self.ready()?;
+        let frame = messages::update_channel(update)?;
         self.send(frame)
     }
 

@@ -256,6 +256,15 @@ pub struct OpenChannel {
     pub min_extranonce_size: u16,
 }
 
+/// An UpdateChannel: the channel's nominal hashrate now (h/s) and the largest target it accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelUpdate {
+    pub channel_id: u32,
+    pub nominal_hash_rate: f32,
+    /// Little-endian.
+    pub maximum_target: [u8; 32],
+}
+
 /// A SubmitSharesExtended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareSubmit {
@@ -321,6 +330,22 @@ pub fn open_extended_channel(
         msg,
         mining::MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
         mining::CHANNEL_BIT_OPEN_EXTENDED_MINING_CHANNEL,
+    )
+}
+
+/// An UpdateChannel frame (a channel message).
+pub fn update_channel(
+    u: &ChannelUpdate,
+) -> Result<MessageFrame<mining::UpdateChannel<'_>>, Sv2Error> {
+    let msg = mining::UpdateChannel {
+        channel_id: u.channel_id,
+        nominal_hash_rate: u.nominal_hash_rate,
+        maximum_target: U256::from(&u.maximum_target),
+    };
+    frame(
+        msg,
+        mining::MESSAGE_TYPE_UPDATE_CHANNEL,
+        mining::CHANNEL_BIT_UPDATE_CHANNEL,
     )
 }
 
@@ -394,6 +419,48 @@ mod tests {
                 "cut at {cut}: {r:?}"
             );
         }
+    }
+
+    fn bytes<F: framing_sv2::framing::EncodableFrame>(f: F) -> Vec<u8> {
+        let mut out = vec![0u8; f.encoded_length()];
+        f.encode_into(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn update_channel_is_a_channel_message_0x16_with_the_rate_as_f32_and_the_target() {
+        let mut target = [0xff; 32];
+        target[0] = 0x01;
+        let u = ChannelUpdate {
+            channel_id: 2,
+            nominal_hash_rate: 1.5e12,
+            maximum_target: target,
+        };
+        let mut want = vec![0x00, 0x80, 0x16, 40, 0, 0, 2, 0, 0, 0];
+        want.extend_from_slice(&1.5e12f32.to_le_bytes());
+        want.extend_from_slice(&target);
+        assert_eq!(bytes(update_channel(&u).unwrap()), want);
+    }
+
+    #[test]
+    fn setup_connection_carries_the_version_rolling_flag_only_when_asked() {
+        let mut p = SetupParams {
+            flags: REQUIRES_VERSION_ROLLING,
+            endpoint_host: String::new(),
+            endpoint_port: 0,
+            vendor: String::new(),
+            hardware_version: String::new(),
+            firmware: String::new(),
+            device_id: String::new(),
+        };
+        // Header (6), protocol 0, min and max version 2, then the flags word.
+        let with = bytes(setup_connection(&p).unwrap());
+        assert_eq!(&with[..2], &[0, 0], "not a channel message");
+        assert_eq!(with[2], 0x00);
+        assert_eq!(&with[6..15], &[0, 2, 0, 2, 0, 4, 0, 0, 0]);
+        p.flags = 0;
+        let without = bytes(setup_connection(&p).unwrap());
+        assert_eq!(&without[6..15], &[0, 2, 0, 2, 0, 0, 0, 0, 0]);
     }
 
     #[test]

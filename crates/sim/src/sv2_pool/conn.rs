@@ -28,6 +28,8 @@ pub(super) struct Channel {
     /// Jobs sent on this channel, with the extranonce prefix in effect when each was sent.
     pub(super) sent: HashMap<u32, (Arc<SimJob>, Vec<u8>)>,
     pub(super) seen: HashSet<(u32, Vec<u8>, u32, u32, u32)>,
+    /// Jobs sent with `version_rolling_allowed = false`.
+    pub(super) fixed: HashSet<u32>,
     pub(super) unacked: u32,
     pub(super) unacked_sum: u64,
 }
@@ -63,6 +65,12 @@ impl Conn<'_> {
         let id = ch.id;
         ch.sent
             .insert(job.job_id, (Arc::clone(job), ch.prefix.clone()));
+        let rolling = self.shared.rolling_allowed.load(Ordering::SeqCst);
+        if rolling {
+            ch.fixed.remove(&job.job_id);
+        } else {
+            ch.fixed.insert(job.job_id);
+        }
         let path: Vec<U256<'_>> = job.merkle_path.iter().map(U256::from).collect();
         let msg = mining::NewExtendedMiningJob {
             channel_id: id,
@@ -73,7 +81,7 @@ impl Conn<'_> {
                     .then(|| lock(&self.shared.state).tip.min_ntime),
             ),
             version: job.version,
-            version_rolling_allowed: true,
+            version_rolling_allowed: rolling,
             merkle_path: Seq0255::new(path).map_err(other)?,
             coinbase_tx_prefix: B064K::try_from(&job.prefix[..]).map_err(other)?,
             coinbase_tx_suffix: B064K::try_from(&job.suffix[..]).map_err(other)?,
@@ -146,6 +154,16 @@ impl Conn<'_> {
             common::MESSAGE_TYPE_SETUP_CONNECTION => {
                 let m: common::SetupConnection = binary_sv2::from_bytes(payload).map_err(other)?;
                 lock(&self.shared.state).stats.setup_flags.push(m.flags);
+                const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
+                if self.shared.cfg.refuse_version_rolling && m.flags & REQUIRES_VERSION_ROLLING != 0
+                {
+                    let msg = common::SetupConnectionError {
+                        flags: REQUIRES_VERSION_ROLLING,
+                        error_code: Str0255::try_from("unsupported-feature-flags")
+                            .map_err(other)?,
+                    };
+                    return self.send(msg, common::MESSAGE_TYPE_SETUP_CONNECTION_ERROR, false);
+                }
                 if m.protocol != common::Protocol::MiningProtocol || m.min_version > 2 {
                     let msg = common::SetupConnectionError {
                         flags: 0,
@@ -169,7 +187,17 @@ impl Conn<'_> {
                     binary_sv2::from_bytes(payload).map_err(other)?;
                 self.submit(m)
             }
-            _ => Ok(()), // UpdateChannel and the rest: ignored
+            mining::MESSAGE_TYPE_UPDATE_CHANNEL => {
+                let m: mining::UpdateChannel = binary_sv2::from_bytes(payload).map_err(other)?;
+                let update = (
+                    m.channel_id,
+                    m.nominal_hash_rate,
+                    m.maximum_target.to_array(),
+                );
+                lock(&self.shared.state).stats.channel_updates.push(update);
+                Ok(())
+            }
+            _ => Ok(()), // the rest: ignored
         }
     }
 
@@ -183,10 +211,13 @@ impl Conn<'_> {
             };
             return self.send(msg, mining::MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR, false);
         }
-        lock(&self.shared.state)
-            .stats
-            .user_identities
-            .push(m.user_identity.as_utf8_or_hex());
+        {
+            let mut st = lock(&self.shared.state);
+            st.stats
+                .user_identities
+                .push(m.user_identity.as_utf8_or_hex());
+            st.stats.open_hash_rates.push(m.nominal_hash_rate);
+        }
         let prefix = next_prefix(self.shared);
         let target_be = work::target_from_difficulty(cfg.difficulty);
         let mut target_le = target_be;
@@ -211,6 +242,7 @@ impl Conn<'_> {
             target_be,
             sent: HashMap::new(),
             seen: HashSet::new(),
+            fixed: HashSet::new(),
             unacked: 0,
             unacked_sum: 0,
         });

@@ -85,7 +85,11 @@ impl Conn<'_> {
         if extranonce.len() != ch.extranonce_size {
             return Err(mining::ERROR_CODE_SUBMIT_SHARES_BAD_EXTRANONCE_SIZE.into());
         }
-        let mask = self.shared.cfg.version_rolling_mask;
+        let mask = if ch.fixed.contains(&m.job_id) {
+            0
+        } else {
+            self.shared.cfg.version_rolling_mask
+        };
         if m.version & !mask != job.version & !mask {
             return Err(mining::ERROR_CODE_SUBMIT_SHARES_INVALID_NON_ROLLABLE_VERSION_BIT.into());
         }

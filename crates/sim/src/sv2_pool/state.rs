@@ -35,6 +35,12 @@ pub struct Sv2PoolConfig {
     /// Every Nth submit (counting all), when valid, is refused with [`SIM_REJECT`] instead (0: never): a
     /// known fraction of refusals for measurements.
     pub reject_every: u64,
+    /// Refuse SetupConnection with SetupConnection.Error (flags = REQUIRES_VERSION_ROLLING) when it requires
+    /// version rolling: a pool that does not support the flag.
+    pub refuse_version_rolling: bool,
+    /// Send jobs with `version_rolling_allowed = false` (shares must carry the job's version exactly); see
+    /// also [`super::Sv2SimPool::set_version_rolling_allowed`].
+    pub fixed_version_jobs: bool,
 }
 
 /// The error code of the shares [`Sv2PoolConfig::reject_every`] refuses.
@@ -53,6 +59,8 @@ impl Default for Sv2PoolConfig {
             cert_validity: Duration::from_secs(3600),
             authority: None,
             reject_every: 0,
+            refuse_version_rolling: false,
+            fixed_version_jobs: false,
         }
     }
 }
@@ -84,6 +92,10 @@ pub struct Sv2PoolStats {
     pub rejected_by_code: BTreeMap<String, u64>,
     pub accepted_shares: Vec<Sv2AcceptedShare>,
     pub successes_sent: u64,
+    /// The nominal_hash_rate of each OpenExtendedMiningChannel, in order.
+    pub open_hash_rates: Vec<f32>,
+    /// Each UpdateChannel received: (channel_id, nominal_hash_rate, maximum_target little-endian), in order.
+    pub channel_updates: Vec<(u32, f32, [u8; 32])>,
 }
 
 /// One job as the pool made it, and the prev-hash epoch it belongs to.
@@ -130,6 +142,8 @@ pub(super) struct Shared {
     pub(super) authority_secret: [u8; 32],
     pub(super) stop: AtomicBool,
     pub(super) answer: AtomicBool,
+    /// Jobs sent from now on allow version rolling.
+    pub(super) rolling_allowed: AtomicBool,
     pub(super) state: Mutex<State>,
     pub(super) forced: Mutex<VecDeque<String>>,
     pub(super) conns: Mutex<Vec<Sender<Cmd>>>,

@@ -124,6 +124,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "session/failover.rs",
             "session/pool.rs",
             "session/sv2_pool.rs",
+            "session/sv2_pool_tests.rs",
             "session/pool_tests.rs",
             "session/miner.rs",
             "session/miner_vardiff.rs",

@@ -11,3 +11,5 @@ pub(crate) mod sv2_pool;
 mod miner_tests;
 #[cfg(test)]
 mod pool_tests;
+#[cfg(test)]
+mod sv2_pool_tests;

@@ -267,7 +267,7 @@ pub struct ShareSubmit {
     /// The full nVersion of the share's header.
     pub version: u32,
     /// Everything of the coinbase's extranonce after the channel's prefix: exactly `extranonce_size` bytes.
-    pub extranonce: Vec<u8>,
+    pub extranonce: super::job::Extranonce,
 }
 
 fn str0255(s: &str) -> Result<Str0255<'_>, Sv2Error> {

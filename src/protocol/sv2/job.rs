@@ -6,7 +6,7 @@
 
 use crate::work::{swap_words, Job};
 
-use super::messages::{ExtendedJob, PrevHash};
+use super::messages::{ExtendedJob, Extranonce, PrevHash};
 
 /// The V1 job for `job` under `prev`: job_id in decimal, prevhash in notify order (each 4-byte word of the
 /// header-order hash reversed), merkle branch as on the wire, ntime the job's min_ntime or else the prev
@@ -52,44 +52,6 @@ pub fn difficulty_for_target(target_be: &[u8; 32]) -> f64 {
     d
 }
 
-/// A SubmitSharesExtended extranonce (at most 32 bytes, a `B032`) held inline: a share's costs no allocation.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Extranonce {
-    len: u8,
-    bytes: [u8; 32],
-}
-
-impl Extranonce {
-    /// `bytes` as an extranonce; None when longer than 32 bytes.
-    pub fn from_slice(bytes: &[u8]) -> Option<Extranonce> {
-        let mut e = Extranonce {
-            len: u8::try_from(bytes.len()).ok().filter(|&n| n <= 32)?,
-            bytes: [0; 32],
-        };
-        e.bytes[..bytes.len()].copy_from_slice(bytes);
-        Some(e)
-    }
-
-    /// Removes the last byte (tests send short extranonces with it).
-    pub fn pop(&mut self) -> Option<u8> {
-        self.len = self.len.checked_sub(1)?;
-        Some(self.bytes[usize::from(self.len)])
-    }
-}
-
-impl std::ops::Deref for Extranonce {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-}
-
-impl std::fmt::Debug for Extranonce {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Extranonce({})", crate::hex::encode(self))
-    }
-}
-
 /// SubmitSharesExtended.extranonce for a V1 share: everything after the channel's prefix, i.e. the V1
 /// extranonce1's part after the channel prefix (the proxy's per-miner bytes) then the miner's extranonce2.
 /// None when the result is not exactly the channel's `extranonce_size` (or longer than 32 bytes).
@@ -98,14 +60,10 @@ pub fn share_extranonce(
     extranonce2: &[u8],
     extranonce_size: usize,
 ) -> Option<Extranonce> {
-    let n = miner_prefix.len() + extranonce2.len();
-    if n != extranonce_size || n > 32 {
+    if miner_prefix.len() + extranonce2.len() != extranonce_size {
         return None;
     }
-    let mut e = Extranonce::from_slice(miner_prefix)?;
-    e.bytes[miner_prefix.len()..n].copy_from_slice(extranonce2);
-    e.len = n as u8;
-    Some(e)
+    Extranonce::concat(miner_prefix, extranonce2)
 }
 
 /// The full nVersion of a share: the job's version with the miner's rolled bits inside `mask`; the job's

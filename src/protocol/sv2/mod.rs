@@ -13,7 +13,7 @@ pub mod messages;
 
 pub use client::Sv2Client;
 pub use common::{AuthorityKey, Phase, Sv2Error, MAX_PAYLOAD};
-pub use job::{
-    difficulty_for_target, share_extranonce, submit_version, target_to_be, v1_job, Extranonce,
+pub use job::{difficulty_for_target, share_extranonce, submit_version, target_to_be, v1_job};
+pub use messages::{
+    Event, ExtendedJob, Extranonce, OpenChannel, PrevHash, SetupParams, ShareSubmit,
 };
-pub use messages::{Event, ExtendedJob, OpenChannel, PrevHash, SetupParams, ShareSubmit};

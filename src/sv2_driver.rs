@@ -233,11 +233,8 @@ impl Reactor {
             Sv2Step::Reconnect { host, port } => {
                 self.pool_reconnect_request(u, host.as_deref(), port, Duration::ZERO);
             }
-            Sv2Step::Verdicts(verdicts) => {
-                for (pid, code) in verdicts {
-                    self.sv2_verdict(u, t, pid, code.as_deref());
-                }
-            }
+            Sv2Step::Accepted(pid) => self.sv2_verdict(u, t, pid, None),
+            Sv2Step::Rejected { pid, code } => self.sv2_verdict(u, t, pid, Some(&code)),
             Sv2Step::Ignored(why) => log::warn!("[{}] pool: {why}; ignored", self.name(u)),
             Sv2Step::RollingRefused { why } => {
                 let key = (pc.session.url.host.clone(), pc.session.url.port);

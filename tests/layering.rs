@@ -125,6 +125,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "session/pool.rs",
             "session/sv2_pool.rs",
             "session/sv2_rate.rs",
+            "session/sv2_pool_tests.rs",
             "session/pool_tests.rs",
             "session/miner.rs",
             "session/miner_vardiff.rs",

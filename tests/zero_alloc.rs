@@ -223,3 +223,270 @@ fn forwarded_shares_allocate_nothing(routed: bool) {
     drop(proxy);
     drop(silent);
 }
+
+/// The pool side of an SV2 connection, on the reference crates (Noise responder, codec), over a blocking
+/// socket of the test thread.
+struct Sv2Pool {
+    s: TcpStream,
+    enc: codec_sv2::TransportEncryptState,
+    dec: Option<codec_sv2::TransportDecryptState>,
+    decoder: codec_sv2::NoiseDecoder,
+    encoder: codec_sv2::NoiseEncoder,
+}
+
+/// The channel the test pool opens (in group 1).
+const SV2_CHANNEL: u32 = 2;
+
+impl Sv2Pool {
+    /// Accepts the proxy's connection and answers its Noise handshake.
+    fn accept(listener: &TcpListener, (public, secret): ([u8; 32], [u8; 32])) -> Sv2Pool {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut e = [0u8; 64];
+        s.read_exact(&mut e).unwrap();
+        let responder =
+            noise_sv2::Responder::from_authority_kp(&public, &secret, Duration::from_secs(600))
+                .unwrap();
+        let (reply, transport) = codec_sv2::Handshake::responder(responder)
+            .step_1(e)
+            .unwrap();
+        s.write_all(reply.payload()).unwrap();
+        let (enc, dec) = transport.split();
+        Sv2Pool {
+            s,
+            enc,
+            dec: Some(dec),
+            decoder: codec_sv2::NoiseDecoder::new(),
+            encoder: codec_sv2::NoiseEncoder::new(),
+        }
+    }
+
+    /// Decrypts the next frame from `src` (reading more as the decoder asks): its type and payload.
+    fn next_from(&mut self, mut src: impl FnMut(&mut [u8])) -> (u8, Vec<u8>) {
+        loop {
+            src(self.decoder.writable());
+            let state = self.dec.take().unwrap();
+            match self.decoder.next_transport_frame(state).unwrap() {
+                codec_sv2::Decrypted::Incomplete(_, st) => self.dec = Some(st),
+                codec_sv2::Decrypted::Frame(mut frame, st) => {
+                    self.dec = Some(st);
+                    let ty = frame.header().msg_type();
+                    return (ty, frame.payload().to_vec());
+                }
+            }
+        }
+    }
+
+    /// The next frame from the socket.
+    fn next(&mut self) -> (u8, Vec<u8>) {
+        let mut s = self.s.try_clone().unwrap();
+        self.next_from(|buf| s.read_exact(buf).unwrap())
+    }
+
+    /// One message, encrypted (the encryption state moves on: frames must be sent in this order).
+    fn encrypt<T: binary_sv2::Serialize + binary_sv2::GetSize>(
+        &mut self,
+        msg: T,
+        ty: u8,
+        channel: bool,
+    ) -> Vec<u8> {
+        let frame = framing_sv2::framing::MessageFrame::from_message(msg, ty, 0, channel).unwrap();
+        let out = self.encoder.encode_transport(frame, &mut self.enc).unwrap();
+        let out: &[u8] = out.as_ref();
+        out.to_vec()
+    }
+
+    fn send<T: binary_sv2::Serialize + binary_sv2::GetSize>(&mut self, msg: T, ty: u8, ch: bool) {
+        let bytes = self.encrypt(msg, ty, ch);
+        self.s.write_all(&bytes).unwrap();
+    }
+
+    /// SetupConnection.Success, OpenExtendedMiningChannel.Success (prefix 01020304, 8 extranonce bytes, any
+    /// hash a share), job 5 and the prev hash that activates it.
+    fn open_channel_with_job(&mut self) {
+        use binary_sv2::{Seq0255, Sv2Option, B032, B064K, U256};
+        use mining_sv2 as mining;
+        assert_eq!(self.next().0, 0x00, "SetupConnection");
+        let ok = common_messages_sv2::SetupConnectionSuccess {
+            used_version: 2,
+            flags: 0,
+        };
+        self.send(ok, 0x01, false);
+        assert_eq!(self.next().0, 0x13, "OpenExtendedMiningChannel");
+        let open = mining::OpenExtendedMiningChannelSuccess {
+            request_id: 1,
+            channel_id: SV2_CHANNEL,
+            target: U256::from(&[0xffu8; 32]),
+            extranonce_size: 8,
+            extranonce_prefix: B032::try_from(&[1u8, 2, 3, 4][..]).unwrap(),
+            group_channel_id: 1,
+        };
+        self.send(open, 0x14, false);
+        let job = mining::NewExtendedMiningJob {
+            channel_id: 1,
+            job_id: 5,
+            min_ntime: Sv2Option::new(None),
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            merkle_path: Seq0255::new(vec![]).unwrap(),
+            coinbase_tx_prefix: B064K::try_from(&[1u8; 42][..]).unwrap(),
+            coinbase_tx_suffix: B064K::try_from(&[2u8; 30][..]).unwrap(),
+        };
+        self.send(job, 0x1f, true);
+        let prev = mining::SetNewPrevHash {
+            channel_id: 1,
+            job_id: 5,
+            prev_hash: U256::from(&[3u8; 32]),
+            min_ntime: 1_700_000_000,
+            nbits: 0x1d00_ffff,
+        };
+        self.send(prev, 0x20, true);
+    }
+
+    /// SubmitShares.Success for the one share with sequence number `seq`, encrypted.
+    fn success(&mut self, seq: u32) -> Vec<u8> {
+        let ok = mining_sv2::SubmitSharesSuccess {
+            channel_id: SV2_CHANNEL,
+            last_sequence_number: seq,
+            new_submits_accepted_count: 1,
+            new_shares_sum: 1,
+        };
+        self.encrypt(
+            ok,
+            mining_sv2::MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
+            mining_sv2::CHANNEL_BIT_SUBMIT_SHARES_SUCCESS,
+        )
+    }
+}
+
+/// The miner's reply to share `id` is its own (not a notification) and says true.
+fn assert_accepted(line: &[u8], id: &[u8]) {
+    assert!(
+        id_digits(line) == id && !contains(line, b"\"method\""),
+        "the reply to share {}: {}",
+        String::from_utf8_lossy(id),
+        String::from_utf8_lossy(line)
+    );
+    assert!(
+        contains(line, b"\"result\":true") && contains(line, b"\"error\":null"),
+        "share {} accepted: {}",
+        String::from_utf8_lossy(id),
+        String::from_utf8_lossy(line)
+    );
+}
+
+/// Issue 14's SV2 upstream: a V1 miner's share goes up as an encrypted SubmitSharesExtended and the pool's
+/// encrypted SubmitShares.Success comes back as the miner's `true`, with no allocation in the proxy. The
+/// test thread plays the miner and the pool (the reference crates' Noise responder and codec); during the
+/// measured window it only moves bytes built before it: the pool's Successes are encrypted in advance, in
+/// order (Noise nonces are sequential), and each submit's encrypted frame (a fixed size for a fixed
+/// extranonce size) is read raw into a preallocated buffer, decrypted and checked after the window.
+#[test]
+fn a_share_forwarded_to_an_sv2_pool_costs_no_allocation_in_steady_state() {
+    const WARM: usize = 2000;
+    const MEASURED: usize = 2000;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let keypair = fastproxy_sim::sv2_pool::authority_keypair();
+    let key = fastproxy::protocol::sv2::AuthorityKey::from_x_only(keypair.0)
+        .unwrap()
+        .to_base58();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let yaml = format!(
+        "threads: 1\nproxies:\n  - name: z\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n      - url: stratum2+tcp://{}\n        user: acct\n        authority_public_key: {key}\n",
+        listener.local_addr().unwrap()
+    );
+    let proxy = fastproxy::proxy::start(&Config::from_yaml(&yaml).unwrap()).unwrap();
+    let mut pool = Sv2Pool::accept(&listener, keypair);
+    pool.open_channel_with_job();
+
+    let sock = TcpStream::connect(proxy.first_addr().unwrap()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut miner = Lines::new(sock);
+    miner.sock.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"rig\",\"x\"]}\n").unwrap();
+    let mut line = Vec::with_capacity(4096);
+    let (mut e2_size, mut job_id) = (None, None);
+    while job_id.is_none() {
+        miner.read_line(&mut line);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        if v["id"] == 1 {
+            e2_size = v["result"][2].as_u64();
+        }
+        if v["method"] == "mining.notify" {
+            job_id = v["params"][0].as_str().map(str::to_string);
+        }
+    }
+    let (e2_size, job_id) = (e2_size.unwrap() as usize, job_id.unwrap());
+    assert_eq!(e2_size, 6, "8 channel bytes, 2 of them the proxy's prefix");
+    let submits: Vec<(Vec<u8>, Vec<u8>)> = (0..WARM + MEASURED)
+        .map(|i| {
+            let line = format!("{{\"id\":{i},\"method\":\"mining.submit\",\"params\":[\"rig\",\"{job_id}\",\"{i:0w$x}\",\"6553f100\",\"{i:08x}\"]}}\n", w = 2 * e2_size);
+            (line.into_bytes(), i.to_string().into_bytes())
+        })
+        .collect();
+    let check_submit = |(ty, mut payload): (u8, Vec<u8>), i: usize| {
+        assert_eq!(ty, mining_sv2::MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED);
+        let m: mining_sv2::SubmitSharesExtended = binary_sv2::from_bytes(&mut payload).unwrap();
+        assert_eq!(
+            (m.channel_id, m.sequence_number, m.job_id, m.nonce),
+            (SV2_CHANNEL, i as u32, 5, i as u32),
+            "share {i}"
+        );
+        assert_eq!(m.extranonce.as_ref()[2..], (i as u64).to_be_bytes()[2..]);
+    };
+
+    // Warm up: the pool decrypts each submit as it comes and answers it.
+    let mut frame_len = 0;
+    for (i, (submit, id)) in submits[..WARM].iter().enumerate() {
+        miner.sock.write_all(submit).unwrap();
+        let mut s = pool.s.try_clone().unwrap();
+        let mut read = 0;
+        let frame = pool.next_from(|buf| {
+            s.read_exact(buf).unwrap();
+            read += buf.len();
+        });
+        check_submit(frame, i);
+        assert!(
+            frame_len == 0 || frame_len == read,
+            "submit frames of one size"
+        );
+        frame_len = read;
+        let ok = pool.success(i as u32);
+        pool.s.write_all(&ok).unwrap();
+        miner.read_line(&mut line);
+        assert_accepted(&line, id);
+    }
+
+    // The measured window: only bytes built before it move.
+    let successes: Vec<Vec<u8>> = (WARM..WARM + MEASURED)
+        .map(|i| pool.success(i as u32))
+        .collect();
+    let mut raw = vec![0u8; frame_len * MEASURED];
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for (k, (submit, id)) in submits[WARM..].iter().enumerate() {
+        miner.sock.write_all(submit).unwrap();
+        pool.s
+            .read_exact(&mut raw[k * frame_len..(k + 1) * frame_len])
+            .unwrap();
+        pool.s.write_all(&successes[k]).unwrap();
+        miner.read_line(&mut line);
+        assert_accepted(&line, id);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+
+    // What went up in the window: each share with its own sequence number.
+    let mut at = 0;
+    for i in WARM..WARM + MEASURED {
+        let frame = pool.next_from(|buf| {
+            buf.copy_from_slice(&raw[at..at + buf.len()]);
+            at += buf.len();
+        });
+        check_submit(frame, i);
+    }
+    assert_eq!(at, raw.len());
+    assert_eq!(
+        allocations, 0,
+        "allocations during {MEASURED} shares forwarded to an SV2 pool (submit in, SubmitSharesExtended up, Success back)"
+    );
+    drop(proxy);
+}

@@ -207,59 +207,63 @@ fn pool_message(op: u8, b: &mut Bytes, m: &Model) -> (Frame, Sent) {
 }
 
 /// Checks one step of the session against the message that caused it; false when the connection must close.
-fn check(step: &Sv2Step, sent: &Sent, m: &mut Model) -> bool {
+fn check(step: &Sv2Step, m: &Model) -> bool {
     match step {
         Sv2Step::Fatal { .. } | Sv2Step::RollingRefused { .. } => return false,
         Sv2Step::Ready { .. } => {
             assert!(m.channel.is_none(), "a second channel became ready");
         }
-        Sv2Step::Verdicts(verdicts) => {
-            assert!(!verdicts.is_empty(), "an empty list of verdicts");
-            for (pid, verdict) in verdicts {
-                let seq = m
-                    .sent
-                    .iter()
-                    .find(|&(_, p)| p == pid)
-                    .map(|(&s, _)| s)
-                    .unwrap_or_else(|| panic!("a verdict for pending id {pid}, never sent"));
-                let before = m.answered.insert(*pid, verdict.clone());
-                assert!(
-                    before.is_none(),
-                    "share {seq} answered twice: {before:?} then {verdict:?}"
-                );
-                match (verdict, sent) {
-                    (None, Sent::Success { last, .. }) => {
-                        assert!(
-                            seq <= *last,
-                            "share {seq} accepted by a Success up to {last}"
-                        );
-                        assert!(
-                            !m.refused.contains(&seq),
-                            "share {seq} told true after the pool's Error for it"
-                        );
-                    }
-                    (
-                        Some(code),
-                        Sent::Error {
-                            seq: s, code: c, ..
-                        },
-                    ) => {
-                        assert_eq!((seq, code), (*s, c), "an Error answered another share");
-                    }
-                    _ => panic!("verdict {verdict:?} for share {seq} from {sent:?}"),
-                }
-            }
-            if let Sent::Success { count, .. } = sent {
-                let yes = verdicts.len() as u64;
-                assert!(
-                    yes <= u64::from(*count),
-                    "{yes} shares accepted by a Success counting {count}"
-                );
-            }
+        Sv2Step::Accepted(_) | Sv2Step::Rejected { .. } => {
+            unreachable!("verdicts are checked together")
         }
         _ => {}
     }
     true
+}
+
+/// Checks the verdicts (pending id, None for accepted or the error code) the session gave for one message.
+fn check_verdicts(verdicts: &[(u64, Option<String>)], sent: &Sent, m: &mut Model) {
+    for (pid, verdict) in verdicts {
+        let seq = m
+            .sent
+            .iter()
+            .find(|&(_, p)| p == pid)
+            .map(|(&s, _)| s)
+            .unwrap_or_else(|| panic!("a verdict for pending id {pid}, never sent"));
+        let before = m.answered.insert(*pid, verdict.clone());
+        assert!(
+            before.is_none(),
+            "share {seq} answered twice: {before:?} then {verdict:?}"
+        );
+        match (verdict, sent) {
+            (None, Sent::Success { last, .. }) => {
+                assert!(
+                    seq <= *last,
+                    "share {seq} accepted by a Success up to {last}"
+                );
+                assert!(
+                    !m.refused.contains(&seq),
+                    "share {seq} told true after the pool's Error for it"
+                );
+            }
+            (
+                Some(code),
+                Sent::Error {
+                    seq: s, code: c, ..
+                },
+            ) => {
+                assert_eq!((seq, code), (*s, c), "an Error answered another share");
+            }
+            _ => panic!("verdict {verdict:?} for share {seq} from {sent:?}"),
+        }
+    }
+    if let Sent::Success { count, .. } = sent {
+        let yes = verdicts.len() as u64;
+        assert!(
+            yes <= u64::from(*count),
+            "{yes} shares accepted by a Success counting {count}"
+        );
+    }
 }
 
 /// What the session must answer for `sent` (given the model before it): the pool's Error for a waiting share
@@ -336,19 +340,32 @@ pub fn sv2_session(data: &[u8]) {
         let must = must_answer(&sent, &m);
         let ready = f.ty == 0x14 && f.ext & 0x7fff == 0 && f.payload.len() >= 8;
         pool.client.feed(&encrypt(&f, &mut enc));
-        let mut steps = 0;
+        let (mut steps, mut verdicts) = (0, Vec::new());
         while let Some(step) = pool.next_step(now()) {
-            steps += 1;
-            assert!(steps <= 1, "more than one step from one frame");
+            match step {
+                Sv2Step::Accepted(pid) => verdicts.push((pid, None)),
+                Sv2Step::Rejected { pid, ref code } => verdicts.push((pid, Some(code.clone()))),
+                _ => steps += 1,
+            }
+            assert!(
+                steps + usize::from(!verdicts.is_empty()) <= 1,
+                "more than one step (or a step and verdicts) from one frame"
+            );
+            if steps == 0 {
+                continue;
+            }
             if ready {
                 if let Sv2Step::Ready { .. } = step {
                     m.channel = Some(u32::from_le_bytes(f.payload[4..8].try_into().unwrap()));
                     continue;
                 }
             }
-            if !check(&step, &sent, &mut m) {
+            if !check(&step, &m) {
                 return;
             }
+        }
+        if !verdicts.is_empty() {
+            check_verdicts(&verdicts, &sent, &mut m);
         }
         pool.client.take_output();
         for pid in must {

@@ -12,3 +12,5 @@ pub(crate) mod sv2_rate;
 mod miner_tests;
 #[cfg(test)]
 mod pool_tests;
+#[cfg(test)]
+mod sv2_pool_tests;

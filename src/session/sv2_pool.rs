@@ -73,8 +73,11 @@ pub enum Sv2Step {
         host: Option<String>,
         port: Option<u16>,
     },
-    /// The pool's verdicts: (pending id, None for accepted or the pool's error code).
-    Verdicts(Vec<(u64, Option<String>)>),
+    /// The pool accepted the share sent with this pending id: one step for each share a Success covers
+    /// (handed out one by one by [`Sv2Pool::next_step`], so that a verdict costs no allocation).
+    Accepted(u64),
+    /// The pool refused the share sent with pending id `pid`: its error code.
+    Rejected { pid: u64, code: String },
     /// A message ignored, with why (logged).
     Ignored(String),
     /// The pool refused SetupConnection because it does not support the version-rolling-required flag: the
@@ -93,8 +96,11 @@ pub struct Sv2Pool {
     channel: Option<Channel>,
     jobs: BTreeMap<u32, ExtendedJob>,
     prev: Option<PrevHash>,
-    /// Shares sent and not answered by the pool, in sequence order: (sequence number, pending id).
+    /// Shares sent and not answered by the pool, in sequence order: (sequence number, pending id). Sequence
+    /// numbers wrap after 2^32 shares: they are compared as distances from the oldest one waiting.
     sent: VecDeque<(u32, u64)>,
+    /// How many of `sent`'s first entries a Success accepted, still to hand out as [`Sv2Step::Accepted`].
+    accepted_run: usize,
     next_seq: u32,
     /// Messages ignored in a row (as V1's unparsable lines: a pool sending only those is dropped).
     ignored: u32,
@@ -149,6 +155,7 @@ impl Sv2Pool {
             jobs: BTreeMap::new(),
             prev: None,
             sent: VecDeque::new(),
+            accepted_run: 0,
             next_seq: 0,
             ignored: 0,
             requires_rolling: require_rolling,
@@ -160,6 +167,9 @@ impl Sv2Pool {
     /// More than [`MAX_POOL_BAD_LINES`] ignored messages in a row are fatal; past the first three they are
     /// [`Sv2Step::Nothing`] (not logged).
     pub fn next_step(&mut self, now_unix: u32) -> Option<Sv2Step> {
+        if let Some(step) = self.next_accepted() {
+            return Some(step);
+        }
         let step = self.step(now_unix)?;
         if !matches!(step, Sv2Step::Ignored(_)) {
             self.ignored = 0;
@@ -336,10 +346,16 @@ impl Sv2Pool {
                 if !self.is_ours(channel_id, false) {
                     return unknown_channel("SubmitShares.Error", channel_id);
                 }
-                match self.sent.binary_search_by_key(&sequence_number, |&(s, _)| s) {
+                let base = self.oldest_waiting();
+                let at = self
+                    .sent
+                    .binary_search_by_key(&sequence_number.wrapping_sub(base), |&(s, _)| {
+                        s.wrapping_sub(base)
+                    });
+                match at {
                     Ok(i) => {
                         let (_, pid) = self.sent.remove(i).expect("found");
-                        Sv2Step::Verdicts(vec![(pid, Some(code))])
+                        Sv2Step::Rejected { pid, code }
                     }
                     Err(_) => Sv2Step::Ignored(format!(
                         "SubmitShares.Error ({code}) for sequence number {sequence_number}, which waits for no verdict"
@@ -366,12 +382,21 @@ impl Sv2Pool {
     /// pool says it accepted; otherwise some of them may be refused later, so none is answered `true` (they
     /// get the pool's Errors, or an error at the share timeout).
     fn accepted(&mut self, last: u32, count: u32) -> Sv2Step {
-        if self.next_seq == 0 || last >= self.next_seq {
+        // Distances from the oldest share waiting (or the next to send): the shares sent since it are the
+        // `span` numbers after it, wrapping past u32::MAX.
+        let base = self.oldest_waiting();
+        let (ahead, span) = (last.wrapping_sub(base), self.next_seq.wrapping_sub(base));
+        if ahead >= span && ahead < 1 << 31 {
             return Sv2Step::Ignored(format!(
                 "SubmitShares.Success up to sequence number {last}, which was never sent"
             ));
         }
-        let covered = self.sent.partition_point(|&(s, _)| s <= last);
+        let covered = if ahead >= span {
+            0
+        } else {
+            self.sent
+                .partition_point(|&(s, _)| s.wrapping_sub(base) <= ahead)
+        };
         if covered == 0 {
             return Sv2Step::Ignored(format!(
                 "SubmitShares.Success up to {last} ({count} shares) for shares already answered"
@@ -382,12 +407,27 @@ impl Sv2Pool {
                 "SubmitShares.Success up to {last} accepts {count} of the {covered} shares waiting: which ones is unknown, none answered yet"
             ));
         }
-        let verdicts = self
-            .sent
-            .drain(..covered)
-            .map(|(_, pid)| (pid, None))
-            .collect();
-        Sv2Step::Verdicts(verdicts)
+        self.accepted_run = covered;
+        self.next_accepted().unwrap_or(Sv2Step::Nothing)
+    }
+
+    /// The next share of the accepted run, if any.
+    fn next_accepted(&mut self) -> Option<Sv2Step> {
+        self.accepted_run = self.accepted_run.checked_sub(1)?;
+        let (_, pid) = self.sent.pop_front()?;
+        Some(Sv2Step::Accepted(pid))
+    }
+
+    /// The sequence number of the oldest share waiting for a verdict, else the next one to send.
+    fn oldest_waiting(&self) -> u32 {
+        self.sent.front().map_or(self.next_seq, |&(s, _)| s)
+    }
+
+    /// Starts the sequence numbers at `seq` (tests of the wrap past u32::MAX), before any share is sent.
+    #[cfg(test)]
+    pub(crate) fn start_sequence_at(&mut self, seq: u32) {
+        assert!(self.sent.is_empty(), "shares were sent already");
+        self.next_seq = seq;
     }
 
     /// Whether `channel_id` is this connection's channel (or, for jobs and prev hashes, its group).
@@ -463,8 +503,14 @@ impl Sv2Pool {
         let ch = self.channel.as_ref().ok_or("no channel open")?;
         let job_id: u32 = share.job_id.parse().map_err(|_| "job not found")?;
         let job = self.jobs.get(&job_id).ok_or("job not found")?;
-        let e2 = crate::hex::decode(share.extranonce2).ok_or("bad extranonce2")?;
-        let extranonce = sv2::share_extranonce(prefix, &e2, ch.extranonce_size)
+        let (hex, mut e2) = (share.extranonce2.as_bytes(), [0u8; 32]);
+        let e2 = e2
+            .get_mut(..hex.len() / 2)
+            .ok_or("extranonce2 of the wrong size")?;
+        if !crate::hex::decode_into(hex, e2) {
+            return Err("bad extranonce2".into());
+        }
+        let extranonce = sv2::share_extranonce(prefix, e2, ch.extranonce_size)
             .ok_or("extranonce2 of the wrong size")?;
         let nonce = crate::work::u32_from_hex(share.nonce).ok_or("bad nonce")?;
         let ntime = crate::work::u32_from_hex(share.ntime).ok_or("bad ntime")?;
@@ -489,6 +535,7 @@ impl Sv2Pool {
         // Shares answered otherwise (timeout) leave their entry until a Success passes them; keep it bounded.
         if self.sent.len() >= 1 << 20 {
             self.sent.pop_front();
+            self.accepted_run = self.accepted_run.saturating_sub(1);
         }
         self.sent.push_back((seq, pid));
         Ok(())

@@ -7,10 +7,13 @@
 //! SetupConnection (queued as soon as the handshake completes), then Ready. A fatal error moves the client to
 //! `Failed` for good; a consumed frame it could not use (unknown type, malformed payload) leaves it usable.
 
-use codec_sv2::{Decrypted, Handshake, InitiatorSent, NoiseDecoder, NoiseEncoder};
-use codec_sv2::{TransportDecryptState, TransportEncryptState};
+use codec_sv2::{ENCRYPTED_SV2_FRAME_HEADER_SIZE, SV2_FRAME_PLAINTEXT_CHUNK_SIZE};
 use framing_sv2::framing::EncodableFrame;
-use noise_sv2::{Initiator, INITIATOR_EXPECTED_HANDSHAKE_MESSAGE_SIZE};
+use framing_sv2::header::Header;
+use framing_sv2::{SV2_FRAME_CHUNK_SIZE, SV2_FRAME_HEADER_SIZE};
+use noise_sv2::{
+    Initiator, NoiseDecryptor, NoiseEncryptor, INITIATOR_EXPECTED_HANDSHAKE_MESSAGE_SIZE,
+};
 
 use super::common::{AuthorityKey, Phase, Sv2Error, MAX_PAYLOAD};
 use super::messages::{self, ChannelUpdate, Event, OpenChannel, SetupParams, ShareSubmit};
@@ -23,18 +26,27 @@ const MAX_ENCRYPTED_FRAME: usize =
     codec_sv2::ENCRYPTED_SV2_FRAME_HEADER_SIZE + MAX_PAYLOAD + 16 * (MAX_PAYLOAD / 65_519 + 1);
 
 /// One SV2 client connection (see the module docs).
+///
+/// Frames are sealed and opened here with `noise_sv2`'s cipher states, as `codec_sv2`'s encoder and decoder
+/// do (the header, then the payload in chunks, each with its MAC), but in buffers kept for the
+/// connection's life: `codec_sv2`'s allocate per frame, and a share must cost no allocation (tests/
+/// zero_alloc.rs). The `with_buffer_pool` feature was measured: still 12 allocations per share, and its
+/// pool spins forever when dropped while a frame it returned is alive.
 pub struct Sv2Client {
     phase: Phase,
     setup: SetupParams,
-    handshake: Option<Handshake<InitiatorSent>>,
-    encrypt: Option<TransportEncryptState>,
-    decrypt: Option<TransportDecryptState>,
-    decoder: NoiseDecoder,
-    encoder: NoiseEncoder,
+    handshake: Option<Box<Initiator>>,
+    encrypt: Option<NoiseEncryptor>,
+    decrypt: Option<NoiseDecryptor>,
+    /// The header of the frame whose payload is awaited.
+    header: Option<Header>,
+    /// A frame in plain text (being sealed, or opened), and one chunk being sealed or opened in place.
+    plain: Vec<u8>,
+    chunk: Vec<u8>,
     /// Bytes from the pool not yet handed to the handshake or the decoder, from `in_pos`.
     input: Vec<u8>,
     in_pos: usize,
-    /// Encrypted bytes handed to the decoder for the frame in progress.
+    /// Encrypted bytes of the frame in progress already consumed (its header).
     frame_bytes: usize,
     /// Bytes to send to the pool, from `out_pos`.
     out: Vec<u8>,
@@ -55,23 +67,24 @@ impl Sv2Client {
     /// A connection that will accept only a pool whose certificate `authority` signed, and send `setup`
     /// once encrypted. The handshake's first message is queued in [`Sv2Client::output`].
     pub fn new(authority: &AuthorityKey, setup: SetupParams) -> Result<Sv2Client, Sv2Error> {
-        let initiator = Initiator::from_raw_k(authority.x_only())
+        let mut initiator = Initiator::from_raw_k(authority.x_only())
             .map_err(|e| Sv2Error::BadAuthorityKey(format!("{e:?}")))?;
-        let (first, handshake) = Handshake::initiator(initiator)
+        let first = initiator
             .step_0()
-            .map_err(|e| Sv2Error::Handshake(e.to_string()))?;
+            .map_err(|e| Sv2Error::Handshake(format!("{e:?}")))?;
         Ok(Sv2Client {
             phase: Phase::Handshake,
             setup,
-            handshake: Some(handshake),
+            handshake: Some(initiator),
             encrypt: None,
             decrypt: None,
-            decoder: NoiseDecoder::new(),
-            encoder: NoiseEncoder::new(),
+            header: None,
+            plain: Vec::new(),
+            chunk: Vec::with_capacity(SV2_FRAME_CHUNK_SIZE),
             input: Vec::new(),
             in_pos: 0,
             frame_bytes: 0,
-            out: first.payload().to_vec(),
+            out: first.to_vec(),
             out_pos: 0,
         })
     }
@@ -176,18 +189,33 @@ impl Sv2Client {
         }
     }
 
-    /// Encrypts one frame into the output.
+    /// Encrypts one frame into the output: its header, then its payload in chunks, each sealed with its MAC.
     fn send<F: EncodableFrame>(&mut self, frame: F) -> Result<(), Sv2Error> {
         let Some(state) = self.encrypt.as_mut() else {
             return Err(Sv2Error::NotReady(self.phase));
         };
-        match self.encoder.encode_transport(frame, state) {
-            Ok(bytes) => {
-                self.out.extend_from_slice(bytes.as_ref());
-                Ok(())
-            }
-            Err(e) => Err(Sv2Error::Encode(e.to_string())),
+        let len = frame.encoded_length();
+        if len < SV2_FRAME_HEADER_SIZE {
+            return Err(Sv2Error::Encode(format!("a {len}-byte frame")));
         }
+        self.plain.clear();
+        self.plain.resize(len, 0);
+        frame
+            .encode_into(&mut self.plain)
+            .map_err(|e| Sv2Error::Encode(format!("{e:?}")))?;
+        let (header, payload) = self.plain.split_at(SV2_FRAME_HEADER_SIZE);
+        let pieces = std::iter::once(header).chain(payload.chunks(SV2_FRAME_PLAINTEXT_CHUNK_SIZE));
+        for piece in pieces {
+            self.chunk.clear();
+            self.chunk.extend_from_slice(piece);
+            if state.encrypt(&mut self.chunk).is_err() {
+                // The cipher state may have moved on: nothing more can be sent on this connection.
+                self.phase = Phase::Failed;
+                return Err(Sv2Error::Encode("encryption failed".into()));
+            }
+            self.out.extend_from_slice(&self.chunk);
+        }
+        Ok(())
     }
 
     /// Completes the handshake when the responder's message is there; false while it is not.
@@ -199,14 +227,14 @@ impl Sv2Client {
         let mut msg = [0u8; N];
         msg.copy_from_slice(&self.input[self.in_pos..self.in_pos + N]);
         self.in_pos += N;
-        let handshake = self
+        let mut handshake = self
             .handshake
             .take()
             .ok_or(Sv2Error::NotReady(self.phase))?;
-        let transport = handshake
+        let engine = handshake
             .step_2_with_now(msg, now)
             .map_err(|e| handshake_error(e, now))?;
-        let (encrypt, decrypt) = transport.split();
+        let (encrypt, decrypt) = engine.into_split();
         self.encrypt = Some(encrypt);
         self.decrypt = Some(decrypt);
         self.phase = Phase::Setup;
@@ -216,41 +244,57 @@ impl Sv2Client {
         Ok(true)
     }
 
-    /// Hands the decoder exactly the bytes it asks for until a frame is complete, then decodes it.
+    /// Opens the next frame once its bytes are there (the header first, then the payload it announces), then
+    /// decodes it.
     fn next_frame_event(&mut self) -> Result<Option<Event>, Sv2Error> {
-        loop {
-            let want = self.decoder.writable_len();
-            if self.input.len() - self.in_pos < want {
-                return Ok(None);
-            }
-            self.frame_bytes += want;
-            if self.frame_bytes > MAX_ENCRYPTED_FRAME {
-                return Err(Sv2Error::FrameTooLong {
-                    at_least: self.frame_bytes,
-                });
-            }
-            self.decoder
-                .writable()
-                .copy_from_slice(&self.input[self.in_pos..self.in_pos + want]);
-            self.in_pos += want;
-            let state = self.decrypt.take().ok_or(Sv2Error::NotReady(self.phase))?;
-            match self.decoder.next_transport_frame(state) {
-                Ok(Decrypted::Incomplete(_, state)) => self.decrypt = Some(state),
-                Ok(Decrypted::Frame(mut frame, state)) => {
-                    self.decrypt = Some(state);
-                    self.frame_bytes = 0;
-                    let header = frame.header();
-                    let (ext, ty) = (header.ext_type_without_channel_msg(), header.msg_type());
-                    let event = messages::decode(ext, ty, frame.payload())?;
-                    return self.in_phase(ty, event).map(Some);
+        let Some(state) = self.decrypt.as_mut() else {
+            return Err(Sv2Error::NotReady(self.phase));
+        };
+        let header = match self.header {
+            Some(header) => header,
+            None => {
+                const N: usize = ENCRYPTED_SV2_FRAME_HEADER_SIZE;
+                if self.input.len() - self.in_pos < N {
+                    return Ok(None);
                 }
-                Err(codec_sv2::Error::AeadError(_)) => return Err(Sv2Error::Decrypt),
-                Err(codec_sv2::Error::NoiseSv2Error(noise_sv2::Error::Aead(_))) => {
-                    return Err(Sv2Error::Decrypt)
+                self.chunk.clear();
+                self.chunk
+                    .extend_from_slice(&self.input[self.in_pos..self.in_pos + N]);
+                self.in_pos += N;
+                self.frame_bytes = N;
+                state
+                    .decrypt(&mut self.chunk)
+                    .map_err(|_| Sv2Error::Decrypt)?;
+                let header = Header::from_bytes(&self.chunk)
+                    .map_err(|e| Sv2Error::Frame(format!("{e:?}")))?;
+                let total = N + codec_sv2::encrypted_payload_length(&header);
+                if total > MAX_ENCRYPTED_FRAME {
+                    return Err(Sv2Error::FrameTooLong { at_least: total });
                 }
-                Err(e) => return Err(Sv2Error::Frame(e.to_string())),
+                self.header = Some(header);
+                header
             }
+        };
+        let want = codec_sv2::encrypted_payload_length(&header);
+        if self.input.len() - self.in_pos < want {
+            return Ok(None);
         }
+        let sealed = &self.input[self.in_pos..self.in_pos + want];
+        self.in_pos += want;
+        self.header = None;
+        self.frame_bytes = 0;
+        self.plain.clear();
+        for piece in sealed.chunks(SV2_FRAME_CHUNK_SIZE) {
+            self.chunk.clear();
+            self.chunk.extend_from_slice(piece);
+            state
+                .decrypt(&mut self.chunk)
+                .map_err(|_| Sv2Error::Decrypt)?;
+            self.plain.extend_from_slice(&self.chunk);
+        }
+        let (ext, ty) = (header.ext_type_without_channel_msg(), header.msg_type());
+        let event = messages::decode(ext, ty, &mut self.plain)?;
+        self.in_phase(ty, event).map(Some)
     }
 
     /// Checks an event against the phase: the first message must be SetupConnection.Success, and only
@@ -274,9 +318,9 @@ impl Sv2Client {
 
 /// Names a failed handshake: a certificate inside its window whose signature does not verify is the wrong
 /// authority; one outside it is expired (or not yet valid).
-fn handshake_error(e: codec_sv2::Error, now: u32) -> Sv2Error {
+fn handshake_error(e: noise_sv2::Error, now: u32) -> Sv2Error {
     match e {
-        codec_sv2::Error::NoiseSv2Error(noise_sv2::Error::InvalidCertificate(cert)) => {
+        noise_sv2::Error::InvalidCertificate(cert) => {
             let in_window = cert.valid_from.saturating_sub(CERT_LEEWAY) <= now
                 && now <= cert.not_valid_after.saturating_add(CERT_LEEWAY);
             if in_window {
@@ -289,6 +333,6 @@ fn handshake_error(e: codec_sv2::Error, now: u32) -> Sv2Error {
                 }
             }
         }
-        other => Sv2Error::Handshake(other.to_string()),
+        other => Sv2Error::Handshake(format!("{other:?}")),
     }
 }

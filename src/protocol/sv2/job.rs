@@ -6,7 +6,7 @@
 
 use crate::work::{swap_words, Job};
 
-use super::messages::{ExtendedJob, PrevHash};
+use super::messages::{ExtendedJob, Extranonce, PrevHash};
 
 /// The V1 job for `job` under `prev`: job_id in decimal, prevhash in notify order (each 4-byte word of the
 /// header-order hash reversed), merkle branch as on the wire, ntime the job's min_ntime or else the prev
@@ -54,14 +54,16 @@ pub fn difficulty_for_target(target_be: &[u8; 32]) -> f64 {
 
 /// SubmitSharesExtended.extranonce for a V1 share: everything after the channel's prefix, i.e. the V1
 /// extranonce1's part after the channel prefix (the proxy's per-miner bytes) then the miner's extranonce2.
-/// None when the result is not exactly the channel's `extranonce_size`.
+/// None when the result is not exactly the channel's `extranonce_size` (or longer than 32 bytes).
 pub fn share_extranonce(
     miner_prefix: &[u8],
     extranonce2: &[u8],
     extranonce_size: usize,
-) -> Option<Vec<u8>> {
-    (miner_prefix.len() + extranonce2.len() == extranonce_size)
-        .then(|| [miner_prefix, extranonce2].concat())
+) -> Option<Extranonce> {
+    if miner_prefix.len() + extranonce2.len() != extranonce_size {
+        return None;
+    }
+    Extranonce::concat(miner_prefix, extranonce2)
 }
 
 /// The full nVersion of a share: the job's version with the miner's rolled bits inside `mask`; the job's
@@ -137,10 +139,15 @@ mod tests {
     #[test]
     fn extranonce_and_version_helpers() {
         assert_eq!(
-            share_extranonce(&[1, 2], &[3, 4, 5], 5),
-            Some(vec![1, 2, 3, 4, 5])
+            share_extranonce(&[1, 2], &[3, 4, 5], 5).as_deref(),
+            Some(&[1, 2, 3, 4, 5][..])
         );
         assert_eq!(share_extranonce(&[1, 2], &[3, 4], 5), None);
+        assert_eq!(share_extranonce(&[1; 2], &[3; 31], 33), None);
+        let mut e = Extranonce::from_slice(&[7; 32]).unwrap();
+        assert_eq!(e.pop(), Some(7));
+        assert_eq!(e.len(), 31);
+        assert_eq!(Extranonce::from_slice(&[0; 33]), None);
         let mut job = ExtendedJob {
             channel_id: 0,
             job_id: 0,

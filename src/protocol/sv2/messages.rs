@@ -4,7 +4,7 @@
 //! Wire encodings are the reference crates' (`binary_sv2` derive); this file only maps types and names the
 //! message types and channel bits (§5.3). Targets are kept as on the wire: 32 bytes, little-endian.
 
-use binary_sv2::{GetSize, Seq0255, Serialize, Str0255, Sv2Option, B032, B064K, U256};
+use binary_sv2::{GetSize, Seq0255, Serialize, Str0255, Sv2Option, B064K, U256};
 use common_messages_sv2 as common;
 use framing_sv2::framing::MessageFrame;
 use mining_sv2 as mining;
@@ -203,12 +203,19 @@ pub fn decode(ext_type: u16, msg_type: u8, payload: &mut [u8]) -> Result<Event, 
             }
         }
         mining::MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS => {
-            let m: mining::SubmitSharesSuccess = binary_sv2::from_bytes(payload).map_err(bad)?;
+            // By hand: `mining_sv2`'s derived decoder allocates per message, and this one comes for
+            // every share (its layout is fixed: u32, u32, u32, u64; tested against the derived one).
+            let Some(f) = payload.first_chunk::<20>() else {
+                return Err(bad(binary_sv2::Error::OutOfBound));
+            };
+            let u32_at = |i: usize| u32::from_le_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+            let mut sum = [0u8; 8];
+            sum.copy_from_slice(&f[12..20]);
             Event::SharesAccepted {
-                channel_id: m.channel_id,
-                last_sequence_number: m.last_sequence_number,
-                new_submits_accepted_count: m.new_submits_accepted_count,
-                new_shares_sum: m.new_shares_sum,
+                channel_id: u32_at(0),
+                last_sequence_number: u32_at(4),
+                new_submits_accepted_count: u32_at(8),
+                new_shares_sum: u64::from_le_bytes(sum),
             }
         }
         mining::MESSAGE_TYPE_SUBMIT_SHARES_ERROR => {
@@ -265,6 +272,53 @@ pub struct ChannelUpdate {
     pub maximum_target: [u8; 32],
 }
 
+/// A SubmitSharesExtended extranonce (at most 32 bytes, a `B032`) held inline: a share's costs no allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Extranonce {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl Extranonce {
+    /// `bytes` as an extranonce; None when longer than 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Extranonce> {
+        let mut e = Extranonce {
+            len: u8::try_from(bytes.len()).ok().filter(|&n| n <= 32)?,
+            bytes: [0; 32],
+        };
+        e.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(e)
+    }
+
+    /// `a` then `b`; None when longer than 32 bytes.
+    pub fn concat(a: &[u8], b: &[u8]) -> Option<Extranonce> {
+        let mut e = Extranonce::from_slice(a)?;
+        let n = a.len() + b.len();
+        e.bytes.get_mut(a.len()..n)?.copy_from_slice(b);
+        e.len = n as u8;
+        Some(e)
+    }
+
+    /// Removes the last byte (tests send short extranonces with it).
+    pub fn pop(&mut self) -> Option<u8> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.bytes[usize::from(self.len)])
+    }
+}
+
+impl std::ops::Deref for Extranonce {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for Extranonce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extranonce({})", crate::hex::encode(self))
+    }
+}
+
 /// A SubmitSharesExtended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareSubmit {
@@ -276,7 +330,7 @@ pub struct ShareSubmit {
     /// The full nVersion of the share's header.
     pub version: u32,
     /// Everything of the coinbase's extranonce after the channel's prefix: exactly `extranonce_size` bytes.
-    pub extranonce: Vec<u8>,
+    pub extranonce: Extranonce,
 }
 
 fn str0255(s: &str) -> Result<Str0255<'_>, Sv2Error> {
@@ -350,24 +404,61 @@ pub fn update_channel(
 }
 
 /// A SubmitSharesExtended frame.
-pub fn submit_shares_extended(
-    s: &ShareSubmit,
-) -> Result<MessageFrame<mining::SubmitSharesExtended<'_>>, Sv2Error> {
-    let msg = mining::SubmitSharesExtended {
-        channel_id: s.channel_id,
-        sequence_number: s.sequence_number,
-        job_id: s.job_id,
-        nonce: s.nonce,
-        ntime: s.ntime,
-        version: s.version,
-        extranonce: B032::try_from(&s.extranonce[..])
-            .map_err(|e| Sv2Error::Encode(format!("extranonce: {e:?}")))?,
-    };
-    frame(
-        msg,
-        mining::MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED,
-        mining::CHANNEL_BIT_SUBMIT_SHARES_EXTENDED,
-    )
+pub fn submit_shares_extended(s: &ShareSubmit) -> Result<SubmitFrame, Sv2Error> {
+    let e = &s.extranonce[..];
+    let len = SUBMIT_FIXED + 1 + e.len();
+    let mut bytes = [0u8; SUBMIT_FRAME_MAX];
+    let ext = 0x8000u16 * u16::from(mining::CHANNEL_BIT_SUBMIT_SHARES_EXTENDED);
+    bytes[..2].copy_from_slice(&ext.to_le_bytes());
+    bytes[2] = mining::MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED;
+    bytes[3..6].copy_from_slice(&(len as u32).to_le_bytes()[..3]);
+    let fields = [
+        s.channel_id,
+        s.sequence_number,
+        s.job_id,
+        s.nonce,
+        s.ntime,
+        s.version,
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        bytes[6 + 4 * i..10 + 4 * i].copy_from_slice(&f.to_le_bytes());
+    }
+    bytes[6 + SUBMIT_FIXED] = e.len() as u8;
+    bytes[7 + SUBMIT_FIXED..6 + len].copy_from_slice(e);
+    Ok(SubmitFrame {
+        bytes,
+        len: 6 + len,
+    })
+}
+
+/// SubmitSharesExtended's fixed fields: six u32.
+const SUBMIT_FIXED: usize = 24;
+/// The longest SubmitSharesExtended frame: header, fixed fields, a B032 of 32 bytes.
+const SUBMIT_FRAME_MAX: usize = 6 + SUBMIT_FIXED + 1 + 32;
+
+/// A SubmitSharesExtended frame written on the stack: `mining_sv2`'s derived encoder allocates per message,
+/// and a share must not (tests/zero_alloc.rs). Its bytes are the same (tested against it below).
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitFrame {
+    bytes: [u8; SUBMIT_FRAME_MAX],
+    len: usize,
+}
+
+impl framing_sv2::framing::EncodableFrame for SubmitFrame {
+    fn encoded_length(&self) -> usize {
+        self.len
+    }
+
+    fn encode_into(self, dst: &mut [u8]) -> Result<(), framing_sv2::Error> {
+        if dst.len() != self.len {
+            return Err(framing_sv2::Error::UnexpectedDestinationLength {
+                expected: self.len,
+                actual: dst.len(),
+            });
+        }
+        dst.copy_from_slice(&self.bytes[..self.len]);
+        Ok(())
+    }
 }
 
 /// Builds a NewExtendedMiningJob message (for tests and the fuzz target: the pool side's encoding).
@@ -480,5 +571,66 @@ mod tests {
                 msg_type: 0x1c
             })
         );
+    }
+
+    #[test]
+    fn the_hand_written_share_messages_match_the_reference_encoding() {
+        use framing_sv2::framing::EncodableFrame;
+        for n in [0usize, 1, 8, 32] {
+            let extranonce: Vec<u8> = (0..n as u8).map(|i| i ^ 0xa5).collect();
+            let s = ShareSubmit {
+                channel_id: 0x0102_0304,
+                sequence_number: u32::MAX - 1,
+                job_id: 7,
+                nonce: 0xdead_beef,
+                ntime: 0x6553_f100,
+                version: 0x2000_6000,
+                extranonce: Extranonce::from_slice(&extranonce).unwrap(),
+            };
+            let msg = mining::SubmitSharesExtended {
+                channel_id: s.channel_id,
+                sequence_number: s.sequence_number,
+                job_id: s.job_id,
+                nonce: s.nonce,
+                ntime: s.ntime,
+                version: s.version,
+                extranonce: binary_sv2::B032::try_from(&extranonce[..]).unwrap(),
+            };
+            let reference = frame(
+                msg,
+                mining::MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED,
+                mining::CHANNEL_BIT_SUBMIT_SHARES_EXTENDED,
+            )
+            .unwrap();
+            let mut want = vec![0u8; reference.encoded_length()];
+            reference.encode_into(&mut want).unwrap();
+            let ours = submit_shares_extended(&s).unwrap();
+            let mut got = vec![0u8; ours.encoded_length()];
+            ours.encode_into(&mut got).unwrap();
+            assert_eq!(got, want, "a {n}-byte extranonce");
+        }
+        let ok = mining::SubmitSharesSuccess {
+            channel_id: 9,
+            last_sequence_number: 0x8000_0001,
+            new_submits_accepted_count: 3,
+            new_shares_sum: 0x0102_0304_0506_0708,
+        };
+        let mut payload = vec![0u8; ok.get_size()];
+        binary_sv2::to_writer(ok, &mut payload).unwrap();
+        assert_eq!(
+            decode(0, mining::MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS, &mut payload),
+            Ok(Event::SharesAccepted {
+                channel_id: 9,
+                last_sequence_number: 0x8000_0001,
+                new_submits_accepted_count: 3,
+                new_shares_sum: 0x0102_0304_0506_0708,
+            })
+        );
+        assert!(decode(
+            0,
+            mining::MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
+            &mut payload[..19]
+        )
+        .is_err());
     }
 }

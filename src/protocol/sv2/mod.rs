@@ -15,5 +15,5 @@ pub use client::Sv2Client;
 pub use common::{AuthorityKey, Phase, Sv2Error, MAX_PAYLOAD};
 pub use job::{difficulty_for_target, share_extranonce, submit_version, target_to_be, v1_job};
 pub use messages::{
-    ChannelUpdate, Event, ExtendedJob, OpenChannel, PrevHash, SetupParams, ShareSubmit,
+    ChannelUpdate, Event, ExtendedJob, Extranonce, OpenChannel, PrevHash, SetupParams, ShareSubmit,
 };

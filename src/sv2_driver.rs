@@ -262,9 +262,11 @@ impl Reactor {
     /// Once a second: every upstream's hashrate sampled; an SV2 upstream's ready channel gets an UpdateChannel
     /// when its estimate moved more than 20 % from the value last sent, at most once per `sv2_update_interval`.
     pub(crate) fn tick_sv2_channels(&mut self, now: std::time::Instant) {
-        let keys: Vec<usize> = self.upstreams.iter().map(|(u, _)| u).collect();
-        for u in keys {
-            let up = &mut self.upstreams[u];
+        // By slot number rather than a collected key list: a tick allocates nothing (tests/zero_alloc.rs).
+        for u in 0..self.upstreams.capacity() {
+            let Some(up) = self.upstreams.get_mut(u) else {
+                continue;
+            };
             up.rate.sample(now);
             let Some(t) = up.ready_conn() else { continue };
             let interval = self.proxies[up.proxy].timing.sv2_update;

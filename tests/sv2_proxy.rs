@@ -382,20 +382,8 @@ impl RawPool {
     }
 
     /// Accepts one connection and answers its handshake.
-    fn accept(listener: &std::net::TcpListener, (public, secret): ([u8; 32], [u8; 32])) -> RawPool {
-        use std::io::{Read, Write};
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut e = [0u8; 64];
-        s.read_exact(&mut e).unwrap();
-        let responder =
-            noise_sv2::Responder::from_authority_kp(&public, &secret, Duration::from_secs(60))
-                .unwrap();
-        let (reply, transport) = codec_sv2::Handshake::responder(responder)
-            .step_1(e)
-            .unwrap();
-        s.write_all(reply.payload()).unwrap();
-        let (enc, dec) = transport.split();
+    fn accept(listener: &std::net::TcpListener, keys: ([u8; 32], [u8; 32])) -> RawPool {
+        let (s, enc, dec) = accept_noise(listener, keys, Duration::from_secs(60));
         RawPool {
             s,
             enc,

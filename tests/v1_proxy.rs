@@ -4,36 +4,13 @@ mod common;
 
 use common::*;
 use fastproxy::stats::ProxyStats;
-use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
+use fastproxy_sim::miner::spawn_miner;
 use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn miner(addr: SocketAddr, i: usize, shares: u64) -> SimMinerConfig {
-    SimMinerConfig {
-        addr,
-        worker: format!("farm.rig{i}"),
-        max_shares: Some(shares),
-        duration: Duration::from_secs(60),
-        ..SimMinerConfig::default()
-    }
-}
-
-fn run_all(cfgs: Vec<SimMinerConfig>) -> Vec<MinerReport> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = cfgs
-        .into_iter()
-        .map(|c| spawn_miner(c, stop.clone()))
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("miner thread"))
-        .collect()
-}
 
 #[test]
 fn a_hundred_and_twenty_miners_share_one_upstream_and_every_share_validates() {

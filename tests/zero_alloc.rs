@@ -3,6 +3,8 @@
 //! The test thread plays both the miner and the pool over real sockets, from buffers built before the measured
 //! window, so during it the only code that could allocate is the proxy's reactor thread.
 
+mod common;
+
 use fastproxy::config::Config;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -239,19 +241,8 @@ const SV2_CHANNEL: u32 = 2;
 
 impl Sv2Pool {
     /// Accepts the proxy's connection and answers its Noise handshake.
-    fn accept(listener: &TcpListener, (public, secret): ([u8; 32], [u8; 32])) -> Sv2Pool {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut e = [0u8; 64];
-        s.read_exact(&mut e).unwrap();
-        let responder =
-            noise_sv2::Responder::from_authority_kp(&public, &secret, Duration::from_secs(600))
-                .unwrap();
-        let (reply, transport) = codec_sv2::Handshake::responder(responder)
-            .step_1(e)
-            .unwrap();
-        s.write_all(reply.payload()).unwrap();
-        let (enc, dec) = transport.split();
+    fn accept(listener: &TcpListener, keys: ([u8; 32], [u8; 32])) -> Sv2Pool {
+        let (s, enc, dec) = common::sv2::accept_noise(listener, keys, Duration::from_secs(600));
         Sv2Pool {
             s,
             enc,

@@ -9,10 +9,13 @@ pub mod tls;
 use fastproxy::config::Config;
 use fastproxy::proxy::RunningProxy;
 use fastproxy::work::{self, Job};
+use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy_sim::pool::{SimPool, SimPoolConfig};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Starts env_logger once so `RUST_LOG=debug cargo test` shows the proxy's log.
@@ -27,21 +30,32 @@ pub fn pool(cfg: SimPoolConfig) -> SimPool {
 
 /// Proxy YAML for one stratum proxy on 127.0.0.1:0 in front of `pools`, with extra proxy keys.
 pub fn proxy_yaml(pools: &[SocketAddr], extra: &str) -> String {
-    let mut y = String::from(
-        "threads: 1\nproxies:\n  - name: test\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n",
-    );
-    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
-        y.push_str("    ");
-        y.push_str(line.trim());
-        y.push('\n');
+    let pools: Vec<sv2::P<'_>> = pools.iter().map(|&a| sv2::P::V1(a)).collect();
+    sv2::yaml(&pools, extra)
+}
+
+/// A hashing sim miner `farm.rig{i}` on `addr` that stops after `shares` shares (or 60 s).
+pub fn miner(addr: SocketAddr, i: usize, shares: u64) -> SimMinerConfig {
+    SimMinerConfig {
+        addr,
+        worker: format!("farm.rig{i}"),
+        max_shares: Some(shares),
+        duration: Duration::from_secs(60),
+        ..SimMinerConfig::default()
     }
-    y.push_str("    pools:\n");
-    for p in pools {
-        y.push_str(&format!(
-            "      - url: stratum+tcp://{p}\n        user: acct.proxy\n        password: x\n"
-        ));
-    }
-    y
+}
+
+/// Runs the sim miners to their end: their reports, in order.
+pub fn run_all(cfgs: Vec<SimMinerConfig>) -> Vec<MinerReport> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = cfgs
+        .into_iter()
+        .map(|c| spawn_miner(c, stop.clone()))
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("miner thread"))
+        .collect()
 }
 
 /// Starts a proxy from YAML.

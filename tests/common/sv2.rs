@@ -1,11 +1,8 @@
 //! Shared helpers of the SV2 end-to-end tests: a proxy config with V1 and SV2 pool entries, the checking SV2
 //! sim pool, and sim miners run to completion.
 
-use fastproxy_sim::miner::{spawn_miner, MinerReport, SimMinerConfig};
 use fastproxy_sim::sv2_pool::{Sv2PoolConfig, Sv2SimPool};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A pool entry of the test config: a V1 pool, or an SV2 pool with its authority key.
@@ -41,28 +38,6 @@ pub fn sv2_pool(cfg: Sv2PoolConfig) -> Sv2SimPool {
     Sv2SimPool::start(cfg).expect("start the SV2 sim pool")
 }
 
-pub fn miner(addr: SocketAddr, i: usize, shares: u64) -> SimMinerConfig {
-    SimMinerConfig {
-        addr,
-        worker: format!("farm.rig{i}"),
-        max_shares: Some(shares),
-        duration: Duration::from_secs(60),
-        ..SimMinerConfig::default()
-    }
-}
-
-pub fn run_all(cfgs: Vec<SimMinerConfig>) -> Vec<MinerReport> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = cfgs
-        .into_iter()
-        .map(|c| spawn_miner(c, stop.clone()))
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("miner thread"))
-        .collect()
-}
-
 /// Runs the fastproxy binary on `config` (its `127.0.0.1:0` listener moved to a free port, written under the
 /// temp dir as `name`.yaml), stderr piped for its log; the child and its miners' address once it listens.
 pub fn spawn_proxy_binary(config: &str, name: &str) -> (std::process::Child, SocketAddr) {
@@ -84,4 +59,30 @@ pub fn spawn_proxy_binary(config: &str, name: &str) -> (std::process::Child, Soc
         std::net::TcpStream::connect(addr).is_ok()
     });
     (child, addr)
+}
+
+/// Accepts one connection on `listener` and answers its Noise NX handshake as the reference crates' responder
+/// with the authority `(public, secret)` key (certificates valid for `validity`): the stream (reads time out
+/// after 20 s) and the responder's encrypting and decrypting halves.
+pub fn accept_noise(
+    listener: &std::net::TcpListener,
+    (public, secret): ([u8; 32], [u8; 32]),
+    validity: Duration,
+) -> (
+    std::net::TcpStream,
+    codec_sv2::TransportEncryptState,
+    codec_sv2::TransportDecryptState,
+) {
+    use std::io::{Read, Write};
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut e = [0u8; 64];
+    s.read_exact(&mut e).unwrap();
+    let responder = noise_sv2::Responder::from_authority_kp(&public, &secret, validity).unwrap();
+    let (reply, transport) = codec_sv2::Handshake::responder(responder)
+        .step_1(e)
+        .unwrap();
+    s.write_all(reply.payload()).unwrap();
+    let (enc, dec) = transport.split();
+    (s, enc, dec)
 }

@@ -2,14 +2,16 @@
 //! exact SetupConnection flags and OpenExtendedMiningChannel hashrate it sends, the step a refused
 //! version-rolling flag gives, jobs that fix the version, and the UpdateChannel bytes.
 
-use binary_sv2::{Seq0255, Str0255, Sv2Option, B032, B064K, U256};
+#[path = "common/sv2_msgs.rs"]
+mod sv2_msgs;
+
+use binary_sv2::Str0255;
 use codec_sv2::{Decrypted, Handshake, NoiseDecoder, NoiseEncoder};
 use codec_sv2::{TransportDecryptState, TransportEncryptState};
 use common_messages_sv2 as common;
 use fastproxy::fuzzing::{Sv2Pool, Sv2Step};
 use fastproxy::protocol::sv2::AuthorityKey;
 use framing_sv2::framing::MessageFrame;
-use mining_sv2 as mining;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now() -> u32 {
@@ -91,9 +93,6 @@ impl Pool {
     }
 }
 
-static COINB1: [u8; 42] = [1; 42];
-static COINB2: [u8; 30] = [2; 30];
-
 fn setup_error(flags: u32) -> common::SetupConnectionError<'static> {
     common::SetupConnectionError {
         flags,
@@ -162,37 +161,15 @@ fn the_channel_opens_with_the_estimate_jobs_say_whether_they_roll_and_update_cha
     want.extend_from_slice(&[6, 0]);
     assert_eq!(open, &want);
 
-    let opened = mining::OpenExtendedMiningChannelSuccess {
-        request_id: 1,
-        channel_id: 2,
-        target: U256::from(&[0xff; 32]),
-        extranonce_size: 8,
-        extranonce_prefix: B032::try_from(&[1u8, 2, 3, 4][..]).unwrap(),
-        group_channel_id: 1,
-    };
+    let opened = sv2_msgs::channel_opened();
     let step = pool.send(&mut s, opened, 0x14, false);
     assert!(matches!(step, Some(Sv2Step::Ready { .. })), "{step:?}");
-    let job = |id: u32, rolling: bool| mining::NewExtendedMiningJob {
-        channel_id: 1,
-        job_id: id,
-        min_ntime: Sv2Option::new(Some(1_700_000_000)),
-        version: 0x2000_0000,
-        version_rolling_allowed: rolling,
-        merkle_path: Seq0255::new(vec![]).unwrap(),
-        coinbase_tx_prefix: B064K::try_from(&COINB1[..]).unwrap(),
-        coinbase_tx_suffix: B064K::try_from(&COINB2[..]).unwrap(),
-    };
+    let job = |id: u32, rolling: bool| sv2_msgs::job(id, Some(1_700_000_000), rolling);
     assert!(matches!(
         pool.send(&mut s, job(5, false), 0x1f, true),
         Some(Sv2Step::Nothing)
     ));
-    let prev = mining::SetNewPrevHash {
-        channel_id: 1,
-        job_id: 5,
-        prev_hash: U256::from(&[3u8; 32]),
-        min_ntime: 1_700_000_000,
-        nbits: 0x1d00_ffff,
-    };
+    let prev = sv2_msgs::prev_hash(5);
     let step = pool.send(&mut s, prev, 0x20, true);
     assert!(
         matches!(step, Some(Sv2Step::Job { rolling: false, .. })),

@@ -295,8 +295,6 @@ impl Sv2Pool {
     /// SetupConnection.Success, OpenExtendedMiningChannel.Success (prefix 01020304, 8 extranonce bytes, any
     /// hash a share), job 5 and the prev hash that activates it.
     fn open_channel_with_job(&mut self) {
-        use binary_sv2::{Seq0255, Sv2Option, B032, B064K, U256};
-        use mining_sv2 as mining;
         assert_eq!(self.next().0, 0x00, "SetupConnection");
         let ok = common_messages_sv2::SetupConnectionSuccess {
             used_version: 2,
@@ -304,34 +302,9 @@ impl Sv2Pool {
         };
         self.send(ok, 0x01, false);
         assert_eq!(self.next().0, 0x13, "OpenExtendedMiningChannel");
-        let open = mining::OpenExtendedMiningChannelSuccess {
-            request_id: 1,
-            channel_id: SV2_CHANNEL,
-            target: U256::from(&[0xffu8; 32]),
-            extranonce_size: 8,
-            extranonce_prefix: B032::try_from(&[1u8, 2, 3, 4][..]).unwrap(),
-            group_channel_id: 1,
-        };
-        self.send(open, 0x14, false);
-        let job = mining::NewExtendedMiningJob {
-            channel_id: 1,
-            job_id: 5,
-            min_ntime: Sv2Option::new(None),
-            version: 0x2000_0000,
-            version_rolling_allowed: true,
-            merkle_path: Seq0255::new(vec![]).unwrap(),
-            coinbase_tx_prefix: B064K::try_from(&[1u8; 42][..]).unwrap(),
-            coinbase_tx_suffix: B064K::try_from(&[2u8; 30][..]).unwrap(),
-        };
-        self.send(job, 0x1f, true);
-        let prev = mining::SetNewPrevHash {
-            channel_id: 1,
-            job_id: 5,
-            prev_hash: U256::from(&[3u8; 32]),
-            min_ntime: 1_700_000_000,
-            nbits: 0x1d00_ffff,
-        };
-        self.send(prev, 0x20, true);
+        self.send(common::sv2_msgs::channel_opened(), 0x14, false);
+        self.send(common::sv2_msgs::job(5, None, true), 0x1f, true);
+        self.send(common::sv2_msgs::prev_hash(5), 0x20, true);
     }
 
     /// SubmitShares.Success for the one share with sequence number `seq`, encrypted.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod fake_pool;
 pub mod sv2;
+pub mod sv2_msgs;
 pub mod tls;
 
 use fastproxy::config::Config;

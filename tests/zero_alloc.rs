@@ -109,18 +109,7 @@ fn share_round(
     pool.sock.write_all(reply).unwrap();
     miner.read_line(line);
     // The next line the miner reads is this share's own reply (its id, not null), and it says true.
-    assert!(
-        id_digits(line) == id && !contains(line, b"\"method\""),
-        "the reply to share {}: {}",
-        String::from_utf8_lossy(id),
-        String::from_utf8_lossy(line)
-    );
-    assert!(
-        contains(line, b"\"result\":true") && contains(line, b"\"error\":null"),
-        "share {} accepted: {}",
-        String::from_utf8_lossy(id),
-        String::from_utf8_lossy(line)
-    );
+    assert_accepted(line, id);
 }
 
 #[test]

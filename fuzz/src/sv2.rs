@@ -125,6 +125,7 @@ fn event_type(ev: &Event) -> u8 {
         Event::SharesAccepted { .. } => 0x1c,
         Event::ShareRejected { .. } => 0x1d,
         Event::ChannelClosed { .. } => 0x18,
+        Event::ChannelUpdateRefused { .. } => 0x17,
     }
 }
 

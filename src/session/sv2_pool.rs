@@ -375,6 +375,13 @@ impl Sv2Pool {
                     skip_pool: false,
                 }
             }
+            Event::ChannelUpdateRefused { channel_id, code } => {
+                if !self.is_ours(channel_id, false) {
+                    return unknown_channel("UpdateChannel.Error", channel_id);
+                }
+                // The channel goes on with its target as it is; the next estimate is sent as usual.
+                Sv2Step::Ignored(format!("the pool refused UpdateChannel ({code})"))
+            }
         }
     }
 

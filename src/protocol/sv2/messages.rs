@@ -101,6 +101,11 @@ pub enum Event {
         channel_id: u32,
         reason: String,
     },
+    /// UpdateChannel.Error: the pool refused the channel's new nominal hashrate or maximum target.
+    ChannelUpdateRefused {
+        channel_id: u32,
+        code: String,
+    },
 }
 
 /// The pool's SetupConnection.Error, handled by the client as a fatal error.
@@ -231,6 +236,13 @@ pub fn decode(ext_type: u16, msg_type: u8, payload: &mut [u8]) -> Result<Event, 
             Event::ChannelClosed {
                 channel_id: m.channel_id,
                 reason: m.reason_code.as_utf8_or_hex(),
+            }
+        }
+        mining::MESSAGE_TYPE_UPDATE_CHANNEL_ERROR => {
+            let m: mining::UpdateChannelError = binary_sv2::from_bytes(payload).map_err(bad)?;
+            Event::ChannelUpdateRefused {
+                channel_id: m.channel_id,
+                code: m.error_code.as_utf8_or_hex(),
             }
         }
         _ => return Err(Sv2Error::UnknownMessage { ext_type, msg_type }),

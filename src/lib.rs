@@ -50,6 +50,7 @@ mod budget;
 mod close;
 mod connect;
 mod downstream;
+mod linger;
 mod duration;
 mod io;
 mod passthrough;

@@ -1,0 +1,98 @@
+//! A miner the proxy closes on purpose (a kick) while it is still sending: it reads every reply the proxy sent
+//! before the kick, then a clean end of stream, never a reset; and a kicked socket is closed after the deadline.
+
+mod common;
+
+use common::{pool, proxy_yaml, start_proxy};
+use fastproxy::stats::ProxyStats;
+use fastproxy_sim::pool::SimPoolConfig;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Submits written after the kick was counted, while the miner still reads nothing.
+const AFTER_KICK: u32 = 20;
+
+#[test]
+fn a_miner_kicked_while_submitting_reads_every_reply_and_a_clean_close() {
+    let pool = pool(SimPoolConfig::default());
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "idle_timeout: 1"));
+    let stats = proxy.stats("test").unwrap();
+    let mut s = TcpStream::connect(proxy.first_addr().unwrap()).unwrap();
+    // It never subscribes: each submit is answered "not subscribed" and the idle timeout kicks it. It writes
+    // without reading until well after the kick, so replies wait unread in its socket as the kick happens.
+    let start = Instant::now();
+    let (mut sent, mut after_kick) = (0u64, 0);
+    while after_kick < AFTER_KICK {
+        assert!(start.elapsed() < Duration::from_secs(20), "no idle kick");
+        sent += 1;
+        let line = json!({"id": sent, "method": "mining.submit",
+            "params": ["w", "1", "00000000", "00000000", "00000000"]})
+        .to_string()
+            + "\n";
+        if let Err(e) = s.write_all(line.as_bytes()) {
+            panic!("submit {sent} written {after_kick} writes after the kick failed: {e}");
+        }
+        if ProxyStats::get(&stats.miners_kicked) > 0 {
+            after_kick += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    if let Err(e) = s.read_to_end(&mut got) {
+        panic!(
+            "reading the replies after the kick failed ({e}) after {} byte(s): they were lost",
+            got.len()
+        );
+    }
+    let replies: Vec<Value> = String::from_utf8(got)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let parsed = ProxyStats::get(&stats.shares_submitted);
+    assert!(parsed > 0, "the proxy read some submits before the kick");
+    assert!(
+        parsed < sent,
+        "submits were still arriving at the kick ({parsed} parsed of {sent} sent)"
+    );
+    assert_eq!(
+        replies.len() as u64,
+        parsed,
+        "one reply per submit the proxy read: {replies:?}"
+    );
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(r["id"], json!(i + 1), "replies in order: {r}");
+        assert_eq!(r["error"][0], json!(25), "not subscribed: {r}");
+    }
+    assert_eq!(ProxyStats::get(&stats.miners_kicked), 1);
+    assert_eq!(ProxyStats::get(&stats.miners_connected), 0, "gone at the kick");
+}
+
+#[test]
+fn a_kicked_miner_that_never_closes_is_closed_after_the_deadline() {
+    let pool = pool(SimPoolConfig::default());
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "idle_timeout: 1"));
+    let mut s = TcpStream::connect(proxy.first_addr().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("the kick ends the stream");
+    assert!(got.is_empty(), "an idle miner is owed nothing");
+    // Its sending side stays open: what it sends is dropped until the proxy closes the socket for good, after
+    // which a write is answered with a reset and the next one fails.
+    let start = Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the lingering socket was never closed"
+        );
+        if s.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+            .is_err()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

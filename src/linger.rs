@@ -1,6 +1,10 @@
 //! Lingering close of a kicked miner (an `impl Reactor` block): its last replies are flushed, its sending side is
 //! shut (FIN), and what it still sends is read and dropped until it closes or [`LINGER`] passes.
 //!
+//! A socket that sends more than [`MAX_DISCARD`] meanwhile is closed at once (a flood is cut off as before).
+//! Only a socket whose output the kernel took entirely lingers: output left queued would hold memory outside the
+//! output budget (`budget`), and is dropped with an immediate close as before.
+//!
 //! Closing a socket with unread input makes the kernel answer with a reset, and a reset makes the miner's kernel
 //! drop every byte it received and the miner had not read yet: the replies to its last shares and the reason of
 //! the kick. So a miner the proxy closes on purpose ([`Close::is_kick`](crate::close::Close::is_kick)) is drained
@@ -22,6 +26,10 @@ pub(crate) const LINGER: Duration = Duration::from_secs(2);
 /// Lingering sockets per reactor; past it a kicked miner is closed at once.
 pub(crate) const MAX_LINGERING: usize = 1024;
 
+/// Bytes dropped from one lingering socket before it is closed anyway: a miner with a few requests in flight
+/// sends far less; a flood is cut off as before.
+pub(crate) const MAX_DISCARD: u64 = 256 * 1024;
+
 /// Reads drained per event before other sockets get their turn.
 const READS_PER_ROUND: u32 = 16;
 
@@ -36,63 +44,40 @@ impl Reactor {
         if let Some(tls) = io.tls.as_mut() {
             tls.send_close_notify();
         }
-        let Ok(drained) = io.flush() else { return };
-        if drained && io.socket.shutdown(std::net::Shutdown::Write).is_err() {
+        // Output the kernel does not take now is dropped with an immediate close, as before: it would hold memory
+        // outside the output budget, and a miner that far behind is not reading anyway.
+        if io.flush().ok() != Some(true) || io.socket.shutdown(std::net::Shutdown::Write).is_err() {
             return;
         }
         if !crate::limits::linger_begin() {
             return;
         }
+        // Only the socket is needed from here: its buffers and TLS session go now.
+        io.tls = None;
+        io.partial = Vec::new();
+        io.pre = Vec::new();
         let entry = self.conns.vacant_entry();
         let t = entry.key();
-        let interest = if drained {
-            Interest::READABLE
-        } else {
-            Interest::READABLE | Interest::WRITABLE
-        };
         if self
             .poll
             .registry()
-            .register(&mut io.socket, Token(t), interest)
+            .register(&mut io.socket, Token(t), Interest::READABLE)
             .is_err()
         {
             crate::limits::linger_end(1);
             return;
         }
-        io.want_write = !drained;
         let until = Instant::now() + LINGER;
         entry.insert(Conn::Lingering(Lingering {
             io,
             gen,
-            shut: drained,
             discarded: 0,
         }));
         self.lingering.push_back((until, t, gen));
     }
 
-    /// A readiness event on lingering socket `t`: send what is left, then drop what the miner sends.
-    pub(crate) fn on_lingering_event(&mut self, t: usize, readable: bool, writable: bool) {
-        let Some(Conn::Lingering(l)) = self.conns.get_mut(t) else {
-            return;
-        };
-        if writable && !l.shut {
-            match l.io.flush() {
-                Ok(false) => {}
-                Ok(true) => {
-                    l.shut = true;
-                    l.io.want_write = false;
-                    let shut = l.io.socket.shutdown(std::net::Shutdown::Write);
-                    let rereg =
-                        self.poll
-                            .registry()
-                            .reregister(&mut l.io.socket, Token(t), Interest::READABLE);
-                    if shut.is_err() || rereg.is_err() {
-                        return self.close_lingering(t, "cannot shut its sending side");
-                    }
-                }
-                Err(_) => return self.close_lingering(t, "write failed"),
-            }
-        }
+    /// A readiness event on lingering socket `t`: what the miner sends is dropped.
+    pub(crate) fn on_lingering_event(&mut self, t: usize, readable: bool) {
         if !readable {
             return;
         }
@@ -103,7 +88,12 @@ impl Reactor {
             };
             match l.io.socket.read(&mut buf) {
                 Ok(0) => return self.close_lingering(t, "the miner closed"),
-                Ok(n) => l.discarded += n as u64,
+                Ok(n) => {
+                    l.discarded += n as u64;
+                    if l.discarded > MAX_DISCARD {
+                        return self.close_lingering(t, "it kept sending");
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return self.close_lingering(t, "read failed"),
@@ -121,7 +111,11 @@ impl Reactor {
             return;
         };
         let _ = self.poll.registry().deregister(&mut l.io.socket);
-        if let Some(i) = self.lingering.iter().position(|&(_, k, g)| k == t && g == l.gen) {
+        if let Some(i) = self
+            .lingering
+            .iter()
+            .position(|&(_, k, g)| k == t && g == l.gen)
+        {
             self.lingering.remove(i);
         }
         crate::limits::linger_end(1);

@@ -196,7 +196,7 @@ impl Reactor {
             Some(Conn::Listener { .. }) => self.accept(t),
             Some(Conn::Miner(_)) => self.on_miner_event(t, readable, writable),
             Some(Conn::Pool(_)) => self.on_pool_event(t, readable, writable),
-            Some(Conn::Lingering(_)) => self.on_lingering_event(t, readable, writable),
+            Some(Conn::Lingering(_)) => self.on_lingering_event(t, readable),
             None => {}
         }
     }

@@ -23,7 +23,7 @@ fn a_miner_kicked_while_submitting_reads_every_reply_and_a_clean_close() {
     // It never subscribes: each submit is answered "not subscribed" and the idle timeout kicks it. It writes
     // without reading until well after the kick, so replies wait unread in its socket as the kick happens.
     let start = Instant::now();
-    let (mut sent, mut after_kick) = (0u64, 0);
+    let (mut sent, mut after_kick, mut write_failed) = (0u64, 0, None);
     while after_kick < AFTER_KICK {
         assert!(start.elapsed() < Duration::from_secs(20), "no idle kick");
         sent += 1;
@@ -32,7 +32,8 @@ fn a_miner_kicked_while_submitting_reads_every_reply_and_a_clean_close() {
         .to_string()
             + "\n";
         if let Err(e) = s.write_all(line.as_bytes()) {
-            panic!("submit {sent} written {after_kick} writes after the kick failed: {e}");
+            write_failed = Some(format!("submit {sent}, {after_kick} after the kick: {e}"));
+            break;
         }
         if ProxyStats::get(&stats.miners_kicked) > 0 {
             after_kick += 1;
@@ -46,6 +47,9 @@ fn a_miner_kicked_while_submitting_reads_every_reply_and_a_clean_close() {
             "reading the replies after the kick failed ({e}) after {} byte(s): they were lost",
             got.len()
         );
+    }
+    if let Some(e) = write_failed {
+        panic!("the proxy reset the kicked miner's connection: writing {e}");
     }
     let replies: Vec<Value> = String::from_utf8(got)
         .unwrap()
@@ -68,7 +72,59 @@ fn a_miner_kicked_while_submitting_reads_every_reply_and_a_clean_close() {
         assert_eq!(r["error"][0], json!(25), "not subscribed: {r}");
     }
     assert_eq!(ProxyStats::get(&stats.miners_kicked), 1);
-    assert_eq!(ProxyStats::get(&stats.miners_connected), 0, "gone at the kick");
+    assert_eq!(
+        ProxyStats::get(&stats.miners_connected),
+        0,
+        "gone at the kick"
+    );
+    // What it sends after the end of stream is still drained, not answered with a reset.
+    for i in 0..3 {
+        let sent = s.write_all(b"{\"id\":0,\"method\":\"mining.ping\",\"params\":[]}\n");
+        assert!(sent.is_ok(), "write {i} after the end of stream: {sent:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_miner_kicked_with_requests_unread_reads_its_replies_and_no_reset() {
+    let pool = pool(SimPoolConfig::default());
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], ""));
+    let stats = proxy.stats("test").unwrap();
+    let mut s = TcpStream::connect(proxy.first_addr().unwrap()).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Nine bad lines (the ninth is one too many: a kick), then submits in the same burst: the proxy reads at most
+    // 64 KiB at a time, so it kicks the miner with bytes it never read (fewer than the 256 KiB it drains).
+    let mut burst = b"garbage\n".repeat(9);
+    let submit = b"{\"id\":7,\"method\":\"mining.submit\",\"params\":[\"w\",\"1\",\"00\",\"00000000\",\"00000000\"]}\n";
+    while burst.len() < 160 * 1024 {
+        burst.extend_from_slice(submit);
+    }
+    let written = s.write_all(&burst);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    if let Err(e) = s.read_to_end(&mut got) {
+        panic!(
+            "reading after the kick failed ({e}) after {} byte(s)",
+            got.len()
+        );
+    }
+    assert!(written.is_ok(), "the burst was not drained: {written:?}");
+    let replies: Vec<Value> = String::from_utf8(got)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(replies.len(), 9, "one error per bad line: {replies:?}");
+    assert!(
+        replies.iter().all(|r| r["error"][0] == json!(20)),
+        "{replies:?}"
+    );
+    assert_eq!(ProxyStats::get(&stats.miners_kicked), 1);
+    assert_eq!(
+        ProxyStats::get(&stats.shares_submitted),
+        0,
+        "nothing after the kick is parsed"
+    );
 }
 
 #[test]

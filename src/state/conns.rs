@@ -24,15 +24,13 @@ pub(crate) enum Conn {
     Lingering(Lingering),
 }
 
-/// A kicked miner's socket after the kick: its last output goes out, then its sending side is shut and what it
-/// still sends is read and dropped until it closes or `until` passes.
+/// A kicked miner's socket after the kick: its output was sent and its sending side shut; what it still sends is
+/// read and dropped until it closes or the deadline passes.
 #[derive(Debug)]
 pub(crate) struct Lingering {
     pub io: Io,
     /// The kicked miner's generation (tells this entry from a later one in the same slot).
     pub gen: u64,
-    /// The sending side is shut (FIN sent): the output queue drained.
-    pub shut: bool,
     /// Bytes read and dropped.
     pub discarded: u64,
 }

@@ -125,6 +125,16 @@ fn a_miner_kicked_with_requests_unread_reads_its_replies_and_no_reset() {
         0,
         "nothing after the kick is parsed"
     );
+    // A flood after the kick is not drained for long: past 256 KiB the socket is closed (a reset answers). An
+    // unbounded drain would take these 8 MB well within the 2 s deadline.
+    let mut flood_cut = false;
+    for _ in 0..64 {
+        if s.write_all(&[b'x'; 128 * 1024]).is_err() {
+            flood_cut = true;
+            break;
+        }
+    }
+    assert!(flood_cut, "8 MB sent after the kick were all drained");
 }
 
 #[test]

@@ -162,3 +162,61 @@ fn a_kicked_miner_that_never_closes_is_closed_after_the_deadline() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_miner_kicked_through_the_control_state_while_submitting_reads_its_replies_and_a_clean_close() {
+    let pool = pool(SimPoolConfig::default());
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], ""));
+    let (control, stats) = (proxy.control(), proxy.stats("test").unwrap());
+    let mut c = common::Client::connect(proxy.first_addr().unwrap());
+    let (_, size, notes) = c.handshake();
+    let job = c.job_id(&notes);
+    common::wait_until(Duration::from_secs(10), "the worker is listed", || {
+        control.workers().len() == 1
+    });
+    // Shares (ids from 3 on, after subscribe and authorize) written without reading; the kick comes in the middle.
+    let mut s = c.stream();
+    let mut write_failed = None;
+    for i in 1..=60u64 {
+        let line = json!({"id": i + 2, "method": "mining.submit",
+            "params": ["rig.1", job, format!("{:0w$x}", i, w = 2 * size as usize), "00000000", "00000000"]})
+        .to_string()
+            + "\n";
+        if let Err(e) = s.write_all(line.as_bytes()) {
+            write_failed = Some(format!("share {i}: {e}"));
+            break;
+        }
+        if i == 40 {
+            control.kick(Some("test"), "rig.1").unwrap();
+            common::wait_until(Duration::from_secs(10), "the kick", || {
+                ProxyStats::get(&stats.miners_kicked) == 1
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    if let Err(e) = s.read_to_end(&mut got) {
+        panic!(
+            "reading after the kick failed ({e}) after {} byte(s)",
+            got.len()
+        );
+    }
+    if let Some(e) = write_failed {
+        panic!("the proxy reset the kicked miner's connection: writing {e}");
+    }
+    let ids: Vec<u64> = String::from_utf8(got)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|v| v.get("method").is_none())
+        .map(|v| v["id"].as_u64().expect("a share's id"))
+        .collect();
+    assert!(!ids.is_empty(), "replies to the shares before the kick");
+    let expected: Vec<u64> = (3..3 + ids.len() as u64).collect();
+    assert_eq!(ids, expected, "one reply per share, in order, none lost");
+    assert!(
+        *ids.last().unwrap() < 60 + 2,
+        "the shares after the kick are not answered: {ids:?}"
+    );
+}

@@ -217,6 +217,10 @@ impl Reactor {
     }
 
     fn pause_listener(&mut self, t: usize, cause: &str) {
+        // Kicked miners' lingering sockets give their descriptors back first.
+        if !self.lingering.is_empty() {
+            self.close_all_lingering();
+        }
         if !self.paused.contains(&t) {
             self.paused.push(t);
             crate::limits::pause_begin(cause);

@@ -344,7 +344,8 @@ impl Reactor {
         }
     }
 
-    /// Closes miner `t`, releasing its place on its upstream; a kick (see [`Close::is_kick`]) is counted.
+    /// Closes miner `t`, releasing its place on its upstream; a kick (see [`Close::is_kick`]) is counted, and its
+    /// socket lingers (`linger_or_close`) so its last replies are not lost to a reset.
     pub(crate) fn close_miner(&mut self, t: usize, reason: Close) {
         let Some(Conn::Miner(m)) = self.conns.get(t) else {
             return;
@@ -378,6 +379,7 @@ impl Reactor {
             m.session.worker
         );
         self.detach_miner(&m, t);
+        self.linger_or_close(m.io, m.gen, reason.is_kick());
     }
 
     /// Once a second: miners that never subscribed and authorized, and subscribes that waited too long (their

@@ -52,6 +52,7 @@ mod connect;
 mod downstream;
 mod duration;
 mod io;
+mod linger;
 mod passthrough;
 mod pool_driver;
 mod reactor;

@@ -41,6 +41,8 @@ static FIXED: AtomicU64 = AtomicU64::new(0);
 static UPSTREAMS: AtomicU64 = AtomicU64::new(0);
 /// Miner connections held now, in every reactor.
 static MINERS: AtomicU64 = AtomicU64::new(0);
+/// Kicked miners' sockets lingering now (see `linger`), in every reactor: held like miners'.
+static LINGERING: AtomicU64 = AtomicU64::new(0);
 
 /// Listeners paused now and the episode they belong to.
 static EPISODE: Mutex<Episode> = Mutex::new(Episode {
@@ -199,7 +201,7 @@ pub fn reserved() -> u64 {
 /// Takes a miner slot if the descriptors allow one more miner besides the reserve.
 pub(crate) fn take_miner_slot() -> bool {
     let limit = LIMIT.load(Relaxed);
-    let kept = reserved();
+    let kept = reserved().saturating_add(LINGERING.load(Relaxed));
     MINERS
         .fetch_update(Relaxed, Relaxed, |m| {
             (m.saturating_add(1).saturating_add(kept) <= limit).then_some(m + 1)
@@ -210,6 +212,22 @@ pub(crate) fn take_miner_slot() -> bool {
 /// Gives `n` miner slots back (miners closed).
 pub(crate) fn give_back_miners(n: u64) {
     let _ = MINERS.fetch_update(Relaxed, Relaxed, |m| Some(m.saturating_sub(n)));
+}
+
+/// A kicked miner's socket starts lingering if the descriptors allow it besides the miners and the reserve.
+pub(crate) fn linger_begin() -> bool {
+    let limit = LIMIT.load(Relaxed);
+    let held = reserved().saturating_add(MINERS.load(Relaxed));
+    LINGERING
+        .fetch_update(Relaxed, Relaxed, |l| {
+            (l.saturating_add(1).saturating_add(held) <= limit).then_some(l + 1)
+        })
+        .is_ok()
+}
+
+/// `n` lingering sockets were closed.
+pub(crate) fn linger_end(n: u64) {
+    let _ = LINGERING.fetch_update(Relaxed, Relaxed, |l| Some(l.saturating_sub(n)));
 }
 
 /// An upstream was opened.

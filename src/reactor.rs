@@ -71,6 +71,8 @@ pub(crate) struct Reactor {
     pub(crate) out_total: usize,
     /// Pool host name lookups on other threads; their answers ring the same waker.
     pub(crate) resolver: crate::resolve::Resolver,
+    /// Kicked miners' lingering sockets (deadline, slab key, generation), oldest first (see `linger`).
+    pub(crate) lingering: std::collections::VecDeque<(Instant, usize, u64)>,
 }
 
 impl Reactor {
@@ -113,6 +115,7 @@ impl Reactor {
             out_queued: Default::default(),
             out_total: 0,
             resolver,
+            lingering: Default::default(),
         };
         for (proxy, mut listener, tls, proxy_protocol) in listeners {
             let entry = r.conns.vacant_entry();
@@ -193,6 +196,7 @@ impl Reactor {
             Some(Conn::Listener { .. }) => self.accept(t),
             Some(Conn::Miner(_)) => self.on_miner_event(t, readable, writable),
             Some(Conn::Pool(_)) => self.on_pool_event(t, readable, writable),
+            Some(Conn::Lingering(_)) => self.on_lingering_event(t, readable),
             None => {}
         }
     }
@@ -259,6 +263,11 @@ impl Reactor {
         };
         self.scratch = scratch;
         reason
+    }
+
+    /// Reads of `t` resume after the other sockets had their turn this round.
+    pub(crate) fn requeue_read(&mut self, t: usize) {
+        self.requeue.push(t);
     }
 
     /// True when `t` is a plain (non-TLS) connection with no bytes kept back from an earlier raw read.
@@ -394,6 +403,7 @@ impl Reactor {
         }
         // Lookup answers come with a wake; taking any here too costs one empty channel read.
         self.on_resolved();
+        self.expire_lingering(now);
         self.tick_upstreams(now);
         if now >= self.next_slow_tick {
             self.next_slow_tick = now + Duration::from_secs(1);
@@ -451,6 +461,7 @@ impl Reactor {
             }
         }
         self.release_all_miners();
+        self.close_all_lingering();
         crate::limits::upstreams_closed(self.upstreams.len() as u64);
         self.conns.clear();
     }

@@ -152,6 +152,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "budget.rs",
             "connect.rs",
             "downstream.rs",
+            "linger.rs",
             "upstream.rs",
             "passthrough.rs",
             "pool_driver.rs",

@@ -20,6 +20,19 @@ pub(crate) enum Conn {
     },
     Miner(Miner),
     Pool(PoolConn),
+    /// A kicked miner's socket in its lingering close (see `linger`): bytes to send and to drain, not a miner.
+    Lingering(Lingering),
+}
+
+/// A kicked miner's socket after the kick: its output was sent and its sending side shut; what it still sends is
+/// read and dropped until it closes or the deadline passes.
+#[derive(Debug)]
+pub(crate) struct Lingering {
+    pub io: Io,
+    /// The kicked miner's generation (tells this entry from a later one in the same slot).
+    pub gen: u64,
+    /// Bytes read and dropped.
+    pub discarded: u64,
 }
 
 /// A bound listener for a reactor: its proxy's index, TLS config and PROXY protocol mode.

@@ -7,7 +7,8 @@ pub(crate) mod routes;
 pub(crate) mod upstreams;
 
 pub(crate) use conns::{
-    with_outbox, Conn, Listening, Miner, PoolConn, PrevSeat, POOL_OUT_LIMIT, VARDIFF_GRACE,
+    with_outbox, Conn, Lingering, Listening, Miner, PoolConn, PrevSeat, POOL_OUT_LIMIT,
+    VARDIFF_GRACE,
 };
 pub(crate) use proxies::{timing, Admission, Command, ProxyState, Router};
 pub(crate) use upstreams::{Lookup, Req, Upstream};

@@ -40,22 +40,7 @@ fn a_miner_kicked_while_submitting_reads_every_reply_and_a_clean_close() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut got = Vec::new();
-    if let Err(e) = s.read_to_end(&mut got) {
-        panic!(
-            "reading the replies after the kick failed ({e}) after {} byte(s): they were lost",
-            got.len()
-        );
-    }
-    if let Some(e) = write_failed {
-        panic!("the proxy reset the kicked miner's connection: writing {e}");
-    }
-    let replies: Vec<Value> = String::from_utf8(got)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let replies = replies_after_kick(&mut s, write_failed);
     let parsed = ProxyStats::get(&stats.shares_submitted);
     assert!(parsed > 0, "the proxy read some submits before the kick");
     assert!(
@@ -100,20 +85,8 @@ fn a_miner_kicked_with_requests_unread_reads_its_replies_and_no_reset() {
         burst.extend_from_slice(submit);
     }
     let written = s.write_all(&burst);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut got = Vec::new();
-    if let Err(e) = s.read_to_end(&mut got) {
-        panic!(
-            "reading after the kick failed ({e}) after {} byte(s)",
-            got.len()
-        );
-    }
+    let replies = replies_after_kick(&mut s, None);
     assert!(written.is_ok(), "the burst was not drained: {written:?}");
-    let replies: Vec<Value> = String::from_utf8(got)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
     assert_eq!(replies.len(), 9, "one error per bad line: {replies:?}");
     assert!(
         replies.iter().all(|r| r["error"][0] == json!(20)),
@@ -194,21 +167,8 @@ fn a_miner_kicked_through_the_control_state_while_submitting_reads_its_replies_a
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut got = Vec::new();
-    if let Err(e) = s.read_to_end(&mut got) {
-        panic!(
-            "reading after the kick failed ({e}) after {} byte(s)",
-            got.len()
-        );
-    }
-    if let Some(e) = write_failed {
-        panic!("the proxy reset the kicked miner's connection: writing {e}");
-    }
-    let ids: Vec<u64> = String::from_utf8(got)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+    let ids: Vec<u64> = replies_after_kick(&mut s, write_failed)
+        .into_iter()
         .filter(|v| v.get("method").is_none())
         .map(|v| v["id"].as_u64().expect("a share's id"))
         .collect();
@@ -219,4 +179,26 @@ fn a_miner_kicked_through_the_control_state_while_submitting_reads_its_replies_a
         *ids.last().unwrap() < 60 + 2,
         "the shares after the kick are not answered: {ids:?}"
     );
+}
+
+/// Everything the kicked miner reads until the proxy's end of stream, as JSON lines. Panics when reading fails
+/// (the replies were lost to a reset) or when an earlier write failed (`write_failed`: the proxy reset the
+/// connection while the miner was still sending).
+fn replies_after_kick(s: &mut TcpStream, write_failed: Option<String>) -> Vec<Value> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    if let Err(e) = s.read_to_end(&mut got) {
+        panic!(
+            "reading the replies after the kick failed ({e}) after {} byte(s): they were lost",
+            got.len()
+        );
+    }
+    if let Some(e) = write_failed {
+        panic!("the proxy reset the kicked miner's connection: writing {e}");
+    }
+    String::from_utf8(got)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }

@@ -142,6 +142,21 @@ impl Reactor {
         verdict: Option<Verdict>,
         now: Instant,
     ) -> ControlFlow<()> {
+        // Before any local acceptance too: a share that rolls the version of an SV2 job fixing it is work the
+        // pool would refuse, whatever the miner's mask is now (a later job may have widened it again).
+        let conn = self.upstreams.get(u).and_then(|up| up.ready_conn());
+        if let (Share::Stratum(s), Some(conn)) = (share, conn) {
+            if self.sv2_rolls_fixed_version(conn, s) {
+                return self.refuse_share(
+                    t,
+                    id,
+                    Refusal::Judged {
+                        code: 20,
+                        why: crate::sv2_driver::FIXED_VERSION_REFUSAL,
+                    },
+                );
+            }
+        }
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {
             return ControlFlow::Break(());
         };
@@ -184,18 +199,6 @@ impl Reactor {
         let Some(conn) = up.ready_conn() else {
             return self.refuse_share(t, id, Refusal::NotForwarded);
         };
-        if let Share::Stratum(s) = share {
-            if self.sv2_rolls_fixed_version(conn, s) {
-                return self.refuse_share(
-                    t,
-                    id,
-                    Refusal::Judged {
-                        code: 20,
-                        why: crate::sv2_driver::FIXED_VERSION_REFUSAL,
-                    },
-                );
-            }
-        }
         let immediate = self.proxies[proxy_idx].cfg.share_reply == ShareReply::Immediate;
         if self.forward_share(u, conn, t, gen, id, share, prefix, immediate) {
             if let Some(Conn::Miner(m)) = self.conns.get_mut(t) {

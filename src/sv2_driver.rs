@@ -378,7 +378,9 @@ impl Reactor {
             *slot = b;
             len += 1;
         }
-        let mask = up.pool_mask.unwrap_or(SV2_VERSION_MASK);
+        // The channel's mask, not the upstream's current one: a job fixing the version sets that to 0 for
+        // miners, while shares for earlier jobs that allow rolling keep their rolled bits (`submit_version`).
+        let mask = SV2_VERSION_MASK;
         let Some(Conn::Pool(pc)) = self.conns.get_mut(conn) else {
             up.pending.take(pid);
             return false;

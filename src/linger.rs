@@ -14,7 +14,7 @@
 //! reactor is closed at once.
 
 use crate::io::Io;
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, READS_PER_ROUND};
 use crate::state::{Conn, Lingering};
 use mio::{Interest, Token};
 use std::io::Read;
@@ -29,9 +29,6 @@ pub(crate) const MAX_LINGERING: usize = 1024;
 /// Bytes dropped from one lingering socket before it is closed anyway: a miner with a few requests in flight
 /// sends far less; a flood is cut off as before.
 pub(crate) const MAX_DISCARD: u64 = 256 * 1024;
-
-/// Reads drained per event before other sockets get their turn.
-const READS_PER_ROUND: u32 = 16;
 
 impl Reactor {
     /// Takes the socket of a miner closed for `kick` (already gone from every structure; its output flushed

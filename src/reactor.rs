@@ -20,7 +20,7 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 const TICK: Duration = Duration::from_millis(100);
 
 /// Reads handled for one socket per event round before others get their turn.
-const READS_PER_ROUND: u32 = 16;
+pub(crate) const READS_PER_ROUND: u32 = 16;
 
 /// Size of the shared read buffer.
 const SCRATCH: usize = 64 * 1024;

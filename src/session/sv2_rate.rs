@@ -3,14 +3,13 @@
 //! interval). The estimate belongs to the upstream, so a channel opened after a failover or a reconnect starts
 //! from it.
 
+use crate::work::HASHES_PER_DIFF1 as HASHES_PER_SHARE;
 use std::time::{Duration, Instant};
 
 /// Seconds of accepted difficulty one sample spans at least.
 pub(crate) const SAMPLE: Duration = Duration::from_secs(5);
 /// How far (relative) the estimate must move from the value last sent before an UpdateChannel goes.
 pub(crate) const UPDATE_THRESHOLD: f64 = 0.2;
-/// Hashes per difficulty-1 share.
-const HASHES_PER_SHARE: f64 = 4_294_967_296.0;
 
 /// The hashrate meter of one upstream and what its current SV2 channel was told.
 #[derive(Debug, Default)]

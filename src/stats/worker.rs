@@ -119,7 +119,7 @@ impl WorkerStats {
         let full = (HASHRATE_BUCKETS as u64 - 1) * BUCKET_MS + ms % BUCKET_MS;
         let age = ms.saturating_sub(self.first_seen.load(Relaxed));
         let span = full.min(age.max(BUCKET_MS)).max(1);
-        sum * 4_294_967_296.0 / (span as f64 / 1000.0)
+        sum * crate::work::HASHES_PER_DIFF1 / (span as f64 / 1000.0)
     }
 
     /// Unix time of the last share answered, if any.

@@ -17,6 +17,9 @@ pub const DIFF1_TARGET: [u8; 32] = {
 /// The largest 256-bit target (every hash meets it).
 pub const MAX_TARGET: [u8; 32] = [0xff; 32];
 
+/// Hashes a difficulty-1 share takes on average (2^32): accepted difficulty per second × this = hashes per second.
+pub const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
+
 /// SHA-256 applied twice.
 pub fn sha256d(data: &[u8]) -> [u8; 32] {
     Sha256::digest(Sha256::digest(data)).into()

@@ -223,3 +223,58 @@ fn a_rolled_share_for_a_job_that_fixes_the_version_is_refused_locally_and_the_ma
     assert!(st.rejected_by_code.is_empty(), "{st:?}");
     assert_eq!(st.accepted, 4, "{st:?}");
 }
+
+#[test]
+fn a_rolled_share_below_the_pools_target_for_a_fixed_version_job_is_refused_not_accepted_locally() {
+    // Vardiff gives the miner a difficulty far below the pool's: its valid shares are answered here
+    // (`BelowPool`) and never sent. One that rolls a job fixing the version is still refused.
+    let sv2 = sv2_pool(Sv2PoolConfig {
+        difficulty: 1.0,
+        ..refusing(false)
+    });
+    let key = sv2.authority_public_key();
+    let proxy = start_proxy(&yaml(
+        &[P::Sv2(sv2.addr(), &key)],
+        "vardiff: { shares_per_minute: 20, retarget_interval: 600, start_difficulty: 0.00001 }",
+    ));
+    let mut c = Client::connect(proxy.first_addr().unwrap());
+    let cfg = c.request(
+        "mining.configure",
+        json!([["version-rolling"], {"version-rolling.mask": "1fffe000", "version-rolling.min-bit-count": 2}]),
+    );
+    let (r, _) = c.reply(cfg, Duration::from_secs(10));
+    assert_eq!(r["result"]["version-rolling.mask"], json!("1fffe000"));
+    let (e1, size, mut notes) = c.handshake();
+    let (first, difficulty) = current_work(&mut c, &mut notes);
+    assert_eq!(difficulty, 0.00001, "the miner's own difficulty");
+    let mut m = Roller {
+        c,
+        e1: fastproxy::hex::decode(&e1).unwrap(),
+        size: size as usize,
+        difficulty,
+        notes,
+        n: 0,
+    };
+    assert_eq!(m.submit(&first, Some(0x0000_6000))["result"], json!(true));
+
+    sv2.set_version_rolling_allowed(false);
+    sv2.new_job(true);
+    let (before, fixed) = m.next_job();
+    assert_eq!(masks(&before), vec!["00000000"], "{before:?}");
+    sv2.set_version_rolling_allowed(true);
+    sv2.new_job(false);
+    let (before, rolling) = m.next_job();
+    assert_eq!(masks(&before), vec!["1fffe000"], "{before:?}");
+
+    let r = m.submit(&fixed, Some(0x0000_2000));
+    assert_eq!(r["error"][0], json!(20), "{r}");
+    assert!(
+        r["error"]
+            .to_string()
+            .contains("version rolling not allowed"),
+        "{r}"
+    );
+    assert_eq!(m.submit(&fixed, None)["result"], json!(true));
+    assert_eq!(m.submit(&rolling, Some(0x0000_4000))["result"], json!(true));
+    assert_eq!(sv2.stats().submits, 0, "all below the pool's target");
+}

@@ -181,10 +181,15 @@ impl Reactor {
             self.attempt_failed(u, false);
         } else if up.probe == Some(t) {
             up.probe = None;
+            // A redirect's probe stands in the current pool's place; a failback's is for a pool above it.
+            let redirect = pc.session.pool_idx == up.pool_idx;
             let policy = self.policy(u);
-            self.upstreams[u]
-                .failover
-                .probe_failed(Instant::now(), &policy);
+            let failover = &mut self.upstreams[u].failover;
+            if redirect {
+                failover.redirect_probe_failed(Instant::now(), &policy, pc.session.url.clone());
+            } else {
+                failover.probe_failed(Instant::now(), &policy);
+            }
             log::info!("[{name}] pool {url} not usable yet: {reason}");
         } else {
             up.draining.retain(|&d| d != t);

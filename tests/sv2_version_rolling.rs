@@ -7,9 +7,12 @@ mod common;
 use common::sv2::*;
 use common::*;
 use fastproxy::work::{self, Job};
+use fastproxy_sim::miner::spawn_miner;
 use fastproxy_sim::pool::SimPoolConfig;
 use fastproxy_sim::sv2_pool::Sv2PoolConfig;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// SetupConnection's REQUIRES_VERSION_ROLLING (bit 2), as the pool saw it.
@@ -277,4 +280,49 @@ fn a_rolled_share_below_the_pools_target_for_a_fixed_version_job_is_refused_not_
     assert_eq!(m.submit(&fixed, None)["result"], json!(true));
     assert_eq!(m.submit(&rolling, Some(0x0000_4000))["result"], json!(true));
     assert_eq!(sv2.stats().submits, 0, "all below the pool's target");
+}
+
+#[test]
+fn a_redirect_to_a_pool_refusing_required_version_rolling_is_followed_without_the_flag() {
+    // Both pools hold the entry's authority key; the first redirects to the second, which refuses the flag.
+    let keypair = fastproxy_sim::sv2_pool::authority_keypair();
+    let first = sv2_pool(Sv2PoolConfig {
+        authority: Some(keypair),
+        ..Sv2PoolConfig::default()
+    });
+    let second = sv2_pool(Sv2PoolConfig {
+        authority: Some(keypair),
+        ..refusing(false)
+    });
+    let key = first.authority_public_key();
+    let proxy = start_proxy(&yaml(
+        &[P::Sv2(first.addr(), &key)],
+        "allow_reconnect_redirect: true",
+    ));
+    let addr = proxy.first_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cfg = miner(addr, 0, u64::MAX);
+    cfg.max_shares = None;
+    cfg.extranonce_subscribe = true;
+    cfg.version_rolling = true;
+    cfg.submit_interval = Some(Duration::from_millis(20));
+    let h = spawn_miner(cfg, stop.clone());
+    wait_until(Duration::from_secs(10), "shares on the first pool", || {
+        first.stats().accepted >= 5
+    });
+    first.send_reconnect_all("127.0.0.1", second.addr().port());
+    wait_until(Duration::from_secs(10), "shares on the second pool", || {
+        second.stats().accepted >= 5
+    });
+    stop.store(true, Ordering::Relaxed);
+    let r = h.join().unwrap();
+    assert!(!r.disconnected_by_peer, "{r:?}");
+    assert_eq!(r.duplicate_or_unknown_replies, 0, "{r:?}");
+    let st = second.stats();
+    assert_eq!(st.setup_flags, vec![REQUIRES_VERSION_ROLLING, 0], "{st:?}");
+    assert_eq!(first.stats().connections_total, 1, "not back to the first");
+    // Every `true` the miner got is a share one of the pools accepted. (A share in flight at the switch may
+    // name an old job whose id the new pool reuses: that pool refuses it, and the miner is told so.)
+    assert_eq!(r.unanswered, 0, "{r:?}");
+    assert_eq!(r.accepted, first.stats().accepted + st.accepted, "{r:?}");
 }

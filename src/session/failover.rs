@@ -104,6 +104,17 @@ impl Failover {
         };
     }
 
+    /// A probe following the pool's redirect (to `url`) failed: as [`Failover::probe_failed`], except that a
+    /// failure answering an option the next attempt changes ([`Failover::retry_now`]) follows the redirect
+    /// again at once rather than giving it up.
+    pub fn redirect_probe_failed(&mut self, now: Instant, policy: &Policy, url: PoolUrl) {
+        let again = std::mem::take(&mut self.retry_now);
+        self.probe_failed(now, policy);
+        if again {
+            self.reconnect = Some((now, url));
+        }
+    }
+
     /// The active connection (or its attempt) failed on pool `*pool_idx`: counts the failure, moves `pool_idx`
     /// down the list after `failover_after` failures (or at once when the pool was unusable) and backs off,
     /// unless `successor` (a probe or a lookup under way) takes over. True when it moved down the list.

@@ -770,6 +770,32 @@ fn failback_checks_pool_one_on_its_interval_and_a_failed_probe_waits_again() {
 }
 
 #[test]
+fn a_redirect_probe_refused_for_an_option_follows_the_redirect_again_at_once_and_only_then() {
+    let (p, t0) = (policy(2, true), Instant::now());
+    let other = PoolUrl {
+        host: "other".into(),
+        port: 4444,
+        tls: false,
+    };
+    let mut f = Failover::default();
+    f.ready(t0, 0, &p);
+    f.reconnect_requested(t0, Duration::ZERO, other.clone());
+    assert_eq!(f.due(t0, SERVING, 0, &p), Due::Reconnect(other.clone()));
+    // Refused over the version-rolling flag: the same redirect again, now (pool 1 has no failback to fall to).
+    f.retry_now = true;
+    f.redirect_probe_failed(t0, &p, other.clone());
+    assert!(!f.retry_now, "once");
+    assert_eq!(f.due(t0, SERVING, 0, &p), Due::Reconnect(other.clone()));
+    // Any other failure gives the redirect up, as before.
+    f.redirect_probe_failed(t0, &p, other);
+    assert_eq!(f.reconnect, None);
+    assert_eq!(
+        f.due(t0 + Duration::from_secs(3600), SERVING, 0, &p),
+        Due::Nothing
+    );
+}
+
+#[test]
 fn client_reconnect_in_the_failover_state_opens_a_probe_after_its_wait_before_failback() {
     let (p, t0) = (policy(2, true), Instant::now());
     let mut f = Failover::default();

@@ -112,7 +112,13 @@ impl Reactor {
         };
         let proxy = up.proxy;
         let sv2 = match self.sv2_session(proxy, pool_idx, &url).transpose() {
-            Ok(sv2) => sv2,
+            Ok(Some(mut sv2)) => {
+                let up = &mut self.upstreams[u];
+                sv2.set_job_tag(up.sv2_conns);
+                up.sv2_conns = up.sv2_conns.wrapping_add(1);
+                Some(sv2)
+            }
+            Ok(None) => None,
             Err(e) => {
                 log::warn!(
                     "[{}] cannot set up Stratum V2 pool {}:{}: {e}",

@@ -146,15 +146,8 @@ impl Reactor {
         // pool would refuse, whatever the miner's mask is now (a later job may have widened it again).
         let conn = self.upstreams.get(u).and_then(|up| up.ready_conn());
         if let (Share::Stratum(s), Some(conn)) = (share, conn) {
-            if self.sv2_rolls_fixed_version(conn, s) {
-                return self.refuse_share(
-                    t,
-                    id,
-                    Refusal::Judged {
-                        code: 20,
-                        why: crate::sv2_driver::FIXED_VERSION_REFUSAL,
-                    },
-                );
+            if let Some(refusal) = self.sv2_share_refusal(conn, s) {
+                return self.refuse_share(t, id, refusal);
             }
         }
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {

@@ -6,6 +6,7 @@
 //! (phases, the handshake timeout, draining, failover, the extranonce split, pending shares and their
 //! timeouts) is the V1 path's, fed from [`Sv2Step`]s.
 
+use crate::close::Refusal;
 use crate::config::PoolUrl;
 use crate::protocol::pool_msg;
 use crate::protocol::stratum::Submit;
@@ -14,7 +15,11 @@ use crate::session::pool::{Granted, Handshake, PoolPhase};
 use crate::session::sv2_pool::{Sv2Pool, Sv2Step, SV2_VERSION_MASK};
 use crate::state::Conn;
 use crate::stats::Reject;
+use crate::validate::Verdict;
 use std::time::Duration;
+
+/// A share for a job this connection does not know.
+const STALE: Verdict = Verdict::Stale;
 
 /// What a miner hears for a share rolling version bits of an SV2 job that does not allow version rolling.
 pub(crate) const FIXED_VERSION_REFUSAL: &str =
@@ -318,19 +323,28 @@ impl Reactor {
         self.set_version_masks(u, mask);
     }
 
-    /// Whether a V1 share going to SV2 connection `conn` rolls version bits of a job that does not allow it
-    /// (it is refused here: the pool would hash another version than the miner did).
-    pub(crate) fn sv2_rolls_fixed_version(&self, conn: usize, share: &Submit<'_>) -> bool {
+    /// Why a V1 share going to SV2 connection `conn` is refused here, if it is: its job is not this
+    /// connection's (an earlier connection's, in flight at a switch: stale), or it rolls version bits of a
+    /// job that does not allow it (the pool would hash another version than the miner did).
+    pub(crate) fn sv2_share_refusal(
+        &self,
+        conn: usize,
+        share: &Submit<'_>,
+    ) -> Option<Refusal<'static>> {
         let Some(Conn::Pool(pc)) = self.conns.get(conn) else {
-            return false;
+            return None;
         };
-        let Some(s) = pc.sv2.as_ref() else {
-            return false;
+        let s = pc.sv2.as_ref()?;
+        let Some(allows_rolling) = s.job_allows_rolling(share.job_id) else {
+            return Refusal::of_verdict(&STALE);
         };
         let bits = share
             .version_bits
             .map_or(0, |b| crate::work::u32_from_hex(b).unwrap_or(u32::MAX));
-        bits != 0 && s.job_allows_rolling(share.job_id) == Some(false)
+        (bits != 0 && !allows_rolling).then_some(Refusal::Judged {
+            code: 20,
+            why: FIXED_VERSION_REFUSAL,
+        })
     }
 
     /// The pool's verdict on the share sent with id `pid` on connection `t`: `None` accepted, else its error

@@ -74,6 +74,7 @@ impl Reactor {
             n: 0,
             prefixes: PrefixAllocator::new(0),
             epoch: 0,
+            sv2_conns: 0,
             pool_mask: None,
             difficulty_line: Vec::new(),
             notify_line: Vec::new(),

@@ -108,6 +108,9 @@ pub struct Sv2Pool {
     requires_rolling: bool,
     /// The hashrate (h/s) OpenExtendedMiningChannel says (the upstream's estimate when the connection began).
     nominal: f32,
+    /// Set apart this connection's V1 job ids from those of the upstream's earlier SV2 connections (whose
+    /// pools number jobs from 1 too): a share still naming an old job is then unknown here, not another job.
+    job_tag: u32,
 }
 
 impl Sv2Pool {
@@ -160,6 +163,7 @@ impl Sv2Pool {
             ignored: 0,
             requires_rolling: require_rolling,
             nominal: 0.0,
+            job_tag: 0,
         })
     }
 
@@ -448,7 +452,10 @@ impl Sv2Pool {
         let Some(job) = self.jobs.get(&id) else {
             return Sv2Step::Nothing;
         };
-        let v1 = sv2::v1_job(job, &prev, clean);
+        let mut v1 = sv2::v1_job(job, &prev, clean);
+        if self.job_tag != 0 {
+            v1.job_id = format!("{id}.{:x}", self.job_tag);
+        }
         let mut line = Vec::with_capacity(512);
         pool_msg::write_job_notify(&mut line, &v1);
         Sv2Step::Job {
@@ -491,9 +498,31 @@ impl Sv2Pool {
         self.requires_rolling
     }
 
-    /// Whether the job a V1 share names lets miners roll version bits (None: no such job).
+    /// Tags this connection's V1 job ids: the pool's job id, then `.` and `tag` in hex (none for tag 0). The
+    /// driver gives each SV2 connection of an upstream the next tag.
+    pub fn set_job_tag(&mut self, tag: u32) {
+        self.job_tag = tag;
+    }
+
+    /// The pool's id of the job a V1 job id names, when it is this connection's (tagged with its tag).
+    fn job_of(&self, v1_id: &str) -> Option<u32> {
+        let (id, tag) = match v1_id.split_once('.') {
+            Some((id, tag)) if tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                (id, u32::from_str_radix(tag, 16).ok()?)
+            }
+            Some(_) => return None,
+            None => (v1_id, 0),
+        };
+        if tag != self.job_tag || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let id: u32 = id.parse().ok()?;
+        self.jobs.contains_key(&id).then_some(id)
+    }
+
+    /// Whether the job a V1 share names lets miners roll version bits (None: no such job on this connection).
     pub fn job_allows_rolling(&self, job_id: &str) -> Option<bool> {
-        let id: u32 = job_id.parse().ok()?;
+        let id = self.job_of(job_id)?;
         self.jobs.get(&id).map(|j| j.version_rolling_allowed)
     }
 
@@ -508,7 +537,7 @@ impl Sv2Pool {
         mask: u32,
     ) -> Result<(), String> {
         let ch = self.channel.as_ref().ok_or("no channel open")?;
-        let job_id: u32 = share.job_id.parse().map_err(|_| "job not found")?;
+        let job_id = self.job_of(share.job_id).ok_or("job not found")?;
         let job = self.jobs.get(&job_id).ok_or("job not found")?;
         let (hex, mut e2) = (share.extranonce2.as_bytes(), [0u8; 32]);
         let e2 = e2

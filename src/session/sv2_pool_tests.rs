@@ -253,3 +253,35 @@ fn an_update_channel_error_is_logged_and_ignored_and_the_channel_goes_on() {
         "the share sent before still gets its verdict"
     );
 }
+
+#[test]
+fn job_ids_carry_the_connections_tag_and_only_its_own_are_known() {
+    let mut p = Pool::open();
+    assert_eq!(
+        p.session.job_allows_rolling("5"),
+        Some(true),
+        "tag 0: plain"
+    );
+    p.session.set_job_tag(0x1c);
+    for other in [
+        "5", "5.1b", "5.1c.0", "5.", ".1c", "+5.1c", "5.+1c", "6.1c", "5.1c0", "5.1c ", "",
+    ] {
+        assert_eq!(p.session.job_allows_rolling(other), None, "{other:?}");
+    }
+    assert_eq!(p.session.job_allows_rolling("5.1c"), Some(true));
+    let prev = mining::SetNewPrevHash {
+        channel_id: 1,
+        job_id: 5,
+        prev_hash: U256::from(&[4u8; 32]),
+        min_ntime: 1_700_000_001,
+        nbits: 0x1d00_ffff,
+    };
+    p.send(prev, 0x20, true);
+    match &p.steps()[..] {
+        [Sv2Step::Job { line, .. }] => {
+            let line = String::from_utf8_lossy(line);
+            assert!(line.contains(r#""params":["5.1c","#), "{line}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

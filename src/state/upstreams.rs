@@ -75,6 +75,8 @@ pub(crate) struct Upstream {
     /// Accepted difficulty per second, and what an SV2 channel was told of it (OpenExtendedMiningChannel,
     /// UpdateChannel).
     pub rate: crate::session::sv2_rate::ChannelRate,
+    /// SV2 connections opened so far: the next one's job tag (`Sv2Pool::set_job_tag`).
+    pub sv2_conns: u32,
 }
 
 impl Upstream {

@@ -429,7 +429,7 @@ impl Reactor {
 
     /// Enters a share going to pool connection `conn` of upstream `u` in the reply table, whatever the pool's
     /// protocol: its difficulty (the miner's under vardiff, else the pool's, for the hashrate figures) and its
-    /// `share_timeout` deadline. Its request id; `None` without that upstream.
+    /// `share_timeout` (`sv2_share_timeout`) deadline. Its request id; `None` without that upstream.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn pending_submit(
         &mut self,
@@ -445,10 +445,11 @@ impl Reactor {
             Some(Conn::Miner(m)) => m.session.vardiff.as_ref().map(|v| v.difficulty),
             _ => None,
         };
+        let sv2 = self.is_sv2_conn(conn);
         let up = self.upstreams.get_mut(u)?;
         let difficulty = difficulty.unwrap_or(up.pool_difficulty);
         let now = Instant::now();
-        let deadline = now + self.proxies[up.proxy].timing.share;
+        let deadline = now + self.proxies[up.proxy].timing.share_for(sv2);
         Some(up.pending.insert(
             Req::Submit {
                 miner,

@@ -303,14 +303,10 @@ impl Reactor {
             let timing = self.proxies[up.proxy].timing;
             let mut expired = Vec::new();
             up.pending.expire(now, &mut expired);
-            if !expired.is_empty() {
-                let why = format!(
-                    "the pool did not answer within {}s",
-                    timing.share.as_secs_f64()
-                );
-                for e in expired {
-                    self.answer_failed(u, e, &why, Reject::Timeout);
-                }
+            for e in expired {
+                let within = timing.share_for(self.is_sv2_conn(e.conn));
+                let why = format!("the pool did not answer within {}s", within.as_secs_f64());
+                self.answer_failed(u, e, &why, Reject::Timeout);
             }
             let Some(up) = self.upstreams.get(u) else {
                 continue;

@@ -177,6 +177,7 @@ impl Config {
                 ("handshake_timeout", proxy.handshake_timeout),
                 ("route_switch_interval", proxy.route_switch_interval),
                 ("sv2_update_interval", proxy.sv2_update_interval),
+                ("sv2_share_timeout", proxy.sv2_share_timeout),
             ] {
                 if !(v.is_finite() && v > 0.0 && v < 1e7) {
                     p(

@@ -117,6 +117,7 @@ proxies:
     # handshake_timeout: 10         # per pool attempt: name lookup, connect to each address, handshake
     # route_switch_interval: 10     # with routes: a movable miner's time slice on a route
     # sv2_update_interval: 60       # SV2 pools: UpdateChannel (measured hashrate moved > 20 %) at most this often
+    # sv2_share_timeout: 600        # SV2 pools: as share_timeout (they acknowledge shares in batches)
     # Who may connect: none | passthrough (the pool checks each worker; submits carry its own name) |
     # {{ users: [{{ name: farm1, password_hash: "<from fastproxy hash-password>" }}], match: account }}
     # auth: none

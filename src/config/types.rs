@@ -108,6 +108,10 @@ pub struct ProxyConfig {
     /// hashrate moved more than 20 % from the value the channel last got).
     #[serde(default = "default_sv2_update_interval")]
     pub sv2_update_interval: f64,
+    /// Stratum V2 pools: seconds a forwarded share may wait for the pool's verdict (`share_timeout` is for V1
+    /// pools). SV2 pools acknowledge shares in batches: the reference pool every 10 shares at 6 a minute.
+    #[serde(default = "default_sv2_share_timeout")]
+    pub sv2_share_timeout: f64,
     /// Follow a pool's `client.reconnect` to another host/port (otherwise reconnect to the same pool).
     #[serde(default)]
     pub allow_reconnect_redirect: bool,
@@ -291,6 +295,9 @@ fn default_failback_interval() -> f64 {
 }
 fn default_sv2_update_interval() -> f64 {
     60.0
+}
+fn default_sv2_share_timeout() -> f64 {
+    600.0
 }
 fn default_route_switch_interval() -> f64 {
     10.0

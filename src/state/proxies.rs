@@ -20,6 +20,19 @@ pub(crate) struct Timing {
     pub failback: Duration,
     pub handshake: Duration,
     pub sv2_update: Duration,
+    /// `share_timeout` for shares sent to an SV2 pool.
+    pub sv2_share: Duration,
+}
+
+impl Timing {
+    /// How long a share sent to a pool connection (SV2 or not) waits for the pool's verdict.
+    pub fn share_for(&self, sv2: bool) -> Duration {
+        if sv2 {
+            self.sv2_share
+        } else {
+            self.share
+        }
+    }
 }
 
 /// One configured proxy entry as this reactor runs it.
@@ -83,6 +96,7 @@ pub(crate) fn timing(cfg: &ProxyConfig) -> Timing {
         failback: ProxyConfig::secs(cfg.failback_interval),
         handshake: ProxyConfig::secs(cfg.handshake_timeout),
         sv2_update: ProxyConfig::secs(cfg.sv2_update_interval),
+        sv2_share: ProxyConfig::secs(cfg.sv2_share_timeout),
     }
 }
 

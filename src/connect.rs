@@ -111,11 +111,11 @@ impl Reactor {
             return;
         };
         let proxy = up.proxy;
+        let tag = up.conns_opened;
+        self.upstreams[u].conns_opened = tag.wrapping_add(1);
         let sv2 = match self.sv2_session(proxy, pool_idx, &url).transpose() {
             Ok(Some(mut sv2)) => {
-                let up = &mut self.upstreams[u];
-                sv2.set_job_tag(up.sv2_conns);
-                up.sv2_conns = up.sv2_conns.wrapping_add(1);
+                sv2.set_job_tag(tag);
                 Some(sv2)
             }
             Ok(None) => None,

@@ -147,6 +147,13 @@ impl Reactor {
         let conn = self.upstreams.get(u).and_then(|up| up.ready_conn());
         if let (Share::Stratum(s), Some(conn)) = (share, conn) {
             if let Some(refusal) = self.sv2_share_refusal(conn, s) {
+                if let (Some(_), Some(Conn::Miner(m))) = (&verdict, self.conns.get(t)) {
+                    // The local validation's count of stale shares includes these (their job was an earlier
+                    // connection's).
+                    if let Refusal::Judged { code: 21, .. } = refusal {
+                        self.proxies[m.proxy].validation.count(&Verdict::Stale);
+                    }
+                }
                 return self.refuse_share(t, id, refusal);
             }
         }

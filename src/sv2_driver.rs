@@ -205,6 +205,8 @@ impl Reactor {
                 let target = ss.pool_target;
                 stats.pool(pool_idx).on_job();
                 if live {
+                    // Tagged with the upstream in an entry with several routes, as a V1 pool's job.
+                    let line = self.job_line_for(u, line);
                     let up = &mut self.upstreams[u];
                     up.notify_line.clone_from(&line);
                     if validates {

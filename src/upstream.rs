@@ -74,7 +74,7 @@ impl Reactor {
             n: 0,
             prefixes: PrefixAllocator::new(0),
             epoch: 0,
-            sv2_conns: 0,
+            conns_opened: 0,
             pool_mask: None,
             difficulty_line: Vec::new(),
             notify_line: Vec::new(),
@@ -182,15 +182,10 @@ impl Reactor {
             self.attempt_failed(u, false);
         } else if up.probe == Some(t) {
             up.probe = None;
-            // A redirect's probe stands in the current pool's place; a failback's is for a pool above it.
-            let redirect = pc.session.pool_idx == up.pool_idx;
             let policy = self.policy(u);
-            let failover = &mut self.upstreams[u].failover;
-            if redirect {
-                failover.redirect_probe_failed(Instant::now(), &policy, pc.session.url.clone());
-            } else {
-                failover.probe_failed(Instant::now(), &policy);
-            }
+            self.upstreams[u]
+                .failover
+                .probe_failed(Instant::now(), &policy);
             log::info!("[{name}] pool {url} not usable yet: {reason}");
         } else {
             up.draining.retain(|&d| d != t);

@@ -59,6 +59,8 @@ pub(crate) struct Failover {
     /// The failure just coming is the pool's answer to an option the next attempt changes (an SV2 pool that
     /// refused to require version rolling): no failure counted, no back-off, the same pool again at once.
     pub retry_now: bool,
+    /// The probe under way follows the pool's redirect to this URL (None: no probe, or a failback's).
+    pub following: Option<PoolUrl>,
 }
 
 impl Default for Failover {
@@ -70,6 +72,7 @@ impl Default for Failover {
             skip_pool: false,
             reconnect: None,
             retry_now: false,
+            following: None,
         }
     }
 }
@@ -83,6 +86,7 @@ pub(crate) fn backoff(initial: Duration, max: Duration, attempts: u32) -> Durati
 impl Failover {
     /// The active connection (on pool `pool_idx`) completed its handshake.
     pub fn ready(&mut self, now: Instant, pool_idx: usize, policy: &Policy) {
+        self.following = None;
         self.attempts = 0;
         self.failures_here = 0;
         let failback_at = match policy.failback {
@@ -93,8 +97,12 @@ impl Failover {
     }
 
     /// A probe failed (or its attempt did): the active connection keeps serving, pool 1 is checked again later.
+    /// A failure answering an option the next attempt changes ([`Failover::retry_now`]) tries again at once: a
+    /// failback's probe as such, a redirect's by following the redirect again (unless another came meanwhile).
     pub fn probe_failed(&mut self, now: Instant, policy: &Policy) {
-        let wait = if std::mem::take(&mut self.retry_now) {
+        let again = std::mem::take(&mut self.retry_now);
+        let redirect = self.following.take();
+        let wait = if again && redirect.is_none() {
             Duration::ZERO
         } else {
             policy.failback_interval
@@ -102,15 +110,7 @@ impl Failover {
         self.phase = Phase::Active {
             failback_at: Some(now + wait),
         };
-    }
-
-    /// A probe following the pool's redirect (to `url`) failed: as [`Failover::probe_failed`], except that a
-    /// failure answering an option the next attempt changes ([`Failover::retry_now`]) follows the redirect
-    /// again at once rather than giving it up.
-    pub fn redirect_probe_failed(&mut self, now: Instant, policy: &Policy, url: PoolUrl) {
-        let again = std::mem::take(&mut self.retry_now);
-        self.probe_failed(now, policy);
-        if again {
+        if let (true, Some(url), None) = (again, redirect, &self.reconnect) {
             self.reconnect = Some((now, url));
         }
     }
@@ -191,6 +191,7 @@ impl Failover {
         if self.reconnect.as_ref().is_some_and(|(at, _)| *at <= now) {
             if let Some((_, url)) = self.reconnect.take() {
                 self.phase = Phase::Probing;
+                self.following = Some(url.clone());
                 return Due::Reconnect(url);
             }
         }
@@ -198,6 +199,7 @@ impl Failover {
             matches!(self.phase, Phase::Active { failback_at: Some(at) } if at <= now);
         if pool_idx > 0 && policy.failback.is_some() && failback_due {
             self.phase = Phase::Probing;
+            self.following = None;
             return Due::Failback;
         }
         Due::Nothing

@@ -783,15 +783,36 @@ fn a_redirect_probe_refused_for_an_option_follows_the_redirect_again_at_once_and
     assert_eq!(f.due(t0, SERVING, 0, &p), Due::Reconnect(other.clone()));
     // Refused over the version-rolling flag: the same redirect again, now (pool 1 has no failback to fall to).
     f.retry_now = true;
-    f.redirect_probe_failed(t0, &p, other.clone());
+    f.probe_failed(t0, &p);
     assert!(!f.retry_now, "once");
     assert_eq!(f.due(t0, SERVING, 0, &p), Due::Reconnect(other.clone()));
+    // A redirect that came while the refused probe was under way is the one followed.
+    let newer = PoolUrl {
+        host: "newer".into(),
+        ..other.clone()
+    };
+    f.reconnect_requested(t0, Duration::ZERO, newer.clone());
+    f.retry_now = true;
+    f.probe_failed(t0, &p);
+    assert_eq!(f.due(t0, SERVING, 0, &p), Due::Reconnect(newer));
     // Any other failure gives the redirect up, as before.
-    f.redirect_probe_failed(t0, &p, other);
+    f.probe_failed(t0, &p);
     assert_eq!(f.reconnect, None);
+    // A failback's probe refused so is a failback again at once, never a redirect (even after one).
+    f.ready(t0, 1, &p);
+    f.phase = Phase::Active {
+        failback_at: Some(t0),
+    };
+    assert_eq!(f.due(t0, SERVING, 1, &p), Due::Failback);
+    f.retry_now = true;
+    f.probe_failed(t0, &p);
+    assert_eq!(f.reconnect, None);
+    assert_eq!(f.due(t0, SERVING, 1, &p), Due::Failback);
+    f.probe_failed(t0, &p);
     assert_eq!(
-        f.due(t0 + Duration::from_secs(3600), SERVING, 0, &p),
-        Due::Nothing
+        f.due(t0, SERVING, 1, &p),
+        Due::Nothing,
+        "after the interval"
     );
 }
 

@@ -75,8 +75,9 @@ pub(crate) struct Upstream {
     /// Accepted difficulty per second, and what an SV2 channel was told of it (OpenExtendedMiningChannel,
     /// UpdateChannel).
     pub rate: crate::session::sv2_rate::ChannelRate,
-    /// SV2 connections opened so far: the next one's job tag (`Sv2Pool::set_job_tag`).
-    pub sv2_conns: u32,
+    /// Pool connections opened so far (V1 or SV2): an SV2 connection's job tag (`Sv2Pool::set_job_tag`), so
+    /// that its job ids differ from those of every earlier connection (V1 pools may number jobs too).
+    pub conns_opened: u32,
 }
 
 impl Upstream {

@@ -20,7 +20,7 @@ pub enum Reject {
     NotSubscribed = 5,
     /// No ready pool connection (or it dropped before answering).
     PoolUnavailable = 6,
-    /// The pool did not answer within `share_timeout`.
+    /// The pool did not answer within `share_timeout` (`sv2_share_timeout` for an SV2 pool).
     Timeout = 7,
 }
 

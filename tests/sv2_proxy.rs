@@ -339,9 +339,9 @@ fn a_wrong_authority_key_is_refused_with_a_log_line_and_the_next_pool_serves() {
     let other_key = sv2_pool(Sv2PoolConfig::default()).authority_public_key();
     let v1 = pool(SimPoolConfig::default());
     let config = yaml(&[P::Sv2(sv2.addr(), &other_key), P::V1(v1.addr())], "");
-    let (mut child, addr) = spawn_proxy_binary(&config, "wrong-key");
+    let (child, addr) = spawn_proxy_binary(&config, "wrong-key");
     let reports = run_all(vec![miner(addr, 0, 3)]);
-    let (status, log) = terminate(&mut child, Duration::from_secs(10));
+    let (status, log) = child.terminate(Duration::from_secs(10));
     assert!(status.success(), "{log}");
     assert_eq!(reports[0].accepted, 3, "{:?}\n{log}", reports[0]);
     assert_eq!(v1.stats().accepted, 3);

@@ -37,7 +37,7 @@ fn a_pool_refusing_required_version_rolling_is_asked_again_at_once_without_it_an
         &[P::Sv2(sv2.addr(), &key), P::V1(v1.addr())],
         "retry_initial: 30\nretry_max: 30\nfailover_after: 1",
     );
-    let (mut child, addr) = spawn_proxy_binary(&config, "refuses-version-rolling");
+    let (child, addr) = spawn_proxy_binary(&config, "refuses-version-rolling");
     let mut cfgs: Vec<_> = (0..4).map(|i| miner(addr, i, 5)).collect();
     cfgs[0].version_rolling = true;
     cfgs[0].duration = Duration::from_secs(20);
@@ -62,7 +62,7 @@ fn a_pool_refusing_required_version_rolling_is_asked_again_at_once_without_it_an
         vec![REQUIRES_VERSION_ROLLING, 0, 0]
     );
     assert_eq!(sv2.stats().connections_total, 3);
-    let (status, log) = terminate(&mut child, Duration::from_secs(10));
+    let (status, log) = child.terminate(Duration::from_secs(10));
     assert!(status.success(), "{log}");
     let said = log.lines().find(|l| l.contains("refused SetupConnection"));
     assert!(

@@ -38,27 +38,59 @@ pub fn sv2_pool(cfg: Sv2PoolConfig) -> Sv2SimPool {
     Sv2SimPool::start(cfg).expect("start the SV2 sim pool")
 }
 
-/// Runs the fastproxy binary on `config` (its `127.0.0.1:0` listener moved to a free port, written under the
-/// temp dir as `name`.yaml), stderr piped for its log; the child and its miners' address once it listens.
-pub fn spawn_proxy_binary(config: &str, name: &str) -> (std::process::Child, SocketAddr) {
-    let port = super::free_port();
-    let config = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+/// The fastproxy binary running `config` (its miner port 0, the real one read from its log).
+pub struct Binary {
+    child: std::process::Child,
+    log: std::thread::JoinHandle<String>,
+}
+
+impl Binary {
+    /// SIGTERM, then its exit status and whole log.
+    pub fn terminate(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
+        let (status, _) = super::terminate(&mut self.child, limit);
+        (status, self.log.join().unwrap_or_default())
+    }
+}
+
+/// Runs the fastproxy binary on `config` (written to a file named after `name`) and waits until it listens:
+/// the process and the miners' address. The address comes from the log ("listening on"): a port picked here
+/// and probed with connect() could be another test's listener meanwhile.
+pub fn spawn_proxy_binary(config: &str, name: &str) -> (Binary, SocketAddr) {
+    use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("fastproxy-sv2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, config).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_fastproxy"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fastproxy"))
         .arg("-c")
         .arg(&path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    super::wait_until(Duration::from_secs(20), "the proxy listens", || {
-        std::net::TcpStream::connect(addr).is_ok()
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(rest.split([' ', '/']).next().unwrap_or("").to_string());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
     });
-    (child, addr)
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the proxy listens within 20 s");
+    (
+        Binary { child, log },
+        addr.parse().expect("a socket address"),
+    )
 }
 
 /// Accepts one connection on `listener` and answers its Noise NX handshake as the reference crates' responder

@@ -296,10 +296,14 @@ fn must_answer(sent: &Sent, m: &Model) -> Vec<u64> {
 }
 
 /// One share, mostly well-formed for a job the pool may have sent.
-fn submit(pool: &mut Sv2Pool, b: &mut Bytes, m: &mut Model) {
-    let job_id = match b.byte() % 8 {
+fn submit(pool: &mut Sv2Pool, b: &mut Bytes, m: &mut Model, tag: u32) {
+    // Job ids as the session tags them (none for tag 0), with a wrong tag or none now and then.
+    let job_id = match b.byte() % 10 {
         7 => "x".to_string(),
-        j => j.to_string(),
+        8 => format!("{}.{:x}", b.byte() % 8, tag + 1),
+        9 => format!("{}", b.byte() % 8),
+        j if tag == 0 => j.to_string(),
+        j => format!("{j}.{tag:x}"),
     };
     let e2_len = match b.byte() % 8 {
         0 => usize::from(b.byte() % 10),
@@ -326,13 +330,15 @@ pub fn sv2_session(data: &[u8]) {
     let key = AuthorityKey::from_x_only(AUTHORITY_PUBLIC).expect("the generator's x is a key");
     let mut pool =
         Sv2Pool::new(&key, "fuzz.worker", "127.0.0.1", 34254, E2_SIZE).expect("a session");
+    let tag = data.first().map_or(0, |x| u32::from(x % 3));
+    pool.set_job_tag(tag);
     let mut enc = handshake(&mut pool.client);
     let mut m = Model::default();
     let mut b = Bytes(data);
     while !b.0.is_empty() {
         let op = b.byte() % 12;
         if op >= 9 {
-            submit(&mut pool, &mut b, &mut m);
+            submit(&mut pool, &mut b, &mut m, tag);
             pool.client.take_output();
             continue;
         }

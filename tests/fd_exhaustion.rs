@@ -376,7 +376,11 @@ fn connections_past_max_miners_are_closed_at_once_and_counted() {
     );
     // A place frees up: the next miner is served.
     held.pop();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(
+        Duration::from_secs(20),
+        "the proxy saw the held miner go",
+        || proxy.metric("fastproxy_miners_connected{proxy=\"test\"}") == 1.0,
+    );
     let mut again = Client::connect(proxy.miners);
     again.handshake();
     // Each limit's refusals are logged once as they begin and once as they end, with their count.

@@ -502,20 +502,31 @@ fn routes_methods_history_and_stop() {
     }
     assert_eq!(http(addr, "GET", "/status?x=1").status, 200);
 
-    // The history is sampled on schedule and bounded.
-    std::thread::sleep(Duration::from_millis(600));
-    let st = status(addr);
-    let samples = st["history"]["samples"].as_array().unwrap();
-    assert_eq!(samples.len(), 5, "{samples:?}");
-    let times: Vec<f64> = samples.iter().map(|s| s[0].as_f64().unwrap()).collect();
+    // The history is sampled on schedule and bounded: it fills up to 5 samples, then the oldest make way.
+    let samples = || -> Vec<Value> {
+        let st = status(addr);
+        let samples = st["history"]["samples"].as_array().unwrap().clone();
+        assert!(samples.len() <= 5, "{samples:?}");
+        samples
+    };
+    let time = |s: &Value| s[0].as_f64().unwrap();
+    wait_until(Duration::from_secs(10), "5 history samples", || {
+        samples().len() == 5
+    });
+    let full = samples();
+    let times: Vec<f64> = full.iter().map(time).collect();
     assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
-    assert!(samples.iter().all(|s| s[1].as_f64().unwrap() > 0.0));
+    assert!(full.iter().all(|s| s[1].as_f64().unwrap() > 0.0));
+    wait_until(Duration::from_secs(10), "5 newer samples", || {
+        samples().first().map(time) > Some(times[4])
+    });
+    assert_eq!(samples().len(), 5);
 
     // Stopping ends the server: the port no longer answers.
     let t = Instant::now();
     m.stop();
     assert!(
-        t.elapsed() < Duration::from_secs(2),
+        t.elapsed() < Duration::from_secs(10),
         "stop took {:?}",
         t.elapsed()
     );

@@ -19,8 +19,11 @@ static NAMES: Mutex<Vec<(&str, Vec<SocketAddr>, Duration)>> = Mutex::new(Vec::ne
 static ASKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// When each slow lookup of `slow.test` began.
 static SLOW_LOOKUPS: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
-/// `slow.test` takes 3 s to fail once this is set (before, it fails at once).
+/// `slow.test` takes [`SLOW_LOOKUP`] to fail once this is set (before, it fails at once).
 static SLOW: AtomicBool = AtomicBool::new(false);
+/// How long a slow lookup of `slow.test` takes: well beyond the bound on one share's round trip, so a lookup
+/// that blocked the reactor would stall a share past it.
+const SLOW_LOOKUP: Duration = Duration::from_secs(8);
 
 fn hook(host: &str, _port: u16) -> Option<std::io::Result<Vec<SocketAddr>>> {
     if !host.ends_with(".test") {
@@ -41,7 +44,7 @@ fn hook(host: &str, _port: u16) -> Option<std::io::Result<Vec<SocketAddr>>> {
         None => {
             if host == "slow.test" && SLOW.load(Ordering::Relaxed) {
                 SLOW_LOOKUPS.lock().unwrap().push(Instant::now());
-                std::thread::sleep(Duration::from_secs(3));
+                std::thread::sleep(SLOW_LOOKUP);
             }
             Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -202,24 +205,25 @@ fn a_slow_lookup_does_not_stall_the_miners_of_its_reactor() {
         !SLOW_LOOKUPS.lock().unwrap().is_empty()
     });
     let began = SLOW_LOOKUPS.lock().unwrap()[0];
-    // Shares answered while that lookup sleeps (3 s): each within a generous second.
+    // Shares answered while that lookup sleeps (8 s): each within a generous 4 s (half the lookup, so a lookup
+    // run on the reactor would hold a share about 8 s and fail this; a busy machine's hiccups stay well under).
     let mut answered = 0;
     let mut i = 0;
-    while began.elapsed() < Duration::from_millis(2500) {
+    while began.elapsed() < Duration::from_secs(6) {
         i += 1;
         let sent = Instant::now();
         let id = c.submit_numbered(&job, n, i);
-        let (r, _) = c.reply(id, Duration::from_secs(5));
+        let (r, _) = c.reply(id, SLOW_LOOKUP + Duration::from_secs(5));
         let took = sent.elapsed();
         assert_eq!(r["result"], json!(true), "the pool's verdict: {r}");
         assert!(
-            took < Duration::from_secs(1),
+            took < Duration::from_secs(4),
             "share {i} answered after {took:?} while a lookup was slow"
         );
         answered += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(answered >= 5, "{answered} shares during the slow lookup");
+    assert!(answered >= 3, "{answered} shares during the slow lookup");
     assert!(pool.stats().accepted >= answered);
 }
 

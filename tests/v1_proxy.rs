@@ -10,7 +10,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_hundred_and_twenty_miners_share_one_upstream_and_every_share_validates() {
@@ -329,7 +329,9 @@ fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
         answer_submits: false,
         ..SimPoolConfig::default()
     });
-    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "share_timeout: 2"));
+    // A share timeout far beyond the few steps below (a loaded machine may stall seconds): the share is still in
+    // flight when b connects.
+    let proxy = start_proxy(&proxy_yaml(&[pool.addr()], "share_timeout: 10"));
     let addr = proxy.first_addr().unwrap();
     let st = proxy.stats("test").unwrap();
     let mut a = Client::connect(addr);
@@ -365,7 +367,7 @@ fn a_departed_miners_prefix_is_not_reused_until_its_shares_are_answered() {
     );
     drop(b);
     // Once the share timed out (answered to nobody), the first upstream's slot is free again.
-    wait_until(Duration::from_secs(10), "share expired and b gone", || {
+    wait_until(Duration::from_secs(20), "share expired and b gone", || {
         ProxyStats::get(&st.shares_errored) == 1 && ProxyStats::get(&st.upstreams) == 1
     });
     let mut c = Client::connect(addr);
@@ -382,6 +384,8 @@ fn pool_reconnect_request_keeps_miners_connected() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut cfg = miner(addr, 1, 1000);
     cfg.extranonce_subscribe = true;
+    // Paced: the shares found during the switch are bounded by its time (which a busy machine may stretch).
+    cfg.submit_interval = Some(SUBMIT_EVERY);
     // Long enough for a busy machine; the test stops it once it has seen what it needs.
     cfg.duration = Duration::from_secs(60);
     let h = spawn_miner(cfg, stop.clone());
@@ -389,7 +393,16 @@ fn pool_reconnect_request_keeps_miners_connected() {
     wait_until(Duration::from_secs(10), "first shares", || {
         ProxyStats::get(&st.shares_accepted) >= 2
     });
+    let told = ProxyStats::get(&st.extranonce_updates);
+    let asked = Instant::now();
     pool.send_reconnect_all(Some("elsewhere.example"), Some(1), 0);
+    wait_until(
+        Duration::from_secs(10),
+        "the miner told its extranonce on the new connection",
+        || ProxyStats::get(&st.extranonce_updates) > told,
+    );
+    // Up to then the miner hashes with its old extranonce1, at most one share per SUBMIT_EVERY.
+    let switch = asked.elapsed();
     wait_until(
         Duration::from_secs(10),
         "reconnected to the same pool",
@@ -406,15 +419,24 @@ fn pool_reconnect_request_keeps_miners_connected() {
     assert!(!r.disconnected_by_peer, "{r:?}");
     assert!(r.set_extranonce_received >= 1, "{r:?}");
     // Shares in flight at the switch were found with the old extranonce1: the pool refuses them as stale (21)
-    // or, when it sends the same job again on the new connection, as invalid (23). Nothing else, and few.
+    // or, when it sends the same job again on the new connection, as invalid (23). Nothing else, and only those:
+    // the few in flight when the pool asked, those submitted (at the miner's pace) until the proxy told the
+    // miner its new extranonce, and one found before the miner read it.
     let stale_or_old = r.reject_codes.get(&21).copied().unwrap_or(0)
         + r.reject_codes.get(&23).copied().unwrap_or(0);
     assert_eq!(
         r.rejected, stale_or_old,
         "only rejects from the switch: {r:?}"
     );
-    assert!(r.rejected <= 3, "{r:?}");
+    let most = 3 + (switch.as_millis() / SUBMIT_EVERY.as_millis()) as u64 + 1;
+    assert!(
+        r.rejected <= most,
+        "more rejects than shares in flight during the {switch:?} switch ({most}): {r:?}"
+    );
 }
+
+/// The pace of the miner that sees its pool ask for a reconnect.
+const SUBMIT_EVERY: Duration = Duration::from_millis(50);
 
 #[test]
 fn two_reactor_threads_share_the_listening_port_each_with_its_own_upstream() {

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use fastproxy::stats::ProxyStats;
-use fastproxy_sim::miner::spawn_miner;
+use fastproxy_sim::miner::{spawn_miner, SimMinerConfig};
 use fastproxy_sim::pool::SimPoolConfig;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +17,15 @@ fn a_hundred_and_twenty_miners_share_one_upstream_and_every_share_validates() {
     let pool = pool(SimPoolConfig::default());
     let proxy = start_proxy(&proxy_yaml(&[pool.addr()], ""));
     let addr = proxy.first_addr().unwrap();
-    let reports = run_all((0..120).map(|i| miner(addr, i, 2)).collect());
+    // Up to 3 minutes: on a loaded machine 120 hashing threads share what CPU there is (they stop at 2 shares).
+    let reports = run_all(
+        (0..120)
+            .map(|i| SimMinerConfig {
+                duration: Duration::from_secs(180),
+                ..miner(addr, i, 2)
+            })
+            .collect(),
+    );
 
     let mut e1s = BTreeSet::new();
     for r in &reports {

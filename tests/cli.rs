@@ -60,13 +60,14 @@ fn version_and_help() {
 
 #[test]
 fn demo_with_an_sv2_upstream_gets_its_shares_accepted() {
+    // 10 s: room on a loaded machine for the Noise handshake, the channel and a first accepted share.
     let out = bin()
         .args([
             "demo",
             "--upstream",
             "sv2",
             "--seconds",
-            "3",
+            "10",
             "--miners",
             "2",
         ])

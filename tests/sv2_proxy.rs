@@ -113,7 +113,9 @@ fn batched_successes_answer_each_covered_share_once_and_the_unacknowledged_rest_
         ..Sv2PoolConfig::default()
     });
     let key = pool.authority_public_key();
-    let proxy = start_proxy(&yaml(&[P::Sv2(pool.addr(), &key)], "sv2_share_timeout: 2"));
+    // A timeout generous enough that a miner starting late on a loaded machine does not leave the earlier
+    // shares waiting for its batch past it (the test waits that long for the 3 unacknowledged ones).
+    let proxy = start_proxy(&yaml(&[P::Sv2(pool.addr(), &key)], "sv2_share_timeout: 8"));
     let addr = proxy.first_addr().unwrap();
     // 3 x 5 = 15 shares: three Successes of 4, and 3 the pool never acknowledges.
     let reports = run_all((0..3).map(|i| miner(addr, i, 5)).collect());

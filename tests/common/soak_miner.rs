@@ -22,6 +22,9 @@ pub type ShareKey = (String, Vec<u8>, u32, u32, u32);
 /// After a refused share the miner waits this long before the next (as a real miner would, finding its next
 /// share): without it, a miner that is refused at once during an outage would submit as fast as it can hash.
 const PAUSE_AFTER_REFUSAL: Duration = Duration::from_millis(250);
+/// A session that cannot hash yet when its time is up (its handshake is unanswered, e.g. it waits in a paused
+/// listen backlog) keeps waiting this much longer for it, submitting nothing, so that a late answer counts.
+pub const HANDSHAKE_GRACE: Duration = Duration::from_secs(10);
 /// How long a submit may wait for its reply before the session gives up on it (a generous bound: the proxy's
 /// `share_timeout` is far shorter).
 const REPLY_LIMIT: Duration = Duration::from_secs(40);
@@ -65,13 +68,15 @@ impl Submitted {
     }
 }
 
-/// One session's times, from the soak's start: when it connected, when it was to stop, and when it first had
-/// all it needs to hash (extranonce, target, job, authorized), if it did.
+/// One session's times, from the soak's start: when it connected, when it left, and when it first had all it
+/// needs to hash (extranonce, target, job, authorized), if it did; and whether it ended early (the proxy
+/// closed it, or a write failed).
 #[derive(Clone, Debug)]
 pub struct SessionTimes {
     pub connected: Duration,
-    pub until: Duration,
+    pub left: Duration,
     pub ready: Option<Duration>,
+    pub ended_early: bool,
 }
 
 /// Totals over all sessions.
@@ -149,19 +154,22 @@ impl InFlight {
     }
 }
 
-/// Runs one session until `plan.until` (then waits for the last reply) or until the proxy closes it; appends
-/// every share it submitted to `log`. Returns false if the session ended early (connect failed or closed).
+/// Runs one session until `plan.until` (then waits for the last reply, or up to [`HANDSHAKE_GRACE`] more for a
+/// handshake still unanswered) or until the proxy closes it; appends every share it submitted to `log`.
+/// Returns false if the session ended early (connect failed or closed).
 pub fn session(plan: &Plan, c: &Counts, log: &mut Vec<Submitted>) -> bool {
     let Ok(s) = TcpStream::connect(plan.addr) else {
         return false;
     };
-    let mut times = SessionTimes {
-        connected: plan.started.elapsed(),
-        until: plan.until.saturating_duration_since(plan.started),
-        ready: None,
-    };
-    let ended_well = run_session(plan, c, log, s, &mut times.ready);
-    c.session_times.lock().unwrap().push(times);
+    let connected = plan.started.elapsed();
+    let mut ready = None;
+    let ended_well = run_session(plan, c, log, s, &mut ready);
+    c.session_times.lock().unwrap().push(SessionTimes {
+        connected,
+        left: plan.started.elapsed(),
+        ready,
+        ended_early: !ended_well,
+    });
     ended_well
 }
 
@@ -197,11 +205,17 @@ fn run_session(
     let mut line = Vec::new();
     loop {
         if in_flight.is_none() {
-            if Instant::now() >= plan.until {
+            // Served is noted before the time check: a miner thread that ran late still counts an answer that
+            // came in time.
+            let can_hash = k.ready(plan.version_rolling);
+            if can_hash {
+                ready.get_or_insert_with(|| plan.started.elapsed());
+            }
+            let now = Instant::now();
+            if now >= plan.until && (can_hash || now >= plan.until + HANDSHAKE_GRACE) {
                 return true;
             }
-            if k.ready(plan.version_rolling) {
-                ready.get_or_insert_with(|| plan.started.elapsed());
+            if can_hash && now < plan.until {
                 seq += 1;
                 let (params, key) = find_share(&k, seq, c);
                 let id = AUTHORIZE + seq;

@@ -413,7 +413,7 @@ fn run(soak: Soak) {
     let c = &counts;
     let elapsed = seconds.max(1) as f64;
     println!(
-        "soak {seconds}s, {miners} miners, validate {validate}, routes {routes}, {} sessions ({} rolling versions): submitted {} ({:.0}/s, {:.1} MH hashed) | replies {} | told accepted {} | pools accepted {} | verdict lost in a fault {} | pool unavailable {} | stale {} | timeouts {} | extranonce replaced in flight {} | unexpected errors {} | pool rejects {:?} | told true not accepted {} | accepted not told true {} | accepted twice {} | accepted under a replaced extranonce {} | unanswered {} | duplicate replies {} | reply p50 {:.0?} p99 {:.0?} | fds idle {fds_idle} after {fds_after}",
+        "soak {seconds}s, {miners} miners, validate {validate}, routes {routes}, {} sessions ({} rolling versions): submitted {} ({:.0}/s, {:.1} MH hashed) | replies {} | told accepted {} | pools accepted {} | verdict lost in a fault {} | pool unavailable {} | stale {} | timeouts {} | extranonce replaced in flight {} ({} shares saw several) | unexpected errors {} | pool rejects {:?} | told true not accepted {} | accepted not told true {} | accepted twice {} | accepted under a replaced extranonce {} | unanswered {} | duplicate replies {} | reply p50 {:.0?} p99 {:.0?} | fds idle {fds_idle} after {fds_after}",
         c.sessions.load(Relaxed),
         c.rolling_sessions.load(Relaxed),
         c.submitted.load(Relaxed),
@@ -427,6 +427,10 @@ fn run(soak: Soak) {
         a.errors.stale,
         a.errors.timeout,
         a.errors.replaced_in_flight,
+        shares
+            .iter()
+            .filter(|s| s.replaced_extranonce1.len() > 1)
+            .count(),
         a.errors.unexpected,
         a.pool_rejects,
         a.told_true_not_accepted.len(),
@@ -739,10 +743,10 @@ fn audit(
         fault_time: fault_time(faults, window, run),
         ..Audit::default()
     };
-    // The shares whose extranonce1 was replaced in flight, under the extranonce the proxy gave them.
+    // The shares whose extranonce1 was replaced in flight, under each extranonce the proxy gave them then.
     let rewritten: HashSet<SeenKey> = shares
         .iter()
-        .filter_map(|s| Some(seen_key(s, s.as_rewritten()?)))
+        .flat_map(|s| s.as_rewritten().map(|full| seen_key(s, full)))
         .collect();
     let mut accepted: HashMap<ShareKey, u64> = HashMap::new();
     for p in pools {
@@ -792,19 +796,17 @@ fn audit(
         if told.insert(s.key.clone(), s).is_some() {
             a.same_share_submitted_twice += 1;
         }
-        let as_rewritten = s
+        let as_rewritten: Vec<ShareKey> = s
             .as_rewritten()
-            .map(|full| (s.key.0.clone(), full, s.key.2, s.key.3, s.key.4));
-        if let Some(k) = &as_rewritten {
+            .map(|full| (s.key.0.clone(), full, s.key.2, s.key.3, s.key.4))
+            .collect();
+        for k in &as_rewritten {
             told.insert(k.clone(), s);
         }
         match &s.outcome {
             Outcome::Accepted => {
                 a.told_accepted += 1;
-                if as_rewritten
-                    .as_ref()
-                    .is_some_and(|k| accepted.contains_key(k))
-                {
+                if as_rewritten.iter().any(|k| accepted.contains_key(k)) {
                     a.accepted_as_rewritten += 1;
                 } else if !accepted.contains_key(&s.key) {
                     a.told_true_not_accepted.push(format!(
@@ -814,7 +816,7 @@ fn audit(
                     ));
                 }
             }
-            Outcome::Refused(23, _) if s.replaced_extranonce1.is_some() && near_fault(s) => {
+            Outcome::Refused(23, _) if !s.replaced_extranonce1.is_empty() && near_fault(s) => {
                 a.errors.replaced_in_flight += 1
             }
             Outcome::Refused(code, message) => {

@@ -51,20 +51,22 @@ pub struct Submitted {
     pub at: Duration,
     /// How long the reply took.
     pub rtt: Duration,
-    /// The full extranonce1 the proxy gave with `mining.set_extranonce` while this share was in flight: the
-    /// proxy applies it to the share, which then no longer matches what was hashed.
-    pub replaced_extranonce1: Option<Vec<u8>>,
+    /// Every full extranonce1 the proxy gave with `mining.set_extranonce` while this share was in flight, in
+    /// order: the proxy applies the one current when the share reached it (there may be several, e.g. a
+    /// reconnect and a move to another route), and the share then no longer matches what was hashed.
+    pub replaced_extranonce1: Vec<Vec<u8>>,
     /// The length of the share's extranonce2 (the end of `key.1`).
     pub extranonce2_len: usize,
 }
 
 impl Submitted {
-    /// The full extranonce under which the share reaches the pool when its extranonce1 was replaced in
-    /// flight (the new extranonce1 followed by the share's own extranonce2).
-    pub fn as_rewritten(&self) -> Option<Vec<u8>> {
-        let e1 = self.replaced_extranonce1.as_ref()?;
+    /// The full extranonces under which the share may reach the pool when its extranonce1 was replaced in
+    /// flight (each new extranonce1 followed by the share's own extranonce2).
+    pub fn as_rewritten(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
         let e2 = &self.key.1[self.key.1.len().saturating_sub(self.extranonce2_len)..];
-        Some([&e1[..], e2].concat())
+        self.replaced_extranonce1
+            .iter()
+            .map(move |e1| [&e1[..], e2].concat())
     }
 }
 
@@ -137,7 +139,7 @@ struct InFlight {
     id: u64,
     key: ShareKey,
     sent: Instant,
-    replaced_extranonce1: Option<Vec<u8>>,
+    replaced_extranonce1: Vec<Vec<u8>>,
     extranonce2_len: usize,
 }
 
@@ -229,7 +231,7 @@ fn run_session(
                     id,
                     key,
                     sent,
-                    replaced_extranonce1: None,
+                    replaced_extranonce1: Vec::new(),
                     extranonce2_len: k.extranonce2_size.min(8),
                 });
             }
@@ -258,7 +260,7 @@ fn run_session(
         if let Some(method) = v["method"].as_str() {
             on_notification(&mut k, method, &v["params"]);
             if let (Some(f), "mining.set_extranonce") = (&mut in_flight, method) {
-                f.replaced_extranonce1 = k.extranonce1.clone();
+                f.replaced_extranonce1.extend(k.extranonce1.clone());
             }
             continue;
         }

@@ -22,6 +22,9 @@ pub type ShareKey = (String, Vec<u8>, u32, u32, u32);
 /// After a refused share the miner waits this long before the next (as a real miner would, finding its next
 /// share): without it, a miner that is refused at once during an outage would submit as fast as it can hash.
 const PAUSE_AFTER_REFUSAL: Duration = Duration::from_millis(250);
+/// A session that cannot hash yet when its time is up (its handshake is unanswered, e.g. it waits in a paused
+/// listen backlog) keeps waiting this much longer for it, submitting nothing, so that a late answer counts.
+pub const HANDSHAKE_GRACE: Duration = Duration::from_secs(10);
 /// How long a submit may wait for its reply before the session gives up on it (a generous bound: the proxy's
 /// `share_timeout` is far shorter).
 const REPLY_LIMIT: Duration = Duration::from_secs(40);
@@ -48,30 +51,34 @@ pub struct Submitted {
     pub at: Duration,
     /// How long the reply took.
     pub rtt: Duration,
-    /// The full extranonce1 the proxy gave with `mining.set_extranonce` while this share was in flight: the
-    /// proxy applies it to the share, which then no longer matches what was hashed.
-    pub replaced_extranonce1: Option<Vec<u8>>,
+    /// Every full extranonce1 the proxy gave with `mining.set_extranonce` while this share was in flight, in
+    /// order: the proxy applies the one current when the share reached it (there may be several, e.g. a
+    /// reconnect and a move to another route), and the share then no longer matches what was hashed.
+    pub replaced_extranonce1: Vec<Vec<u8>>,
     /// The length of the share's extranonce2 (the end of `key.1`).
     pub extranonce2_len: usize,
 }
 
 impl Submitted {
-    /// The full extranonce under which the share reaches the pool when its extranonce1 was replaced in
-    /// flight (the new extranonce1 followed by the share's own extranonce2).
-    pub fn as_rewritten(&self) -> Option<Vec<u8>> {
-        let e1 = self.replaced_extranonce1.as_ref()?;
+    /// The full extranonces under which the share may reach the pool when its extranonce1 was replaced in
+    /// flight (each new extranonce1 followed by the share's own extranonce2).
+    pub fn as_rewritten(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
         let e2 = &self.key.1[self.key.1.len().saturating_sub(self.extranonce2_len)..];
-        Some([&e1[..], e2].concat())
+        self.replaced_extranonce1
+            .iter()
+            .map(move |e1| [&e1[..], e2].concat())
     }
 }
 
-/// One session's times, from the soak's start: when it connected, when it was to stop, and when it first had
-/// all it needs to hash (extranonce, target, job, authorized), if it did.
+/// One session's times, from the soak's start: when it connected, when it left, and when it first had all it
+/// needs to hash (extranonce, target, job, authorized), if it did; and whether it ended early (the proxy
+/// closed it, or a write failed).
 #[derive(Clone, Debug)]
 pub struct SessionTimes {
     pub connected: Duration,
-    pub until: Duration,
+    pub left: Duration,
     pub ready: Option<Duration>,
+    pub ended_early: bool,
 }
 
 /// Totals over all sessions.
@@ -132,7 +139,7 @@ struct InFlight {
     id: u64,
     key: ShareKey,
     sent: Instant,
-    replaced_extranonce1: Option<Vec<u8>>,
+    replaced_extranonce1: Vec<Vec<u8>>,
     extranonce2_len: usize,
 }
 
@@ -149,19 +156,22 @@ impl InFlight {
     }
 }
 
-/// Runs one session until `plan.until` (then waits for the last reply) or until the proxy closes it; appends
-/// every share it submitted to `log`. Returns false if the session ended early (connect failed or closed).
+/// Runs one session until `plan.until` (then waits for the last reply, or up to [`HANDSHAKE_GRACE`] more for a
+/// handshake still unanswered) or until the proxy closes it; appends every share it submitted to `log`.
+/// Returns false if the session ended early (connect failed or closed).
 pub fn session(plan: &Plan, c: &Counts, log: &mut Vec<Submitted>) -> bool {
     let Ok(s) = TcpStream::connect(plan.addr) else {
         return false;
     };
-    let mut times = SessionTimes {
-        connected: plan.started.elapsed(),
-        until: plan.until.saturating_duration_since(plan.started),
-        ready: None,
-    };
-    let ended_well = run_session(plan, c, log, s, &mut times.ready);
-    c.session_times.lock().unwrap().push(times);
+    let connected = plan.started.elapsed();
+    let mut ready = None;
+    let ended_well = run_session(plan, c, log, s, &mut ready);
+    c.session_times.lock().unwrap().push(SessionTimes {
+        connected,
+        left: plan.started.elapsed(),
+        ready,
+        ended_early: !ended_well,
+    });
     ended_well
 }
 
@@ -197,11 +207,17 @@ fn run_session(
     let mut line = Vec::new();
     loop {
         if in_flight.is_none() {
-            if Instant::now() >= plan.until {
+            // Served is noted before the time check: a miner thread that ran late still counts an answer that
+            // came in time.
+            let can_hash = k.ready(plan.version_rolling);
+            if can_hash {
+                ready.get_or_insert_with(|| plan.started.elapsed());
+            }
+            let now = Instant::now();
+            if now >= plan.until && (can_hash || now >= plan.until + HANDSHAKE_GRACE) {
                 return true;
             }
-            if k.ready(plan.version_rolling) {
-                ready.get_or_insert_with(|| plan.started.elapsed());
+            if can_hash && now < plan.until {
                 seq += 1;
                 let (params, key) = find_share(&k, seq, c);
                 let id = AUTHORIZE + seq;
@@ -215,7 +231,7 @@ fn run_session(
                     id,
                     key,
                     sent,
-                    replaced_extranonce1: None,
+                    replaced_extranonce1: Vec::new(),
                     extranonce2_len: k.extranonce2_size.min(8),
                 });
             }
@@ -244,7 +260,7 @@ fn run_session(
         if let Some(method) = v["method"].as_str() {
             on_notification(&mut k, method, &v["params"]);
             if let (Some(f), "mining.set_extranonce") = (&mut in_flight, method) {
-                f.replaced_extranonce1 = k.extranonce1.clone();
+                f.replaced_extranonce1.extend(k.extranonce1.clone());
             }
             continue;
         }

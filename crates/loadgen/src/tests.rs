@@ -79,11 +79,15 @@ fn equihash_fanout_and_a_paced_direct_run() {
     let r = run(&o).unwrap();
     let f = r.fanout.as_ref().unwrap();
     assert_eq!((f.reached_all, f.arrival_ms.count), (3, 120), "{f:?}");
+    // Paced at 2000/s over a 3-s window: never well above the rate asked (a pacer that lets submits run free
+    // goes far past it). The floor is low (a quarter of the rate): a starved process on a busy machine falls
+    // short of the rate, which is no fault of the pacer; it only shows that shares flowed all along.
     let mut d = opts(Mode::Direct, 30);
     d.rate = 2000.0;
+    d.duration = 3.0;
     let r = run(&d).unwrap();
     let s = r.shares.as_ref().unwrap();
-    assert!(s.shares_per_s > 1000.0 && s.shares_per_s < 2500.0, "{s:?}");
+    assert!(s.shares_per_s > 500.0 && s.shares_per_s < 2500.0, "{s:?}");
     assert!(r.complete, "{:?}", r.notes);
 }
 

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long to wait for replies to outstanding submits before closing.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for replies to outstanding submits before closing (the wait ends as soon as all are
+/// answered; generous, so a starved pool or proxy on a loaded machine still answers in time).
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines handled per [`Session::read_available`] at most.
 const MAX_LINES_PER_READ: usize = 1_000;
 const MAX_REJECT_MESSAGES: usize = 8;
@@ -335,5 +336,34 @@ impl Verdicts<'_> {
             self.reject_messages.push(message);
         }
         false
+    }
+}
+
+/// Helpers the two miners' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    /// Waits (at most 30 s) until `cond` holds; panics naming `what` if it never does.
+    pub(crate) fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Joins `handle` if its thread ends within `limit`; panics otherwise (rather than hang the test).
+    pub(crate) fn join_within<T>(handle: JoinHandle<T>, limit: Duration) -> T {
+        let deadline = Instant::now() + limit;
+        while !handle.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the miner did not return within {limit:?}"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        handle.join().expect("miner thread")
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 /// Runs one miner session until `max_shares` submits were answered, `duration` passed, `stop` was set,
-/// the peer closed the connection, or the handshake failed. Then waits up to 2 s for outstanding replies.
+/// the peer closed the connection, or the handshake failed. Then waits up to 10 s for outstanding replies.
 pub fn run_miner(cfg: &SimMinerConfig, stop: &AtomicBool) -> MinerReport {
     let who = format!("simminer {}", cfg.worker);
     let conn = match Client::connect(cfg.addr, READ_TIMEOUT, who) {

@@ -69,5 +69,5 @@ mod vardiff;
 /// The SV2 pool session for the `sv2_session` fuzz target (fuzz/) and its replays: not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::session::sv2_pool::{Sv2Pool, Sv2Step};
+    pub use crate::session::sv2_pool::{Sv2Pool, Sv2Step, UNCONFIRMED};
 }

@@ -6,11 +6,12 @@
 //! extranonce prefixes, SubmitShares.Success / .Error with chosen or arbitrary sequence numbers and counts,
 //! raw frames) and shares submitted. Checked: no panic; each share sent gets at most one verdict, only from
 //! the message that can give it; never `true` for a share the pool refused or no Success covered; the
-//! pool's Error and an exact Success answer their shares.
+//! pool's Error and an exact Success answer their shares, and a Success counting fewer than it covers
+//! answers each of them as unconfirmed (an error).
 
 use super::sv2::{encrypt, handshake, now, Frame, AUTHORITY_PUBLIC};
 use super::Bytes;
-use fastproxy::fuzzing::{Sv2Pool, Sv2Step};
+use fastproxy::fuzzing::{Sv2Pool, Sv2Step, UNCONFIRMED};
 use fastproxy::protocol::stratum::Submit;
 use fastproxy::protocol::sv2::messages::new_extended_job_payload;
 use fastproxy::protocol::sv2::{AuthorityKey, ExtendedJob};
@@ -254,11 +255,17 @@ fn check_verdicts(verdicts: &[(u64, Option<String>)], sent: &Sent, m: &mut Model
             ) => {
                 assert_eq!((seq, code), (*s, c), "an Error answered another share");
             }
+            (Some(code), Sent::Success { last, .. }) if code == UNCONFIRMED => {
+                assert!(
+                    seq <= *last,
+                    "share {seq} left unconfirmed by a Success up to {last}"
+                );
+            }
             _ => panic!("verdict {verdict:?} for share {seq} from {sent:?}"),
         }
     }
     if let Sent::Success { count, .. } = sent {
-        let yes = verdicts.len() as u64;
+        let yes = verdicts.iter().filter(|(_, v)| v.is_none()).count() as u64;
         assert!(
             yes <= u64::from(*count),
             "{yes} shares accepted by a Success counting {count}"
@@ -285,7 +292,8 @@ fn must_answer(sent: &Sent, m: &Model) -> Vec<u64> {
                 .filter(|(s, _)| s <= last)
                 .map(|(_, p)| p)
                 .collect();
-            if covered.len() as u64 == u64::from(*count) {
+            // Exactly `count`: each accepted; more: each unconfirmed (an error); fewer: any answer is allowed.
+            if covered.len() as u64 >= u64::from(*count) {
                 covered
             } else {
                 Vec::new()
@@ -346,18 +354,25 @@ pub fn sv2_session(data: &[u8]) {
         let must = must_answer(&sent, &m);
         let ready = f.ty == 0x14 && f.ext & 0x7fff == 0 && f.payload.len() >= 8;
         pool.client.feed(&encrypt(&f, &mut enc));
-        let (mut steps, mut verdicts) = (0, Vec::new());
+        let (mut steps, mut quiet, mut verdicts) = (0, 0, Vec::new());
         while let Some(step) = pool.next_step(now()) {
             match step {
                 Sv2Step::Accepted(pid) => verdicts.push((pid, None)),
                 Sv2Step::Rejected { pid, ref code } => verdicts.push((pid, Some(code.clone()))),
+                Sv2Step::Ignored(_) | Sv2Step::Nothing => (steps, quiet) = (steps + 1, quiet + 1),
                 _ => steps += 1,
             }
+            // A Success counting fewer shares than it covers is logged (ignored) and leaves them unconfirmed.
+            let unconfirmed = !verdicts.is_empty()
+                && verdicts
+                    .iter()
+                    .all(|(_, v)| v.as_deref() == Some(UNCONFIRMED));
             assert!(
-                steps + usize::from(!verdicts.is_empty()) <= 1,
+                steps + usize::from(!verdicts.is_empty()) <= 1
+                    || (unconfirmed && steps == 1 && quiet == 1),
                 "more than one step (or a step and verdicts) from one frame"
             );
-            if steps == 0 {
+            if steps == 0 || matches!(step, Sv2Step::Accepted(_) | Sv2Step::Rejected { .. }) {
                 continue;
             }
             if ready {

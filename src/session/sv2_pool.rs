@@ -30,6 +30,11 @@ const MAX_TARGET: [u8; 32] = [0xff; 32];
 /// Jobs kept for shares (the activated one and those after it).
 const MAX_JOBS: usize = 64;
 
+/// The error a share gets when a SubmitShares.Success covers it but accepts fewer shares than it covers (the
+/// pool did not answer one of them, or answers it later): whether the pool accepted it is unknown.
+pub const UNCONFIRMED: &str =
+    "unconfirmed: the pool's SubmitShares.Success left open whether it accepted this share";
+
 /// The one extended channel of a connection.
 #[derive(Debug, Clone)]
 struct Channel {
@@ -101,6 +106,9 @@ pub struct Sv2Pool {
     sent: VecDeque<(u32, u64)>,
     /// How many of `sent`'s first entries a Success accepted, still to hand out as [`Sv2Step::Accepted`].
     accepted_run: usize,
+    /// How many of `sent`'s first entries a Success left unconfirmed, still to hand out as
+    /// [`Sv2Step::Rejected`] with [`UNCONFIRMED`] (after any accepted run).
+    unconfirmed_run: usize,
     next_seq: u32,
     /// Messages ignored in a row (as V1's unparsable lines: a pool sending only those is dropped).
     ignored: u32,
@@ -159,6 +167,7 @@ impl Sv2Pool {
             prev: None,
             sent: VecDeque::new(),
             accepted_run: 0,
+            unconfirmed_run: 0,
             next_seq: 0,
             ignored: 0,
             requires_rolling: require_rolling,
@@ -414,19 +423,31 @@ impl Sv2Pool {
             ));
         }
         if covered as u64 > u64::from(count) {
+            // Which ones it accepted is unknown, so none is `true`. They are answered with an error now and
+            // leave the queue: a share the pool never answered would otherwise stay in front of every later
+            // Success and make it ambiguous too. (An Error still to come for one of them finds nothing waiting.)
+            self.unconfirmed_run = covered;
             return Sv2Step::Ignored(format!(
-                "SubmitShares.Success up to {last} accepts {count} of the {covered} shares waiting: which ones is unknown, none answered yet"
+                "SubmitShares.Success up to {last} accepts {count} of the {covered} shares waiting: which ones is unknown, each is answered as unconfirmed"
             ));
         }
         self.accepted_run = covered;
         self.next_accepted().unwrap_or(Sv2Step::Nothing)
     }
 
-    /// The next share of the accepted run, if any.
+    /// The next share of the accepted run, else of the unconfirmed run, if any.
     fn next_accepted(&mut self) -> Option<Sv2Step> {
-        self.accepted_run = self.accepted_run.checked_sub(1)?;
+        if let Some(left) = self.accepted_run.checked_sub(1) {
+            self.accepted_run = left;
+            let (_, pid) = self.sent.pop_front()?;
+            return Some(Sv2Step::Accepted(pid));
+        }
+        self.unconfirmed_run = self.unconfirmed_run.checked_sub(1)?;
         let (_, pid) = self.sent.pop_front()?;
-        Some(Sv2Step::Accepted(pid))
+        Some(Sv2Step::Rejected {
+            pid,
+            code: UNCONFIRMED.to_string(),
+        })
     }
 
     /// The sequence number of the oldest share waiting for a verdict, else the next one to send.
@@ -571,7 +592,11 @@ impl Sv2Pool {
         // Shares answered otherwise (timeout) leave their entry until a Success passes them; keep it bounded.
         if self.sent.len() >= 1 << 20 {
             self.sent.pop_front();
-            self.accepted_run = self.accepted_run.saturating_sub(1);
+            if self.accepted_run > 0 {
+                self.accepted_run -= 1;
+            } else {
+                self.unconfirmed_run = self.unconfirmed_run.saturating_sub(1);
+            }
         }
         self.sent.push_back((seq, pid));
         Ok(())

@@ -1,7 +1,7 @@
 //! Tests of the SV2 pool session (`sv2_pool.rs`) without sockets: the reference crates' Noise responder answers
 //! its handshake and encrypts the pool's messages; shares go in as V1 submits; verdicts come out as steps.
 
-use super::sv2_pool::{Sv2Pool, Sv2Step};
+use super::sv2_pool::{Sv2Pool, Sv2Step, UNCONFIRMED};
 use crate::protocol::stratum::Submit;
 use crate::protocol::sv2::AuthorityKey;
 use binary_sv2::{GetSize, Seq0255, Serialize, Sv2Option, B032, B064K, U256};
@@ -284,4 +284,22 @@ fn job_ids_carry_the_connections_tag_and_only_its_own_are_known() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_success_counting_fewer_than_it_covers_answers_them_unconfirmed_and_the_next_counts_afresh() {
+    let mut p = Pool::open();
+    p.submit(0..3);
+    // The pool never answers one of the three: its Success up to 2 counts 2. Which two is unknown.
+    let unconfirmed = format!("false {{}} {UNCONFIRMED}");
+    let want: Vec<String> = std::iter::once("ignored".to_string())
+        .chain((0..3).map(|pid| unconfirmed.replace("{}", &pid.to_string())))
+        .collect();
+    assert_eq!(p.success(2, 2), want);
+    // The queue starts afresh: the next Success is exact again (before, the unanswered share stayed in front
+    // and made every later Success ambiguous too).
+    p.submit(3..5);
+    assert_eq!(p.success(4, 2), ["true 3", "true 4"]);
+    // An Error still to come for an unconfirmed share finds nothing waiting.
+    assert_eq!(p.error(1, "stale-share"), ["ignored"]);
 }

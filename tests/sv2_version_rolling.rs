@@ -119,6 +119,33 @@ struct Roller {
 }
 
 impl Roller {
+    /// Connects to the proxy at `addr`, negotiates version rolling (mask 1fffe000), subscribes and authorizes:
+    /// the miner, and the first job.
+    fn connect(addr: std::net::SocketAddr) -> (Roller, Job) {
+        let mut c = Client::connect(addr);
+        let cfg = c.request(
+            "mining.configure",
+            json!([["version-rolling"], {"version-rolling.mask": "1fffe000", "version-rolling.min-bit-count": 2}]),
+        );
+        let (r, _) = c.reply(cfg, Duration::from_secs(10));
+        assert_eq!(
+            r["result"]["version-rolling.mask"],
+            json!("1fffe000"),
+            "{r}"
+        );
+        let (e1, size, mut notes) = c.handshake();
+        let (first, difficulty) = current_work(&mut c, &mut notes);
+        let m = Roller {
+            c,
+            e1: fastproxy::hex::decode(&e1).unwrap(),
+            size: size as usize,
+            difficulty,
+            notes,
+            n: 0,
+        };
+        (m, first)
+    }
+
     /// Submits a valid share of `job` rolling `bits` (None: the job's version, no sixth param); the reply.
     fn submit(&mut self, job: &Job, bits: Option<u32>) -> Value {
         self.n += 1;
@@ -167,27 +194,7 @@ fn a_rolled_share_for_a_job_that_fixes_the_version_is_refused_locally_and_the_ma
     let sv2 = sv2_pool(refusing(false));
     let key = sv2.authority_public_key();
     let proxy = start_proxy(&yaml(&[P::Sv2(sv2.addr(), &key)], ""));
-    let mut c = Client::connect(proxy.first_addr().unwrap());
-    let cfg = c.request(
-        "mining.configure",
-        json!([["version-rolling"], {"version-rolling.mask": "1fffe000", "version-rolling.min-bit-count": 2}]),
-    );
-    let (r, _) = c.reply(cfg, Duration::from_secs(10));
-    assert_eq!(
-        r["result"]["version-rolling.mask"],
-        json!("1fffe000"),
-        "{r}"
-    );
-    let (e1, size, mut notes) = c.handshake();
-    let (first, difficulty) = current_work(&mut c, &mut notes);
-    let mut m = Roller {
-        c,
-        e1: fastproxy::hex::decode(&e1).unwrap(),
-        size: size as usize,
-        difficulty,
-        notes,
-        n: 0,
-    };
+    let (mut m, first) = Roller::connect(proxy.first_addr().unwrap());
     assert_eq!(m.submit(&first, Some(0x0000_6000))["result"], json!(true));
 
     // A new block whose job fixes the version: mask 0 comes before its notify.
@@ -240,24 +247,8 @@ fn a_rolled_share_below_the_pools_target_for_a_fixed_version_job_is_refused_not_
         &[P::Sv2(sv2.addr(), &key)],
         "vardiff: { shares_per_minute: 20, retarget_interval: 600, start_difficulty: 0.00001 }",
     ));
-    let mut c = Client::connect(proxy.first_addr().unwrap());
-    let cfg = c.request(
-        "mining.configure",
-        json!([["version-rolling"], {"version-rolling.mask": "1fffe000", "version-rolling.min-bit-count": 2}]),
-    );
-    let (r, _) = c.reply(cfg, Duration::from_secs(10));
-    assert_eq!(r["result"]["version-rolling.mask"], json!("1fffe000"));
-    let (e1, size, mut notes) = c.handshake();
-    let (first, difficulty) = current_work(&mut c, &mut notes);
-    assert_eq!(difficulty, 0.00001, "the miner's own difficulty");
-    let mut m = Roller {
-        c,
-        e1: fastproxy::hex::decode(&e1).unwrap(),
-        size: size as usize,
-        difficulty,
-        notes,
-        n: 0,
-    };
+    let (mut m, first) = Roller::connect(proxy.first_addr().unwrap());
+    assert_eq!(m.difficulty, 0.00001, "the miner's own difficulty");
     assert_eq!(m.submit(&first, Some(0x0000_6000))["result"], json!(true));
 
     sv2.set_version_rolling_allowed(false);

@@ -116,8 +116,8 @@ pub struct Sv2Pool {
     requires_rolling: bool,
     /// The hashrate (h/s) OpenExtendedMiningChannel says (the upstream's estimate when the connection began).
     nominal: f32,
-    /// Set apart this connection's V1 job ids from those of the upstream's earlier SV2 connections (whose
-    /// pools number jobs from 1 too): a share still naming an old job is then unknown here, not another job.
+    /// Sets this connection's V1 job ids apart from those of the upstream's earlier pool connections (SV2 pools
+    /// number jobs from 1, V1 pools may too): a share still naming an old job is then unknown here, not another.
     job_tag: u32,
 }
 
@@ -520,13 +520,14 @@ impl Sv2Pool {
     }
 
     /// Tags this connection's V1 job ids: the pool's job id, then `.` and `tag` in hex (none for tag 0). The
-    /// driver gives each SV2 connection of an upstream the next tag.
+    /// driver's tag is the count of pool connections the upstream opened before this one.
     pub fn set_job_tag(&mut self, tag: u32) {
         self.job_tag = tag;
     }
 
-    /// The pool's id of the job a V1 job id names, when it is this connection's (tagged with its tag).
-    fn job_of(&self, v1_id: &str) -> Option<u32> {
+    /// The pool's id of the job a V1 job id names, and the job, when it is this connection's (tagged with its
+    /// tag).
+    fn job_of(&self, v1_id: &str) -> Option<(u32, &ExtendedJob)> {
         let (id, tag) = match v1_id.split_once('.') {
             Some((id, tag)) if tag.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 (id, u32::from_str_radix(tag, 16).ok()?)
@@ -538,13 +539,13 @@ impl Sv2Pool {
             return None;
         }
         let id: u32 = id.parse().ok()?;
-        self.jobs.contains_key(&id).then_some(id)
+        self.jobs.get(&id).map(|job| (id, job))
     }
 
     /// Whether the job a V1 share names lets miners roll version bits (None: no such job on this connection).
     pub fn job_allows_rolling(&self, job_id: &str) -> Option<bool> {
-        let id = self.job_of(job_id)?;
-        self.jobs.get(&id).map(|j| j.version_rolling_allowed)
+        self.job_of(job_id)
+            .map(|(_, job)| job.version_rolling_allowed)
     }
 
     /// Sends a V1 miner's share (its `prefix` bytes in front of its extranonce2) as SubmitSharesExtended with
@@ -558,8 +559,7 @@ impl Sv2Pool {
         mask: u32,
     ) -> Result<(), String> {
         let ch = self.channel.as_ref().ok_or("no channel open")?;
-        let job_id = self.job_of(share.job_id).ok_or("job not found")?;
-        let job = self.jobs.get(&job_id).ok_or("job not found")?;
+        let (job_id, job) = self.job_of(share.job_id).ok_or("job not found")?;
         let (hex, mut e2) = (share.extranonce2.as_bytes(), [0u8; 32]);
         let e2 = e2
             .get_mut(..hex.len() / 2)

@@ -198,36 +198,40 @@ pub fn reserved() -> u64 {
     FIXED.load(Relaxed) + UPSTREAMS.load(Relaxed) * PER_UPSTREAM
 }
 
-/// Takes a miner slot if the descriptors allow one more miner besides the reserve.
-pub(crate) fn take_miner_slot() -> bool {
+/// Counts one more in `count` if the descriptors allow it besides `others` held and the reserve.
+fn take_one(count: &AtomicU64, others: &AtomicU64) -> bool {
     let limit = LIMIT.load(Relaxed);
-    let kept = reserved().saturating_add(LINGERING.load(Relaxed));
-    MINERS
-        .fetch_update(Relaxed, Relaxed, |m| {
-            (m.saturating_add(1).saturating_add(kept) <= limit).then_some(m + 1)
+    let kept = reserved().saturating_add(others.load(Relaxed));
+    count
+        .fetch_update(Relaxed, Relaxed, |c| {
+            (c.saturating_add(1).saturating_add(kept) <= limit).then_some(c + 1)
         })
         .is_ok()
+}
+
+/// Counts `n` fewer in `count`.
+fn give_back(count: &AtomicU64, n: u64) {
+    let _ = count.fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_sub(n)));
+}
+
+/// Takes a miner slot if the descriptors allow one more miner besides the lingering sockets and the reserve.
+pub(crate) fn take_miner_slot() -> bool {
+    take_one(&MINERS, &LINGERING)
 }
 
 /// Gives `n` miner slots back (miners closed).
 pub(crate) fn give_back_miners(n: u64) {
-    let _ = MINERS.fetch_update(Relaxed, Relaxed, |m| Some(m.saturating_sub(n)));
+    give_back(&MINERS, n);
 }
 
 /// A kicked miner's socket starts lingering if the descriptors allow it besides the miners and the reserve.
 pub(crate) fn linger_begin() -> bool {
-    let limit = LIMIT.load(Relaxed);
-    let held = reserved().saturating_add(MINERS.load(Relaxed));
-    LINGERING
-        .fetch_update(Relaxed, Relaxed, |l| {
-            (l.saturating_add(1).saturating_add(held) <= limit).then_some(l + 1)
-        })
-        .is_ok()
+    take_one(&LINGERING, &MINERS)
 }
 
 /// `n` lingering sockets were closed.
 pub(crate) fn linger_end(n: u64) {
-    let _ = LINGERING.fetch_update(Relaxed, Relaxed, |l| Some(l.saturating_sub(n)));
+    give_back(&LINGERING, n);
 }
 
 /// An upstream was opened.

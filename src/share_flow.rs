@@ -11,6 +11,7 @@ use crate::share_batch::{Parked, ShareBatch};
 use crate::share_hash::{self, ShareInput};
 use crate::state::{Conn, VARDIFF_GRACE};
 use crate::stats::ProxyStats;
+use crate::sv2_driver::Sv2Refusal;
 use crate::validate::{self, Verdict};
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -150,11 +151,11 @@ impl Reactor {
                 if let (Some(_), Some(Conn::Miner(m))) = (&verdict, self.conns.get(t)) {
                     // The local validation's count of stale shares includes these (their job was an earlier
                     // connection's).
-                    if let Refusal::Judged { code: 21, .. } = refusal {
+                    if refusal == Sv2Refusal::UnknownJob {
                         self.proxies[m.proxy].validation.count(&Verdict::Stale);
                     }
                 }
-                return self.refuse_share(t, id, refusal);
+                return self.refuse_share(t, id, refusal.refusal());
             }
         }
         let Some(Conn::Miner(m)) = self.conns.get_mut(t) else {

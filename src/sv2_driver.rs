@@ -18,11 +18,32 @@ use crate::stats::Reject;
 use crate::validate::Verdict;
 use std::time::Duration;
 
-/// A share for a job this connection does not know.
-const STALE: Verdict = Verdict::Stale;
+/// Why a V1 share going to an SV2 connection is refused before any local acceptance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Sv2Refusal {
+    /// Its job is not the connection's (an earlier connection's, in flight at a switch): stale.
+    UnknownJob,
+    /// It rolls version bits of a job that does not allow it (the pool would hash another version).
+    FixedVersion,
+}
+
+impl Sv2Refusal {
+    /// What the miner is told.
+    pub(crate) fn refusal(self) -> Refusal<'static> {
+        match self {
+            Sv2Refusal::UnknownJob => {
+                Refusal::of_verdict(&Verdict::Stale).unwrap_or(Refusal::NotForwarded)
+            }
+            Sv2Refusal::FixedVersion => Refusal::Judged {
+                code: 20,
+                why: FIXED_VERSION_REFUSAL,
+            },
+        }
+    }
+}
 
 /// What a miner hears for a share rolling version bits of an SV2 job that does not allow version rolling.
-pub(crate) const FIXED_VERSION_REFUSAL: &str =
+const FIXED_VERSION_REFUSAL: &str =
     "version rolling not allowed: the pool's job fixes the block version, version bits must be 00000000";
 
 impl Reactor {
@@ -325,28 +346,19 @@ impl Reactor {
         self.set_version_masks(u, mask);
     }
 
-    /// Why a V1 share going to SV2 connection `conn` is refused here, if it is: its job is not this
-    /// connection's (an earlier connection's, in flight at a switch: stale), or it rolls version bits of a
-    /// job that does not allow it (the pool would hash another version than the miner did).
-    pub(crate) fn sv2_share_refusal(
-        &self,
-        conn: usize,
-        share: &Submit<'_>,
-    ) -> Option<Refusal<'static>> {
+    /// Why a V1 share going to SV2 connection `conn` is refused here, if it is (None for a V1 connection).
+    pub(crate) fn sv2_share_refusal(&self, conn: usize, share: &Submit<'_>) -> Option<Sv2Refusal> {
         let Some(Conn::Pool(pc)) = self.conns.get(conn) else {
             return None;
         };
         let s = pc.sv2.as_ref()?;
         let Some(allows_rolling) = s.job_allows_rolling(share.job_id) else {
-            return Refusal::of_verdict(&STALE);
+            return Some(Sv2Refusal::UnknownJob);
         };
         let bits = share
             .version_bits
             .map_or(0, |b| crate::work::u32_from_hex(b).unwrap_or(u32::MAX));
-        (bits != 0 && !allows_rolling).then_some(Refusal::Judged {
-            code: 20,
-            why: FIXED_VERSION_REFUSAL,
-        })
+        (bits != 0 && !allows_rolling).then_some(Sv2Refusal::FixedVersion)
     }
 
     /// The pool's verdict on the share sent with id `pid` on connection `t`: `None` accepted, else its error

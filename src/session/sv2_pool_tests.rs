@@ -227,26 +227,29 @@ fn a_success_for_sequence_numbers_never_sent_is_ignored_across_the_wrap_too() {
 fn an_update_channel_error_is_logged_and_ignored_and_the_channel_goes_on() {
     let mut p = Pool::open();
     p.submit(0..1);
-    let refused = mining::UpdateChannelError {
-        channel_id: CHANNEL,
-        error_code: binary_sv2::Str0255::try_from("max-target-out-of-range").unwrap(),
-    };
-    p.send(refused, mining::MESSAGE_TYPE_UPDATE_CHANNEL_ERROR, true);
-    let steps = p.steps();
-    assert!(
-        matches!(&steps[..], [Sv2Step::Ignored(why)] if why == "the pool refused UpdateChannel (max-target-out-of-range)"),
-        "{steps:?}"
-    );
-    let other = mining::UpdateChannelError {
-        channel_id: 9,
-        error_code: binary_sv2::Str0255::try_from("invalid-channel-id").unwrap(),
-    };
-    p.send(other, mining::MESSAGE_TYPE_UPDATE_CHANNEL_ERROR, true);
-    let steps = p.steps();
-    assert!(
-        matches!(&steps[..], [Sv2Step::Ignored(why)] if why == "UpdateChannel.Error for unknown channel 9"),
-        "{steps:?}"
-    );
+    for (channel_id, code, said) in [
+        (
+            CHANNEL,
+            "max-target-out-of-range",
+            "the pool refused UpdateChannel (max-target-out-of-range)",
+        ),
+        (
+            9,
+            "invalid-channel-id",
+            "UpdateChannel.Error for unknown channel 9",
+        ),
+    ] {
+        let error = mining::UpdateChannelError {
+            channel_id,
+            error_code: binary_sv2::Str0255::try_from(code).unwrap(),
+        };
+        p.send(error, mining::MESSAGE_TYPE_UPDATE_CHANNEL_ERROR, true);
+        let steps = p.steps();
+        assert!(
+            matches!(&steps[..], [Sv2Step::Ignored(why)] if why == said),
+            "{steps:?}"
+        );
+    }
     assert_eq!(
         p.success(0, 1),
         ["true 0"],

@@ -12,8 +12,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log=$(mktemp)
 status=0
 RUST_BACKTRACE=0 cargo test --test soak soak_with_faults_loses_nothing -- --ignored --nocapture >"$log" 2>&1 || status=$?
-# The summary lines, and each failure's message up to the backtrace note.
-awk '/^soak / { print } /panicked at/ { p = 1 } /^note: run with/ { p = 0 } p { print }' "$log"
+# The summary lines, the proxy's lines that say why it could not start, stopped serving metrics or died, and each
+# failure's message up to the backtrace note.
+awk '/^soak / || /cannot start|metrics: |overflowed|fatal/ { print } /panicked at/ { p = 1 } /^note: run with/ { p = 0 } p { print }' "$log"
 grep -E "^error(\[|:)" "$log" || true
 rm -f "$log"
 if [ "$status" = 0 ]; then echo "soak: OK"; else echo "soak: FAILED"; exit 1; fi

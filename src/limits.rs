@@ -12,8 +12,10 @@
 //!   the resolver reads) plus its L listeners;
 //! - per reactor and proxy entry, [`PER_UPSTREAM`] = 3 for the *next* upstream it may have to open (when every
 //!   pool connection's prefix space is full);
-//! - with `metrics`, [`METRICS`] = 33: its listener and 16 connections of two descriptors each (the HTTP server
-//!   clones each socket; it serves a few scrapers, not the world);
+//! - with `metrics`, and again with `api`, [`HTTP_ENDPOINT`] = 34: its listener, which the endpoint holds twice
+//!   (`metrics::Endpoint` keeps a duplicate, so the port stays open when the HTTP server's accept thread ends),
+//!   and 16 connections of two descriptors each (the HTTP server clones each socket; it serves a few scrapers,
+//!   not the world);
 //! - and, while they are open, [`PER_UPSTREAM`] = 3 per upstream: its active connection, a probe (failback or
 //!   `client.reconnect`) and one draining connection, so reconnects and failover always find a descriptor.
 //!
@@ -30,8 +32,8 @@ pub const BASE: u64 = 16;
 pub const PER_REACTOR: u64 = 5;
 /// Per upstream: active, probe and one draining pool connection.
 pub const PER_UPSTREAM: u64 = 3;
-/// The metrics endpoint: listener and 16 connections of two descriptors.
-pub const METRICS: u64 = 33;
+/// An HTTP endpoint (metrics, control API): its listener twice and 16 connections of two descriptors.
+pub const HTTP_ENDPOINT: u64 = 34;
 
 /// The descriptor limit in force (`u64::MAX` until a proxy started, or when unlimited).
 static LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -139,8 +141,8 @@ pub fn fixed_reserve(config: &crate::config::Config, threads: usize) -> u64 {
     let t = threads as u64;
     let listeners: u64 = config.proxies.iter().map(|p| p.listen.len() as u64).sum();
     let proxies = config.proxies.len() as u64;
-    let metrics = if config.metrics.is_some() { METRICS } else { 0 };
-    BASE + t * (PER_REACTOR + listeners) + t * proxies * PER_UPSTREAM + metrics
+    let http = (config.metrics.is_some() as u64 + config.api.is_some() as u64) * HTTP_ENDPOINT;
+    BASE + t * (PER_REACTOR + listeners) + t * proxies * PER_UPSTREAM + http
 }
 
 /// A running set of proxies' share of the descriptors; given back when dropped.
@@ -322,10 +324,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserve_counts_reactors_listeners_upstreams_and_metrics() {
-        let y = "metrics: { listen: 127.0.0.1:0 }\nproxies:\n  - name: a\n    protocol: stratum\n    listen: [{address: 127.0.0.1:0}, {address: 127.0.0.1:0}]\n    pools: [{url: stratum+tcp://127.0.0.1:1, user: u}]\n  - name: b\n    protocol: stratum\n    listen: [{address: 127.0.0.1:0}]\n    pools: [{url: stratum+tcp://127.0.0.1:1, user: u}]\n";
-        let c = crate::config::Config::from_yaml(y).unwrap();
-        // 16 + 2 reactors × (5 + 3 listeners) + 2 × 2 proxies × 3 + 33.
-        assert_eq!(fixed_reserve(&c, 2), 16 + 2 * 8 + 12 + 33);
+    fn reserve_counts_reactors_listeners_upstreams_and_http_endpoints() {
+        let proxies = "proxies:\n  - name: a\n    protocol: stratum\n    listen: [{address: 127.0.0.1:0}, {address: 127.0.0.1:0}]\n    pools: [{url: stratum+tcp://127.0.0.1:1, user: u}]\n  - name: b\n    protocol: stratum\n    listen: [{address: 127.0.0.1:0}]\n    pools: [{url: stratum+tcp://127.0.0.1:1, user: u}]\n";
+        let metrics = "metrics: { listen: 127.0.0.1:0 }\n";
+        let api = format!(
+            "api: {{ listen: 127.0.0.1:0, token_sha256: {} }}\n",
+            "0".repeat(64)
+        );
+        // 16 + 2 reactors × (5 + 3 listeners) + 2 × 2 proxies × 3, and 34 for each HTTP endpoint.
+        for (head, endpoints) in [
+            (String::new(), 0),
+            (metrics.to_string(), 1),
+            (api.clone(), 1),
+            (format!("{metrics}{api}"), 2),
+        ] {
+            let c = crate::config::Config::from_yaml(&format!("{head}{proxies}")).unwrap();
+            assert_eq!(
+                fixed_reserve(&c, 2),
+                16 + 2 * 8 + 12 + 34 * endpoints,
+                "{head}"
+            );
+        }
     }
 }

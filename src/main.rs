@@ -145,31 +145,17 @@ fn main() -> ExitCode {
     let signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
         .map_err(|e| log::warn!("cannot install signal handlers ({e}): running until killed"))
         .ok();
-    let running = match fastproxy::proxy::start(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let _metrics = match &config.metrics {
+    // The metrics and API listeners are bound before the proxies take miners: a port in use stops the start
+    // before any miner connects, and both answer from the moment a miner can connect.
+    let metrics_listener = match &config.metrics {
         Some(m) => {
             let addr = m
                 .listen
                 .value
                 .parse()
                 .unwrap_or_else(|_| ([127, 0, 0, 1], 9100).into());
-            let control = Some(running.control());
-            match fastproxy::metrics::start_with_control(
-                addr,
-                running.all_stats(),
-                control,
-                Default::default(),
-            ) {
-                Ok(h) => {
-                    log::info!("metrics on http://{}/ (/metrics, /status)", h.local_addr());
-                    Some(h)
-                }
+            match fastproxy::metrics::bind(addr) {
+                Ok(l) => Some(l),
                 Err(e) => {
                     eprintln!("cannot start: {e}");
                     return ExitCode::FAILURE;
@@ -178,7 +164,7 @@ fn main() -> ExitCode {
         }
         None => None,
     };
-    let _api = match &config.api {
+    let api_listener = match &config.api {
         Some(a) => {
             let (Ok(addr), Some(hash)) = (a.listen.value.parse(), a.token_hash()) else {
                 eprintln!(
@@ -186,7 +172,28 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::FAILURE;
             };
-            match fastproxy::api::start(addr, hash, running.control()) {
+            match fastproxy::api::bind(addr) {
+                Ok(l) => Some((l, hash)),
+                Err(e) => {
+                    eprintln!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    let running = match fastproxy::proxy::start(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _metrics = match metrics_listener {
+        Some(l) => {
+            let control = Some(running.control());
+            match fastproxy::metrics::serve_on(l, running.all_stats(), control, Default::default())
+            {
                 Ok(h) => Some(h),
                 Err(e) => {
                     eprintln!("cannot start: {e}");
@@ -194,6 +201,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        None => None,
+    };
+    let _api = match api_listener {
+        Some((l, hash)) => match fastproxy::api::serve_on(l, hash, running.control()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         None => None,
     };
     serve_signals(running, signals, &path)

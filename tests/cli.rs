@@ -226,6 +226,41 @@ fn a_sigterm_as_soon_as_the_port_opens_drains_and_exits_zero() {
     }
 }
 
+#[test]
+fn a_metrics_or_api_port_in_use_stops_the_start_before_the_miner_port_opens() {
+    // The metrics and API listeners are bound before the proxies': a port in use fails the start before any
+    // miner can connect (and, the other way round, the endpoints answer as soon as a miner can connect).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let hash = "0".repeat(64);
+    for (what, head) in [
+        (
+            "metrics",
+            format!("metrics: {{ listen: 127.0.0.1:{port} }}\n"),
+        ),
+        (
+            "api",
+            format!("api: {{ listen: 127.0.0.1:{port}, token_sha256: {hash} }}\n"),
+        ),
+    ] {
+        let yaml = format!(
+            "{head}proxies:\n  - name: busy\n    protocol: stratum\n    listen:\n      - address: 127.0.0.1:0\n    pools:\n      - url: stratum+tcp://127.0.0.1:{}\n        user: acct.busy\n",
+            common::free_port()
+        );
+        let cfg = temp_file(&format!("busy-{what}.yaml"), &yaml);
+        let out = bin().arg("-c").arg(&cfg).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: {log}");
+        assert!(
+            log.contains(&format!(
+                "cannot start: {what}: cannot listen on 127.0.0.1:{port}"
+            )),
+            "{what}: {log}"
+        );
+        assert!(!log.contains("listening on"), "{what}: {log}");
+    }
+}
+
 /// The SRI example authority key (a valid key; no pool is behind it here).
 const SRI_KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
 

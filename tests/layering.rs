@@ -169,6 +169,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "service.rs",
             "proxy.rs",
+            "metrics/endpoint.rs",
             "metrics/handle.rs",
             "metrics/mod.rs",
             "metrics/history.rs",

@@ -156,14 +156,35 @@ fn settled_fds(pid: u32, metrics: SocketAddr) -> usize {
     fds
 }
 
+/// The running proxy's pid, for [`status`]'s message when the endpoint does not answer.
+static PROXY_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The proxy's `/status`; a failure says whether the proxy process still runs (its state in /proc).
 fn status(metrics: SocketAddr) -> Value {
-    let mut s = TcpStream::connect(metrics).unwrap();
+    let fail = |e: &dyn std::fmt::Display| -> ! {
+        let pid = PROXY_PID.load(std::sync::atomic::Ordering::Relaxed);
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim().chars().take(1).collect())
+            })
+            .unwrap_or_else(|| "gone".to_string());
+        panic!(
+            "the proxy's /status on {metrics}: {e} (proxy {pid} state {state}; see its log above)"
+        )
+    };
+    let mut s = TcpStream::connect(metrics).unwrap_or_else(|e| fail(&e));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n")
-        .unwrap();
+        .unwrap_or_else(|e| fail(&e));
     let mut body = String::new();
-    std::io::Read::read_to_string(&mut s, &mut body).unwrap();
-    let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
-    serde_json::from_str(json).unwrap()
+    std::io::Read::read_to_string(&mut s, &mut body).unwrap_or_else(|e| fail(&e));
+    let Some(at) = body.find("\r\n\r\n") else {
+        fail(&format!("no HTTP answer: {body:?}"))
+    };
+    serde_json::from_str(&body[at + 4..]).unwrap_or_else(|e| fail(&e))
 }
 
 /// The proxy process, killed if the soak fails before stopping it.
@@ -291,6 +312,7 @@ fn run(soak: Soak) {
     let mut proxy = Proxy(cmd.spawn().unwrap());
     let proxy_log = forward_log(&mut proxy.0);
     let pid = proxy.0.id();
+    PROXY_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
     let addr: SocketAddr = ([127, 0, 0, 1], listen).into();
     let metrics: SocketAddr = ([127, 0, 0, 1], metrics_port).into();
     common::wait_until(Duration::from_secs(20), "proxy up", || {

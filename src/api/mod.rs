@@ -7,12 +7,13 @@
 pub mod handler;
 
 use crate::control::Control;
+use crate::metrics::Endpoint;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tiny_http::{Header, Server};
+use tiny_http::Header;
 
 /// Longest request body read.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -30,11 +31,23 @@ pub fn start(
     token_hash: [u8; 32],
     control: Arc<Control>,
 ) -> io::Result<ApiHandle> {
-    let listener = std::net::TcpListener::bind(listen)
-        .map_err(|e| io::Error::new(e.kind(), format!("api: cannot listen on {listen}: {e}")))?;
-    let addr = listener.local_addr()?;
-    let server =
-        Server::from_listener(listener, None).map_err(|e| io::Error::other(format!("api: {e}")))?;
+    serve_on(bind(listen)?, token_hash, control)
+}
+
+/// Binds the API's listener, so that the binary can hold it before the proxies take miners.
+pub fn bind(listen: SocketAddr) -> io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("api: cannot listen on {listen}: {e}")))
+}
+
+/// [`start`] on a listener already bound ([`bind`]).
+pub fn serve_on(
+    listener: std::net::TcpListener,
+    token_hash: [u8; 32],
+    control: Arc<Control>,
+) -> io::Result<ApiHandle> {
+    let server = Endpoint::new("api", listener)?;
+    let addr = server.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
@@ -44,15 +57,10 @@ pub fn start(
     Ok(ApiHandle::new(addr, stop, thread))
 }
 
-fn serve(server: Server, token_hash: &[u8; 32], control: &Control, stop: &AtomicBool) {
+fn serve(mut server: Endpoint, token_hash: &[u8; 32], control: &Control, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => answer(req, token_hash, control),
-            Ok(None) => {}
-            Err(e) => {
-                log::warn!("api server: {e}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
+        if let Some(req) = server.recv_timeout(Duration::from_millis(200)) {
+            answer(req, token_hash, control);
         }
     }
 }

@@ -8,6 +8,7 @@
 //! The reactors only bump atomics (see `stats`); everything here reads them. The server stops when its
 //! [`MetricsHandle`] is stopped or dropped.
 
+mod endpoint;
 mod handle;
 mod history;
 mod page;
@@ -24,6 +25,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use endpoint::Endpoint;
 pub use handle::ServerHandle;
 pub use history::History;
 
@@ -64,12 +66,25 @@ pub fn start_with_control(
     control: Option<Arc<Control>>,
     options: MetricsOptions,
 ) -> io::Result<MetricsHandle> {
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| {
-        io::Error::new(e.kind(), format!("metrics: cannot listen on {listen}: {e}"))
-    })?;
-    let addr = listener.local_addr()?;
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| io::Error::other(format!("metrics: {e}")))?;
+    serve_on(bind(listen)?, proxies, control, options)
+}
+
+/// Binds the endpoint's listener, so that the binary can hold it before the proxies take miners (a port in
+/// use stops the start before any miner connects, and the endpoint answers as soon as a miner could).
+pub fn bind(listen: SocketAddr) -> io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("metrics: cannot listen on {listen}: {e}")))
+}
+
+/// [`start_with_control`] on a listener already bound ([`bind`]).
+pub fn serve_on(
+    listener: std::net::TcpListener,
+    proxies: Vec<(String, Arc<ProxyStats>)>,
+    control: Option<Arc<Control>>,
+    options: MetricsOptions,
+) -> io::Result<MetricsHandle> {
+    let server = Endpoint::new("metrics", listener)?;
+    let addr = server.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let serving = server::Serving {
         server,

@@ -8,14 +8,14 @@ use crate::stats::ProxyStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Header, Method, Request, Response};
 
 /// Longest wait for a request before the stop flag and the history are looked at again.
 const POLL: Duration = Duration::from_millis(200);
 
 /// What the server thread owns.
 pub(super) struct Serving {
-    pub server: Server,
+    pub server: super::endpoint::Endpoint,
     pub proxies: Arc<Vec<(String, Arc<ProxyStats>)>>,
     pub history: History,
     pub stop: Arc<AtomicBool>,
@@ -50,13 +50,8 @@ impl Serving {
                 .history
                 .due_in(Instant::now())
                 .clamp(Duration::from_millis(1), POLL);
-            match self.server.recv_timeout(wait) {
-                Ok(Some(req)) => self.answer(req, &registry),
-                Ok(None) => {}
-                Err(e) => {
-                    log::warn!("metrics server: {e}");
-                    std::thread::sleep(POLL);
-                }
+            if let Some(req) = self.server.recv_timeout(wait) {
+                self.answer(req, &registry);
             }
         }
     }

@@ -194,4 +194,6 @@ user_identity = "fastproxy.interop"
         0,
         "pool: {total}\ntranslator:\n{tail}"
     );
+    // Kept when an assertion fails (the translator's config and whole log are in it).
+    let _ = std::fs::remove_dir_all(&dir);
 }

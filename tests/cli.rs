@@ -203,6 +203,7 @@ fn a_sigterm_as_soon_as_the_port_opens_drains_and_exits_zero() {
             bin()
                 .arg("-c")
                 .arg(&cfg)
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -248,7 +249,12 @@ fn a_metrics_or_api_port_in_use_stops_the_start_before_the_miner_port_opens() {
             common::free_port()
         );
         let cfg = temp_file(&format!("busy-{what}.yaml"), &yaml);
-        let out = bin().arg("-c").arg(&cfg).output().unwrap();
+        let out = bin()
+            .arg("-c")
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{what}: {log}");
         assert!(

@@ -1,17 +1,21 @@
-//! The metrics endpoint (and the control API, on the same [`fastproxy::metrics::Endpoint`]) keeps answering after
-//! accepting a connection failed because descriptors ran out: tiny_http's own accept thread ends at the first
-//! such error and closes the port for good.
+//! The metrics endpoint (and the control API, on the same [`fastproxy::metrics::Endpoint`]) answers again once
+//! descriptors are back after they ran out. tiny_http's accept thread ends for good when they run out, in one of
+//! two ways, and each has a phase here:
+//! - `accept()` fails with EMFILE (Linux takes the new descriptor when accept is entered, so a thread that enters
+//!   it with none free): the thread reports the error and stops;
+//! - the thread was already waiting in `accept()` (its descriptor taken): a connection comes, and duplicating
+//!   the new stream fails, so the thread panics and says nothing.
 //!
-//! A file of its own: the test lowers this process's descriptor limit and takes every descriptor left, which
-//! would break any test running beside it.
+//! A file of its own, with one test: it lowers this process's descriptor limit and takes every descriptor left,
+//! which would break any test running beside it.
 
 use fastproxy::metrics::{self, MetricsOptions};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Keeps every log line, so the test knows when the endpoint has seen the accept fail.
+/// Keeps every log line, so the test knows what the endpoint saw.
 struct Lines(Mutex<Vec<String>>);
 
 impl log::Log for Lines {
@@ -26,33 +30,65 @@ impl log::Log for Lines {
 
 static LOG: Lines = Lines(Mutex::new(Vec::new()));
 
-fn get_status(s: &mut TcpStream) -> String {
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body)
-        .unwrap_or_else(|e| panic!("no answer: {e}; log: {:?}", LOG.0.lock().unwrap()));
-    body
+fn lines() -> Vec<String> {
+    LOG.0.lock().unwrap().clone()
 }
 
-#[test]
-fn the_metrics_endpoint_answers_again_after_an_accept_failed_for_want_of_descriptors() {
-    log::set_logger(&LOG).unwrap();
-    log::set_max_level(log::LevelFilter::Info);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let handle = metrics::serve_on(listener, Vec::new(), None, MetricsOptions::default()).unwrap();
-    // No request before the descriptors run out: a connection closing meanwhile would free descriptors at a time
-    // of its own.
+fn wait_for_line(text: &str) {
+    let start = Instant::now();
+    while !lines().iter().any(|l| l.contains(text)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no log line {text:?}: {:?}",
+            lines()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
-    // A socket made while descriptors remain, connected once none do: the server's accept() gets EMFILE.
-    let waiting = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+/// Sends `GET /status` on `s` and reads one answer (by its Content-Length, so a keep-alive connection stays
+/// usable); returns the status line.
+fn get_status(s: &mut TcpStream, keep_alive: bool) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    write!(
+        s,
+        "GET /status HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut status = String::new();
+    r.read_line(&mut status)
+        .unwrap_or_else(|e| panic!("no answer: {e}; log: {:?}", lines()));
+    let mut length = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).unwrap();
+    status.trim().to_string()
+}
+
+/// The process's soft descriptor limit, lowered to what is open now plus a few, and every descriptor left taken
+/// but `spare`; given back when dropped.
+struct Exhausted {
+    old: libc::rlimit,
+    _filler: Vec<std::fs::File>,
+}
+
+fn exhaust(spare: usize) -> Exhausted {
     let mut old = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    // SAFETY: getrlimit/setrlimit on local structs.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as libc::rlim_t;
     let low = libc::rlimit {
@@ -65,48 +101,70 @@ fn the_metrics_endpoint_answers_again_after_an_accept_failed_for_want_of_descrip
         filler.push(f);
         assert!(filler.len() < 100_000, "the descriptor limit did not hold");
     }
-    waiting.connect(&addr.into()).unwrap();
-    let start = Instant::now();
-    while !LOG
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.starts_with("metrics: ") && l.contains("accept"))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no accept failed: {:?}",
-            LOG.0.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(10));
+    filler.truncate(filler.len() - spare);
+    Exhausted {
+        old,
+        _filler: filler,
     }
+}
+
+impl Drop for Exhausted {
+    fn drop(&mut self) {
+        // SAFETY: setrlimit on a struct getrlimit filled.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.old) };
+    }
+}
+
+/// Once descriptors are back: a new connection is answered, after the endpoint said it accepts again.
+fn answers_again(addr: SocketAddr) {
+    let mut after = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}; log: {:?}", lines()));
+    assert_eq!(get_status(&mut after, false), "HTTP/1.1 200 OK");
+    wait_for_line("metrics: accepting connections again");
+}
+
+#[test]
+fn the_metrics_endpoint_answers_again_after_its_accept_thread_ended_for_want_of_descriptors() {
+    log::set_logger(&LOG).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
+
+    // Phase 1, the reported error: the server starts with one descriptor free, which its duplicate of the
+    // listener takes, so its accept thread gets EMFILE at once.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = exhaust(1);
+    let handle = metrics::serve_on(listener, Vec::new(), None, MetricsOptions::default()).unwrap();
+    wait_for_line("metrics: accepting a connection failed");
     // A while without descriptors (restarts fail meanwhile), then they come back.
     std::thread::sleep(Duration::from_millis(600));
-    drop(filler);
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+    drop(held);
+    answers_again(addr);
+    handle.stop();
+    LOG.0.lock().unwrap().clear();
 
-    // A new connection is served. The one made while descriptors had run out is served too, or closed when
-    // tiny_http's accept took it and then panicked for want of a descriptor; never left hanging.
-    let mut after = TcpStream::connect(addr)
-        .unwrap_or_else(|e| panic!("{e}; log: {:?}", LOG.0.lock().unwrap()));
-    assert!(get_status(&mut after).starts_with("HTTP/1.0 200"));
+    // Phase 2, the silent panic: a keep-alive request answered first, so the accept thread waits in accept()
+    // again, holding its descriptor; then none is left, and a connection comes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = metrics::serve_on(listener, Vec::new(), None, MetricsOptions::default()).unwrap();
+    let mut kept = TcpStream::connect(addr).unwrap();
+    assert_eq!(get_status(&mut kept, true), "HTTP/1.1 200 OK");
+    std::thread::sleep(Duration::from_millis(100));
+    let waiting = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let held = exhaust(0);
+    waiting.connect(&addr.into()).unwrap();
+    wait_for_line("metrics: its accept thread ended");
+    std::thread::sleep(Duration::from_millis(600));
+    drop(held);
+    answers_again(addr);
+    // The connection the dead thread took was closed with it: never left hanging.
     let mut waiting: TcpStream = waiting.into();
     waiting
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let _ = waiting.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut answer = Vec::new();
-    if let Err(e) = waiting.read_to_end(&mut answer) {
+    let mut rest = Vec::new();
+    if let Err(e) = waiting.read_to_end(&mut rest) {
         assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "left hanging");
     }
-    assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.0 200"));
-    let lines = LOG.0.lock().unwrap().clone();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("metrics: accepting connections again")),
-        "{lines:?}"
-    );
+    drop(kept);
     handle.stop();
 }

@@ -138,7 +138,7 @@ fn settled_fds(pid: u32, metrics: SocketAddr) -> usize {
         || {
             // Counted before the status request, whose connection the proxy may still hold just after.
             fds = open_fds(pid);
-            let p = &status(metrics)["proxies"][0];
+            let p = &status(metrics, pid)["proxies"][0];
             let pools = p["pools"].as_array().cloned().unwrap_or_default();
             let sum = |key: &str| -> u64 { pools.iter().filter_map(|x| x[key].as_u64()).sum() };
             let upstreams = p["upstreams"].as_u64().unwrap_or(0);
@@ -156,13 +156,9 @@ fn settled_fds(pid: u32, metrics: SocketAddr) -> usize {
     fds
 }
 
-/// The running proxy's pid, for [`status`]'s message when the endpoint does not answer.
-static PROXY_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// The proxy's `/status`; a failure says whether the proxy process still runs (its state in /proc).
-fn status(metrics: SocketAddr) -> Value {
+/// The `/status` of proxy `pid`; a failure says whether the proxy process still runs (its state in /proc).
+fn status(metrics: SocketAddr, pid: u32) -> Value {
     let fail = |e: &dyn std::fmt::Display| -> ! {
-        let pid = PROXY_PID.load(std::sync::atomic::Ordering::Relaxed);
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|s| {
@@ -234,8 +230,8 @@ struct Exhaustion {
 
 /// Opens idle connections for every miner slot the proxy has left and `extra` more, which wait in the listen
 /// backlog; returns them once the proxy has paused accepting.
-fn exhaust(addr: SocketAddr, metrics: SocketAddr, extra: u64) -> Vec<TcpStream> {
-    let d = status(metrics)["descriptors"].clone();
+fn exhaust(addr: SocketAddr, metrics: SocketAddr, pid: u32, extra: u64) -> Vec<TcpStream> {
+    let d = status(metrics, pid)["descriptors"].clone();
     let slots = d["miner_slots"].as_u64().expect("a descriptor limit");
     let free = slots.saturating_sub(d["miners"].as_u64().unwrap_or(0));
     let idle: Vec<TcpStream> = (0..free + extra)
@@ -244,7 +240,7 @@ fn exhaust(addr: SocketAddr, metrics: SocketAddr, extra: u64) -> Vec<TcpStream> 
     common::wait_until(
         Duration::from_secs(30),
         "the proxy out of descriptors",
-        || status(metrics)["descriptors"]["exhausted"] == json!(true),
+        || status(metrics, pid)["descriptors"]["exhausted"] == json!(true),
     );
     idle
 }
@@ -312,7 +308,6 @@ fn run(soak: Soak) {
     let mut proxy = Proxy(cmd.spawn().unwrap());
     let proxy_log = forward_log(&mut proxy.0);
     let pid = proxy.0.id();
-    PROXY_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
     let addr: SocketAddr = ([127, 0, 0, 1], listen).into();
     let metrics: SocketAddr = ([127, 0, 0, 1], metrics_port).into();
     common::wait_until(Duration::from_secs(20), "proxy up", || {
@@ -363,7 +358,7 @@ fn run(soak: Soak) {
     wait_for(at(0.2));
     // Descriptors run out: idle connections take every miner slot left, and a burst more waits in the backlog
     // ahead of the new sessions of churning miners (more than leave during the phase).
-    let idle = exhaust(addr, metrics, miners / 5 + 20);
+    let idle = exhaust(addr, metrics, pid, miners / 5 + 20);
     let began = started.elapsed();
     // Meanwhile the primary dies (failover to the backup). Its counts are read once it has stopped (its
     // listener would take the proxy's reconnects until then), so they are complete.
@@ -375,7 +370,7 @@ fn run(soak: Soak) {
         "shares on the backup after the primary's death",
         || backup.stats().accepted >= on_backup + 5,
     );
-    let failover_while_exhausted = status(metrics)["descriptors"]["exhausted"] == json!(true);
+    let failover_while_exhausted = status(metrics, pid)["descriptors"]["exhausted"] == json!(true);
     wait_for(started + began + EXHAUSTION_HOLD);
     let exhaustion = Exhaustion {
         idle: idle.len(),
@@ -385,7 +380,7 @@ fn run(soak: Soak) {
     };
     drop(idle);
     common::wait_until(Duration::from_secs(20), "accepting again", || {
-        status(metrics)["descriptors"]["exhausted"] == json!(false)
+        status(metrics, pid)["descriptors"]["exhausted"] == json!(false)
     });
     wait_for(at(0.35));
     fault("primary back");
@@ -408,10 +403,10 @@ fn run(soak: Soak) {
     }
     // Every miner left: nothing may be left behind in the proxy.
     common::wait_until(Duration::from_secs(15), "all miners gone", || {
-        status(metrics)["proxies"][0]["miners_connected"] == json!(0)
+        status(metrics, pid)["proxies"][0]["miners_connected"] == json!(0)
     });
     let fds_after = settled_fds(pid, metrics);
-    let st = status(metrics);
+    let st = status(metrics, pid);
     signal(pid, "-TERM");
     let code = proxy.0.wait().unwrap();
     let proxy_log = proxy_log.join().expect("log thread");

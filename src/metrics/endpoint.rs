@@ -7,7 +7,7 @@
 //! listening socket, so the port stays open (connections wait in the kernel's backlog), notices the end (the
 //! reported error, or the server's duplicate no longer open: [`Endpoint::recv_timeout`]) and starts a new
 //! tiny_http server on another duplicate, at most once per [`RESTART_MIN`] and backing off to [`RESTART_MAX`]
-//! while the restarts keep failing, with a log line each time.
+//! while the restarts keep failing or their servers keep dying young, with a log line each time.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -26,10 +26,10 @@ pub struct Endpoint {
     name: &'static str,
     /// The listening socket, kept open whatever happens to the server's own duplicate.
     spare: TcpListener,
-    /// The running server and the descriptor of its duplicate of the listener, or none between the end of its
-    /// accept thread and the restart.
-    server: Option<(Server, RawFd)>,
-    /// When the next restart may be tried, and the wait after that one if it fails too.
+    /// The running server, the descriptor of its duplicate of the listener and when it started; none between
+    /// the end of its accept thread and the restart.
+    server: Option<(Server, RawFd, Instant)>,
+    /// When the next restart may be tried, and the wait it came after (doubled while restarts fail or die young).
     retry: (Instant, Duration),
 }
 
@@ -37,7 +37,6 @@ impl Endpoint {
     /// Serves on `listener` (already bound).
     pub fn new(name: &'static str, listener: TcpListener) -> io::Result<Endpoint> {
         let server = serve(&listener).map_err(|e| io::Error::other(format!("{name}: {e}")))?;
-        debug_assert!(same_socket(server.1, &listener));
         Ok(Endpoint {
             name,
             spare: listener,
@@ -53,23 +52,38 @@ impl Endpoint {
 
     /// The next request, waiting at most `wait`; none when none came (or the server is being restarted).
     ///
-    /// When none came, it also looks whether the server's accept thread is still there: its duplicate of the
-    /// listener still open, and still this socket (the descriptor number may have been reused since).
+    /// First it looks whether the server's accept thread is still there: its duplicate of the listener still
+    /// open, and still this socket (the descriptor number may have been reused since). A thread that panicked
+    /// says nothing else; one that stopped at an accept error also reports the error.
     pub fn recv_timeout(&mut self, wait: Duration) -> Option<Request> {
-        let Some((server, fd)) = &self.server else {
+        let Some((server, fd, started)) = &self.server else {
             self.restart(wait);
             return None;
         };
-        let why = match server.recv_timeout(wait) {
-            Ok(Some(req)) => return Some(req),
-            Ok(None) if same_socket(*fd, &self.spare) => return None,
-            Ok(None) => "its accept thread ended".to_string(),
-            // Only the accept thread reports errors, and it has ended: the server serves nothing more.
-            Err(e) => format!("accepting a connection failed: {e}"),
+        let why = if !same_socket(*fd, &self.spare) {
+            "its accept thread ended".to_string()
+        } else {
+            match server.recv_timeout(wait) {
+                Ok(req) => return req,
+                // Only the accept thread reports errors, and it has ended: the server serves nothing more.
+                Err(e) => format!("accepting a connection failed: {e}"),
+            }
         };
-        log::warn!("{}: {why}; listening again in {RESTART_MIN:?}", self.name);
-        self.server = None;
-        self.retry = (Instant::now() + RESTART_MIN, RESTART_MIN);
+        // A server that died young (descriptors still short) waits twice as long as the one before it.
+        let backoff = if started.elapsed() < RESTART_MAX {
+            (self.retry.1 * 2).min(RESTART_MAX)
+        } else {
+            RESTART_MIN
+        };
+        log::warn!("{}: {why}; listening again in {backoff:?}", self.name);
+        // Not dropped: its drop connects to the port to wake an accept thread that is gone, and that connection
+        // would wait for (and take a descriptor of) the next server. A few hundred bytes each time, with the
+        // requests of keep-alive connections it had accepted (their clients wait for an answer that never
+        // comes, and retry on a new connection).
+        if let Some((dead, ..)) = self.server.take() {
+            std::mem::forget(dead);
+        }
+        self.retry = (Instant::now() + backoff, backoff);
         None
     }
 
@@ -98,13 +112,13 @@ impl Endpoint {
     }
 }
 
-/// A tiny_http server on a duplicate of `listener`, with the duplicate's descriptor (it needs one, so this can
-/// fail while they have run out).
-fn serve(listener: &TcpListener) -> io::Result<(Server, RawFd)> {
+/// A tiny_http server on a duplicate of `listener`, with the duplicate's descriptor and the time (the duplicate
+/// needs a descriptor, so this can fail while they have run out).
+fn serve(listener: &TcpListener) -> io::Result<(Server, RawFd, Instant)> {
     let dup = listener.try_clone()?;
     let fd = dup.as_raw_fd();
     let server = Server::from_listener(dup, None).map_err(io::Error::other)?;
-    Ok((server, fd))
+    Ok((server, fd, Instant::now()))
 }
 
 /// Whether descriptor `fd` is open on the same socket as `listener` (same device and inode).

@@ -64,6 +64,7 @@ pub fn spawn_proxy_binary(config: &str, name: &str) -> (Binary, SocketAddr) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fastproxy"))
         .arg("-c")
         .arg(&path)
+        .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

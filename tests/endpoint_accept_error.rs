@@ -148,7 +148,8 @@ fn the_metrics_endpoint_answers_again_after_its_accept_thread_ended_for_want_of_
     let handle = metrics::serve_on(listener, Vec::new(), None, MetricsOptions::default()).unwrap();
     let mut kept = TcpStream::connect(addr).unwrap();
     assert_eq!(get_status(&mut kept, true), "HTTP/1.1 200 OK");
-    std::thread::sleep(Duration::from_millis(100));
+    // The thread went back to accept() microseconds after taking `kept`; this is ample.
+    std::thread::sleep(Duration::from_millis(500));
     let waiting = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let held = exhaust(0);
     waiting.connect(&addr.into()).unwrap();

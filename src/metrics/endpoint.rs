@@ -53,21 +53,27 @@ impl Endpoint {
     /// The next request, waiting at most `wait`; none when none came (or the server is being restarted).
     ///
     /// First it looks whether the server's accept thread is still there: its duplicate of the listener still
-    /// open, and still this socket (the descriptor number may have been reused since). A thread that panicked
-    /// says nothing else; one that stopped at an accept error also reports the error.
+    /// open, and still this socket (the descriptor number may have been reused since). A thread that stopped at
+    /// an accept error also reports the error (the log line names it); one that panicked says nothing.
     pub fn recv_timeout(&mut self, wait: Duration) -> Option<Request> {
         let Some((server, fd, started)) = &self.server else {
             self.restart(wait);
             return None;
         };
-        let why = if !same_socket(*fd, &self.spare) {
-            "its accept thread ended".to_string()
+        // A dead thread's queue still holds the requests of connections it took, then its error if it reported
+        // one: they are taken without waiting.
+        let alive = same_socket(*fd, &self.spare);
+        let next = if alive {
+            server.recv_timeout(wait)
         } else {
-            match server.recv_timeout(wait) {
-                Ok(req) => return req,
-                // Only the accept thread reports errors, and it has ended: the server serves nothing more.
-                Err(e) => format!("accepting a connection failed: {e}"),
-            }
+            server.try_recv()
+        };
+        let why = match next {
+            Ok(Some(req)) => return Some(req),
+            Ok(None) if alive => return None,
+            Ok(None) => "its accept thread ended".to_string(),
+            // Only the accept thread reports errors, and it has ended: the server serves nothing more.
+            Err(e) => format!("accepting a connection failed: {e}"),
         };
         // A server that died young (descriptors still short) waits twice as long as the one before it.
         let backoff = if started.elapsed() < RESTART_MAX {

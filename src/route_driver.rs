@@ -67,7 +67,8 @@ impl Reactor {
 
     /// In an entry with several routes: the upstream and prefix share `share` of miner `t` goes by (`u` and
     /// `prefix`: its current ones), chosen by its job id's tag (its current upstream, or the one it left at
-    /// its last move), and the share with the pool's own job id. Err: a job of neither (stale).
+    /// its last move, unless that one's extranonce1 changed since), and the share with the pool's own job id.
+    /// Err: a job of neither (stale).
     pub(crate) fn route_share<'s>(
         &self,
         t: usize,
@@ -91,12 +92,13 @@ impl Reactor {
             return Err(stale());
         };
         match m.seat.prev {
+            // Not after the upstream's extranonce1 changed: the share would reach the pool under the new one,
+            // which its miner never had (refused as low difficulty, and counted against the farm).
             Some(pv)
                 if pv.upstream == tag
-                    && self
-                        .upstreams
-                        .get(tag)
-                        .is_some_and(|up| up.epoch == pv.epoch) =>
+                    && self.upstreams.get(tag).is_some_and(|up| {
+                        up.epoch == pv.epoch && up.e1_changes == pv.e1_changes
+                    }) =>
             {
                 Ok((tag, pv.prefix, share))
             }
@@ -195,7 +197,8 @@ impl Reactor {
                 (nu, px)
             }
         };
-        let old_epoch = self.upstreams[from].epoch;
+        let (old_epoch, old_e1_changes) =
+            (self.upstreams[from].epoch, self.upstreams[from].e1_changes);
         let old_mask = self.upstreams[from].pool_mask;
         let Some(Conn::Miner(m)) = self.conns.get(t) else {
             return false;
@@ -220,6 +223,7 @@ impl Reactor {
             upstream: from,
             prefix: old_prefix,
             epoch: old_epoch,
+            e1_changes: old_e1_changes,
         });
         let proxy = &proxies[p];
         let mut line = Vec::with_capacity(256 + up.notify_line.len());

@@ -74,6 +74,7 @@ impl Reactor {
             n: 0,
             prefixes: PrefixAllocator::new(0),
             epoch: 0,
+            e1_changes: 0,
             conns_opened: 0,
             pool_mask: None,
             difficulty_line: Vec::new(),

@@ -116,6 +116,7 @@ impl Reactor {
         let relayout = p != up.prefixes.prefix_len();
         up.e1 = e1;
         up.n = n;
+        up.e1_changes = up.e1_changes.wrapping_add(1);
         if relayout {
             up.prefixes = PrefixAllocator::new(p);
             up.orphans.clear();

@@ -197,10 +197,22 @@ fn next_job(c: &mut Client, notes: &mut Vec<Value>) -> fastproxy::work::Job {
     }
 }
 
-#[test]
-fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
-    let a = pool(easy());
-    let b = pool(easy());
+/// A subscribed miner on a two-route entry (pools `a`, `b`), moved off its route: its work before the move
+/// (job, extranonce1, extranonce2 size, difficulty) and after it, and whether it started on `a`.
+struct Moved {
+    c: Client,
+    old_job: fastproxy::work::Job,
+    e1_old: Vec<u8>,
+    n2: usize,
+    difficulty: f64,
+    new_job: fastproxy::work::Job,
+    new_e1: Vec<u8>,
+    started_on_a: bool,
+}
+
+/// Connects a miner to a proxy with routes `a` and `b` (50/50), and disables the route it is placed on, so
+/// that it moves to the other at once (a forced move needs no measured hashrate).
+fn moved_off_its_route(a: &SimPool, b: &SimPool) -> (fastproxy::proxy::RunningProxy, Moved) {
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b.addr())],
         "route_switch_interval: 1",
@@ -228,8 +240,6 @@ fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
             .unwrap_or_default();
         !placed.is_empty()
     });
-    let (old_pool, new_pool) = if placed == "a" { (&a, &b) } else { (&b, &a) };
-    // Its route goes away: the miner moves at once (a forced move needs no measured hashrate).
     let at = control.find_route(Some("test"), &placed).unwrap();
     control.set_route_enabled(at, false).unwrap();
     let mut seen = Vec::new();
@@ -243,6 +253,35 @@ fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
     let new_job = next_job(&mut c, &mut seen);
     assert_ne!(new_e1, e1_old, "a prefix on the other route's upstream");
     assert_ne!(new_job.job_id, old_job.job_id);
+    let moved = Moved {
+        c,
+        old_job,
+        e1_old,
+        n2,
+        difficulty,
+        new_job,
+        new_e1,
+        started_on_a: placed == "a",
+    };
+    (proxy, moved)
+}
+
+#[test]
+fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
+    let a = pool(easy());
+    let b = pool(easy());
+    let (_proxy, m) = moved_off_its_route(&a, &b);
+    let Moved {
+        mut c,
+        old_job,
+        e1_old,
+        n2,
+        difficulty,
+        new_job,
+        new_e1,
+        started_on_a,
+    } = m;
+    let (old_pool, new_pool) = if started_on_a { (&a, &b) } else { (&b, &a) };
     // A share hashed before the switch: the old job, the old extranonce.
     let e2 = vec![7u8; n2];
     let nonce = nonce_for(&old_job, &e1_old, &e2, difficulty, true);
@@ -278,6 +317,46 @@ fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
         .accepted_shares
         .iter()
         .any(|s| s.full_extranonce() == full && s.nonce == nonce));
+}
+
+#[test]
+fn a_share_for_the_old_routes_job_is_stale_once_the_old_pool_changed_its_extranonce() {
+    // The old route's pool gives its connection a new extranonce1 after the miner left: a share the miner
+    // hashed before the move would reach that pool under the new one, which the miner never had (refused as
+    // low difficulty, and counted against the farm). It is refused here as stale instead, never sent.
+    let a = pool(easy());
+    let b = pool(easy());
+    let (_proxy, m) = moved_off_its_route(&a, &b);
+    let Moved {
+        mut c,
+        old_job,
+        e1_old,
+        n2,
+        difficulty,
+        started_on_a,
+        ..
+    } = m;
+    let old_pool = if started_on_a { &a } else { &b };
+    old_pool.set_extranonce_all();
+    // Until the proxy has read the pool's set_extranonce, such a share still goes to the pool; from then on
+    // each is answered stale here, the pool never seeing it.
+    let mut k = 0u32;
+    wait_until(
+        Duration::from_secs(10),
+        "a share of the old job refused as stale without reaching the old pool",
+        || {
+            k += 1;
+            let mut e2 = vec![0u8; n2];
+            let w = n2.min(4);
+            e2[..w].copy_from_slice(&k.to_le_bytes()[..w]);
+            let nonce = nonce_for(&old_job, &e1_old, &e2, difficulty, true);
+            let before = old_pool.stats().submits;
+            let id = c.submit_share(&old_job, &e2, nonce);
+            let (reply, _) = c.reply(id, Duration::from_secs(10));
+            let sent = old_pool.stats().submits != before;
+            reply["error"][0] == json!(21) && !sent
+        },
+    );
 }
 
 #[test]

@@ -795,8 +795,26 @@ fn audit(
             }
             a.bad_pool_rejects += 1;
             if a.bad_pool_examples.len() < 5 {
+                // The miner's side of it: the share with this job, ntime and nonce, as hashed and as told.
+                let mine: Vec<String> = shares
+                    .iter()
+                    .filter(|s| s.key.0 == key.0 && s.key.2 == key.2 && s.key.3 == key.3)
+                    .map(|s| {
+                        format!(
+                            "hashed with extranonce {} at {:.2?}, answered after {:.2?} with {:?}, extranonce1 replaced in flight by {:?}",
+                            fastproxy::hex::encode(&s.key.1),
+                            s.at,
+                            s.rtt,
+                            s.outcome,
+                            s.replaced_extranonce1
+                                .iter()
+                                .map(|e| fastproxy::hex::encode(e))
+                                .collect::<Vec<_>>()
+                        )
+                    })
+                    .collect();
                 a.bad_pool_examples.push(format!(
-                    "{} {:?}: extranonce1 {} params {:?}",
+                    "{} {:?}: extranonce1 {} params {:?}; the miner's share: {mine:?}",
                     r.code,
                     r.reason,
                     fastproxy::hex::encode(&r.extranonce1),

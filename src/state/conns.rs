@@ -84,12 +84,14 @@ pub(crate) struct Seat {
     pub sampled: Option<Instant>,
 }
 
-/// A miner's previous assignment: upstream, prefix there and that upstream's prefix epoch.
+/// A miner's previous assignment: upstream, prefix there, that upstream's prefix epoch and its count of
+/// extranonce1 changes (`Upstream::e1_changes`) when the miner left it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct PrevSeat {
     pub upstream: usize,
     pub prefix: u64,
     pub epoch: u32,
+    pub e1_changes: u32,
 }
 
 impl Miner {

@@ -56,6 +56,10 @@ pub(crate) struct Upstream {
     pub prefixes: PrefixAllocator,
     /// Bumped when prefixes are laid out anew, so stale shares cannot release new prefixes.
     pub epoch: u32,
+    /// Bumped at every change of `e1` or `n` (a new pool connection with another extranonce1, the pool's
+    /// set_extranonce): a share kept for a miner's previous seat here was hashed under the old one, and would
+    /// reach the pool under an extranonce its miner never had.
+    pub e1_changes: u32,
     pub pool_mask: Option<u32>,
     pub difficulty_line: Vec<u8>,
     pub notify_line: Vec<u8>,

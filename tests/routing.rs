@@ -197,8 +197,8 @@ fn next_job(c: &mut Client, notes: &mut Vec<Value>) -> fastproxy::work::Job {
     }
 }
 
-/// A subscribed miner on a two-route entry (pools `a`, `b`), moved off its route: its work before the move
-/// (job, extranonce1, extranonce2 size, difficulty) and after it, and whether it started on `a`.
+/// A subscribed miner on a two-route entry, moved off its route: its work before the move (job, extranonce1,
+/// extranonce2 size, difficulty) and after it.
 struct Moved {
     c: Client,
     old_job: fastproxy::work::Job,
@@ -207,12 +207,14 @@ struct Moved {
     difficulty: f64,
     new_job: fastproxy::work::Job,
     new_e1: Vec<u8>,
-    started_on_a: bool,
 }
 
-/// Connects a miner to a proxy with routes `a` and `b` (50/50), and disables the route it is placed on, so
-/// that it moves to the other at once (a forced move needs no measured hashrate).
-fn moved_off_its_route(a: &SimPool, b: &SimPool) -> (fastproxy::proxy::RunningProxy, Moved) {
+/// Starts pools `a` and `b` and a proxy with a route to each (50/50), connects a miner, and disables the route
+/// it is placed on, so that it moves to the other at once (a forced move needs no measured hashrate).
+/// Returns the pools it left and went to, the proxy and the miner.
+fn moved_off_its_route() -> (SimPool, SimPool, fastproxy::proxy::RunningProxy, Moved) {
+    let a = pool(easy());
+    let b = pool(easy());
     let proxy = start_proxy(&routes_yaml(
         &[("a", 50.0, a.addr()), ("b", 50.0, b.addr())],
         "route_switch_interval: 1",
@@ -261,38 +263,25 @@ fn moved_off_its_route(a: &SimPool, b: &SimPool) -> (fastproxy::proxy::RunningPr
         difficulty,
         new_job,
         new_e1,
-        started_on_a: placed == "a",
     };
-    (proxy, moved)
+    let (old_pool, new_pool) = if placed == "a" { (a, b) } else { (b, a) };
+    (old_pool, new_pool, proxy, moved)
 }
 
 #[test]
 fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
-    let a = pool(easy());
-    let b = pool(easy());
-    let (_proxy, m) = moved_off_its_route(&a, &b);
-    let Moved {
-        mut c,
-        old_job,
-        e1_old,
-        n2,
-        difficulty,
-        new_job,
-        new_e1,
-        started_on_a,
-    } = m;
-    let (old_pool, new_pool) = if started_on_a { (&a, &b) } else { (&b, &a) };
+    let (old_pool, new_pool, _proxy, mut m) = moved_off_its_route();
     // A share hashed before the switch: the old job, the old extranonce.
-    let e2 = vec![7u8; n2];
-    let nonce = nonce_for(&old_job, &e1_old, &e2, difficulty, true);
-    let id = c.submit_share(&old_job, &e2, nonce);
-    let (reply, _) = c.reply(id, Duration::from_secs(10));
+    let e2 = vec![7u8; m.n2];
+    let nonce = nonce_for(&m.old_job, &m.e1_old, &e2, m.difficulty, true);
+    let id = m.c.submit_share(&m.old_job, &e2, nonce);
+    let (reply, _) = m.c.reply(id, Duration::from_secs(10));
     assert_eq!(
         reply["result"],
         json!(true),
         "the old pool accepted it: {reply}"
     );
-    let full: Vec<u8> = [&e1_old[..], &e2[..]].concat();
+    let full: Vec<u8> = [&m.e1_old[..], &e2[..]].concat();
     assert!(
         old_pool
             .stats()
@@ -302,16 +291,16 @@ fn a_share_for_the_old_routes_job_after_a_move_reaches_the_old_pool() {
         "the share went to the route it was found for, under its old extranonce"
     );
     // And one for the new job goes to the new route's pool.
-    let e2 = vec![9u8; n2];
-    let nonce = nonce_for(&new_job, &new_e1, &e2, difficulty, true);
-    let id = c.submit_share(&new_job, &e2, nonce);
-    let (reply, _) = c.reply(id, Duration::from_secs(10));
+    let e2 = vec![9u8; m.n2];
+    let nonce = nonce_for(&m.new_job, &m.new_e1, &e2, m.difficulty, true);
+    let id = m.c.submit_share(&m.new_job, &e2, nonce);
+    let (reply, _) = m.c.reply(id, Duration::from_secs(10));
     assert_eq!(
         reply["result"],
         json!(true),
         "the new pool accepted it: {reply}"
     );
-    let full: Vec<u8> = [&new_e1[..], &e2[..]].concat();
+    let full: Vec<u8> = [&m.new_e1[..], &e2[..]].concat();
     assert!(new_pool
         .stats()
         .accepted_shares
@@ -324,19 +313,7 @@ fn a_share_for_the_old_routes_job_is_stale_once_the_old_pool_changed_its_extrano
     // The old route's pool gives its connection a new extranonce1 after the miner left: a share the miner
     // hashed before the move would reach that pool under the new one, which the miner never had (refused as
     // low difficulty, and counted against the farm). It is refused here as stale instead, never sent.
-    let a = pool(easy());
-    let b = pool(easy());
-    let (_proxy, m) = moved_off_its_route(&a, &b);
-    let Moved {
-        mut c,
-        old_job,
-        e1_old,
-        n2,
-        difficulty,
-        started_on_a,
-        ..
-    } = m;
-    let old_pool = if started_on_a { &a } else { &b };
+    let (old_pool, _, _proxy, mut m) = moved_off_its_route();
     old_pool.set_extranonce_all();
     // Until the proxy has read the pool's set_extranonce, such a share still goes to the pool; from then on
     // each is answered stale here, the pool never seeing it.
@@ -346,13 +323,13 @@ fn a_share_for_the_old_routes_job_is_stale_once_the_old_pool_changed_its_extrano
         "a share of the old job refused as stale without reaching the old pool",
         || {
             k += 1;
-            let mut e2 = vec![0u8; n2];
-            let w = n2.min(4);
+            let mut e2 = vec![0u8; m.n2];
+            let w = m.n2.min(4);
             e2[..w].copy_from_slice(&k.to_le_bytes()[..w]);
-            let nonce = nonce_for(&old_job, &e1_old, &e2, difficulty, true);
+            let nonce = nonce_for(&m.old_job, &m.e1_old, &e2, m.difficulty, true);
             let before = old_pool.stats().submits;
-            let id = c.submit_share(&old_job, &e2, nonce);
-            let (reply, _) = c.reply(id, Duration::from_secs(10));
+            let id = m.c.submit_share(&m.old_job, &e2, nonce);
+            let (reply, _) = m.c.reply(id, Duration::from_secs(10));
             let sent = old_pool.stats().submits != before;
             reply["error"][0] == json!(21) && !sent
         },

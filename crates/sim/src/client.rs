@@ -342,12 +342,22 @@ impl Verdicts<'_> {
 /// Helpers the two miners' tests share.
 #[cfg(test)]
 pub(crate) mod testing {
+    use super::DRAIN_TIMEOUT;
     use std::thread::{self, JoinHandle};
     use std::time::{Duration, Instant};
 
-    /// Waits (at most 30 s) until `cond` holds; panics naming `what` if it never does.
+    /// How long [`wait_for`] waits. Only an upper bound: a starved debug build on a loaded 2-core machine
+    /// hashes 50 times slower than an idle one, and a test's few seconds of hashing must still fit.
+    pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(120);
+    /// The tests' miners' `duration`: longer than [`WAIT_LIMIT`] and [`STOP_LIMIT`], so a miner outlives
+    /// every wait and a miner that missed its stop flag is told apart from a stopped one.
+    pub(crate) const MINER_DURATION: Duration = Duration::from_secs(300);
+    /// A stopped miner returns within the drain time and a margin for a starved thread.
+    pub(crate) const STOP_LIMIT: Duration = DRAIN_TIMEOUT.saturating_add(Duration::from_secs(20));
+
+    /// Waits (at most [`WAIT_LIMIT`]) until `cond` holds; panics naming `what` if it never does.
     pub(crate) fn wait_for(what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + WAIT_LIMIT;
         while !cond() {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
             thread::sleep(Duration::from_millis(5));

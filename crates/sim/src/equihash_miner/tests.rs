@@ -3,8 +3,7 @@
 
 use super::session::parse_subscribe_result;
 use super::*;
-use crate::client::testing::{join_within, wait_for};
-use crate::client::DRAIN_TIMEOUT;
+use crate::client::testing::{join_within, wait_for, MINER_DURATION, STOP_LIMIT};
 use crate::equihash_pool::{EquihashPool, EquihashPoolConfig, EquihashPoolStats, EASY_TARGET_HEX};
 use crate::lines::describe_error;
 use fastproxy_work::equihash::{self, Params, HEADER_LEN, NONCE_LEN};
@@ -13,21 +12,17 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// 0x0000ff..ff: one hash in 65,536 meets it.
 const HARDER_TARGET: &str = "0000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-
-/// A stopped miner returns within the drain time and a margin for a loaded machine (a miner that missed
-/// the stop flag would run its whole `duration`, 60 s).
-const STOP_LIMIT: Duration = DRAIN_TIMEOUT.saturating_add(Duration::from_secs(5));
 
 fn miner(pool: &EquihashPool, worker: &str) -> EquihashMinerConfig {
     EquihashMinerConfig {
         addr: pool.addr(),
         worker: worker.into(),
         max_shares: Some(5),
-        duration: Duration::from_secs(60),
+        duration: MINER_DURATION,
         share_interval: Duration::from_millis(5),
         ..EquihashMinerConfig::default()
     }
@@ -231,10 +226,7 @@ fn endings_disconnect_and_nobody_listening() {
         ..miner(&pool, "w")
     };
     let handle = spawn_equihash_miner(cfg, Arc::clone(&stop));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pool.stats().accepted < 1 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_for("a share accepted", || pool.stats().accepted >= 1);
     pool.disconnect_all();
     let r = join(handle);
     assert!(r.disconnected_by_peer, "{r:?}");
@@ -267,8 +259,8 @@ fn unanswered_submits_and_stop_flag() {
     );
     wait_for("two submits", || pool.stats().submits >= 2);
     stop.store(true, Ordering::Relaxed);
-    // The stop flag ends the run (else it would last `duration`, 60 s), and the wait for replies that never
-    // come ends at the drain time.
+    // The stop flag ends the run (else it would last `duration`, MINER_DURATION), and the wait for replies
+    // that never come ends at the drain time.
     let r = join_within(handle, STOP_LIMIT);
     assert_eq!((r.submitted, r.accepted, r.unanswered), (2, 0, 2));
 }

@@ -114,9 +114,11 @@ impl Reactor {
         let dialect = proxy.dialect;
         let p = dialect.prefix_len(n, proxy.cfg.min_extranonce2_size);
         let relayout = p != up.prefixes.prefix_len();
+        if (up.e1.as_slice(), up.n) != (e1.as_slice(), n) {
+            up.e1_changes = up.e1_changes.wrapping_add(1);
+        }
         up.e1 = e1;
         up.n = n;
-        up.e1_changes = up.e1_changes.wrapping_add(1);
         if relayout {
             up.prefixes = PrefixAllocator::new(p);
             up.orphans.clear();

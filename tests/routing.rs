@@ -313,7 +313,7 @@ fn a_share_for_the_old_routes_job_is_stale_once_the_old_pool_changed_its_extrano
     // The old route's pool gives its connection a new extranonce1 after the miner left: a share the miner
     // hashed before the move would reach that pool under the new one, which the miner never had (refused as
     // low difficulty, and counted against the farm). It is refused here as stale instead, never sent.
-    let (old_pool, _, _proxy, mut m) = moved_off_its_route();
+    let (old_pool, _new_pool, _proxy, mut m) = moved_off_its_route();
     old_pool.set_extranonce_all();
     // Until the proxy has read the pool's set_extranonce, such a share still goes to the pool; from then on
     // each is answered stale here, the pool never seeing it.

@@ -19,6 +19,8 @@ use tiny_http::{Request, Server};
 pub const RESTART_MIN: Duration = Duration::from_millis(200);
 /// Longest wait between restarts while they keep failing.
 pub const RESTART_MAX: Duration = Duration::from_secs(2);
+/// Dead servers whose keep-alive connections are still served; an older one is forgotten (see `Endpoint::dead`).
+pub const DEAD_KEPT: usize = 8;
 
 /// An HTTP listener whose accepting survives errors (see the module doc).
 pub struct Endpoint {
@@ -29,6 +31,10 @@ pub struct Endpoint {
     /// The running server, the descriptor of its duplicate of the listener and when it started; none between
     /// the end of its accept thread and the restart.
     server: Option<(Server, RawFd, Instant)>,
+    /// Servers whose accept thread ended, newest last, at most [`DEAD_KEPT`]: their keep-alive connections
+    /// still bring requests, which are answered like the others (left in the queue, each would hold its
+    /// connection's descriptor for good).
+    dead: Vec<Server>,
     /// When the next restart may be tried, and the wait it came after (doubled while restarts fail or die young).
     retry: (Instant, Duration),
 }
@@ -41,6 +47,7 @@ impl Endpoint {
             name,
             spare: listener,
             server: Some(server),
+            dead: Vec::new(),
             retry: (Instant::now(), RESTART_MIN),
         })
     }
@@ -56,6 +63,9 @@ impl Endpoint {
     /// open, and still this socket (the descriptor number may have been reused since). A thread that stopped at
     /// an accept error also reports the error (the log line names it); one that panicked says nothing.
     pub fn recv_timeout(&mut self, wait: Duration) -> Option<Request> {
+        if let Some(req) = self.dead.iter().find_map(|d| d.try_recv().ok().flatten()) {
+            return Some(req);
+        }
         let Some((server, fd, started)) = &self.server else {
             self.restart(wait);
             return None;
@@ -82,12 +92,14 @@ impl Endpoint {
             RESTART_MIN
         };
         log::warn!("{}: {why}; listening again in {backoff:?}", self.name);
-        // Not dropped: its drop connects to the port to wake an accept thread that is gone, and that connection
-        // would wait for (and take a descriptor of) the next server. A few hundred bytes each time, with the
-        // requests of keep-alive connections it had accepted (their clients wait for an answer that never
-        // comes, and retry on a new connection).
+        // Kept, not dropped: its drop connects to the port to wake an accept thread that is gone, and that
+        // connection would wait for (and take a descriptor of) the next server. Past DEAD_KEPT the oldest is
+        // forgotten: a few hundred bytes, and whatever keep-alive connections it still had.
         if let Some((dead, ..)) = self.server.take() {
-            std::mem::forget(dead);
+            self.dead.push(dead);
+            if self.dead.len() > DEAD_KEPT {
+                std::mem::forget(self.dead.remove(0));
+            }
         }
         self.retry = (Instant::now() + backoff, backoff);
         None

@@ -56,8 +56,8 @@ pub(crate) struct Upstream {
     pub prefixes: PrefixAllocator,
     /// Bumped when prefixes are laid out anew, so stale shares cannot release new prefixes.
     pub epoch: u32,
-    /// Bumped at every change of `e1` or `n` (a new pool connection with another extranonce1, the pool's
-    /// set_extranonce): a share kept for a miner's previous seat here was hashed under the old one, and would
+    /// Bumped at every change of `e1` or `n` (a new pool connection with another extranonce1, a pool's
+    /// set_extranonce that changes it): a share kept for a miner's previous seat here was hashed under the old one, and would
     /// reach the pool under an extranonce its miner never had.
     pub e1_changes: u32,
     pub pool_mask: Option<u32>,

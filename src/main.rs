@@ -145,73 +145,12 @@ fn main() -> ExitCode {
     let signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
         .map_err(|e| log::warn!("cannot install signal handlers ({e}): running until killed"))
         .ok();
-    // The metrics and API listeners are bound before the proxies take miners: a port in use stops the start
-    // before any miner connects, and both answer from the moment a miner can connect.
-    let metrics_listener = match &config.metrics {
-        Some(m) => {
-            let addr = m
-                .listen
-                .value
-                .parse()
-                .unwrap_or_else(|_| ([127, 0, 0, 1], 9100).into());
-            match fastproxy::metrics::bind(addr) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    eprintln!("cannot start: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        None => None,
-    };
-    let api_listener = match &config.api {
-        Some(a) => {
-            let (Ok(addr), Some(hash)) = (a.listen.value.parse(), a.token_hash()) else {
-                eprintln!(
-                    "cannot start: api: bad listen address or token_sha256 (run --check-config)"
-                );
-                return ExitCode::FAILURE;
-            };
-            match fastproxy::api::bind(addr) {
-                Ok(l) => Some((l, hash)),
-                Err(e) => {
-                    eprintln!("cannot start: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        None => None,
-    };
-    let running = match fastproxy::proxy::start(&config) {
-        Ok(r) => r,
+    let (running, _metrics, _api) = match start(&config) {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("cannot start: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    let _metrics = match metrics_listener {
-        Some(l) => {
-            let control = Some(running.control());
-            match fastproxy::metrics::serve_on(l, running.all_stats(), control, Default::default())
-            {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    eprintln!("cannot start: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        None => None,
-    };
-    let _api = match api_listener {
-        Some((l, hash)) => match fastproxy::api::serve_on(l, hash, running.control()) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                eprintln!("cannot start: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
     };
     serve_signals(running, signals, &path)
 }
@@ -242,6 +181,52 @@ fn hash_password() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Starts the proxies of `config`, and its metrics endpoint and control API if it has them. Their listeners are
+/// bound before the proxies take miners: a port in use stops the start before any miner connects, and both
+/// answer from the moment a miner can connect.
+fn start(
+    config: &Config,
+) -> std::io::Result<(
+    fastproxy::proxy::RunningProxy,
+    Option<fastproxy::metrics::MetricsHandle>,
+    Option<fastproxy::api::ApiHandle>,
+)> {
+    use fastproxy::metrics::Endpoint;
+    let metrics = match &config.metrics {
+        Some(m) => {
+            let addr = m
+                .listen
+                .value
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 9100).into());
+            Some(Endpoint::bind("metrics", addr)?)
+        }
+        None => None,
+    };
+    let api = match &config.api {
+        Some(a) => {
+            let (Ok(addr), Some(hash)) = (a.listen.value.parse(), a.token_hash()) else {
+                return Err(std::io::Error::other(
+                    "api: bad listen address or token_sha256 (run --check-config)",
+                ));
+            };
+            Some((Endpoint::bind("api", addr)?, hash))
+        }
+        None => None,
+    };
+    let running = fastproxy::proxy::start(config)?;
+    let metrics = metrics
+        .map(|l| {
+            let control = Some(running.control());
+            fastproxy::metrics::serve_on(l, running.all_stats(), control, Default::default())
+        })
+        .transpose()?;
+    let api = api
+        .map(|(l, hash)| fastproxy::api::serve_on(l, hash, running.control()))
+        .transpose()?;
+    Ok((running, metrics, api))
 }
 
 /// Runs until SIGTERM/SIGINT (drain, then exit 0); SIGHUP reloads the config file. Without `signals` (the

@@ -31,16 +31,10 @@ pub fn start(
     token_hash: [u8; 32],
     control: Arc<Control>,
 ) -> io::Result<ApiHandle> {
-    serve_on(bind(listen)?, token_hash, control)
+    serve_on(Endpoint::bind("api", listen)?, token_hash, control)
 }
 
-/// Binds the API's listener, so that the binary can hold it before the proxies take miners.
-pub fn bind(listen: SocketAddr) -> io::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(listen)
-        .map_err(|e| io::Error::new(e.kind(), format!("api: cannot listen on {listen}: {e}")))
-}
-
-/// [`start`] on a listener already bound ([`bind`]).
+/// [`start`] on a listener already bound ([`Endpoint::bind`]).
 pub fn serve_on(
     listener: std::net::TcpListener,
     token_hash: [u8; 32],

@@ -40,6 +40,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Binds the listener of the endpoint `name` calls ("metrics", "api"), so that the binary can hold it
+    /// before the proxies take miners; the error names the endpoint and the address.
+    pub fn bind(name: &str, listen: SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind(listen).map_err(|e| {
+            io::Error::new(e.kind(), format!("{name}: cannot listen on {listen}: {e}"))
+        })
+    }
+
     /// Serves on `listener` (already bound).
     pub fn new(name: &'static str, listener: TcpListener) -> io::Result<Endpoint> {
         let server = serve(&listener).map_err(|e| io::Error::other(format!("{name}: {e}")))?;

@@ -66,17 +66,15 @@ pub fn start_with_control(
     control: Option<Arc<Control>>,
     options: MetricsOptions,
 ) -> io::Result<MetricsHandle> {
-    serve_on(bind(listen)?, proxies, control, options)
+    serve_on(
+        Endpoint::bind("metrics", listen)?,
+        proxies,
+        control,
+        options,
+    )
 }
 
-/// Binds the endpoint's listener, so that the binary can hold it before the proxies take miners (a port in
-/// use stops the start before any miner connects, and the endpoint answers as soon as a miner could).
-pub fn bind(listen: SocketAddr) -> io::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(listen)
-        .map_err(|e| io::Error::new(e.kind(), format!("metrics: cannot listen on {listen}: {e}")))
-}
-
-/// [`start_with_control`] on a listener already bound ([`bind`]).
+/// [`start_with_control`] on a listener already bound ([`Endpoint::bind`]).
 pub fn serve_on(
     listener: std::net::TcpListener,
     proxies: Vec<(String, Arc<ProxyStats>)>,
